@@ -8,8 +8,6 @@
 
 pub mod file;
 
-
-
 /// Link-layer header types we decode (LINKTYPE_* values from tcpdump.org).
 pub mod linktype {
     /// BSD loopback: 4-byte address family in the byte order of the capturing host.
@@ -35,10 +33,7 @@ pub mod linktype {
 
     /// Whether the decoder understands this link type.
     pub fn is_supported(lt: u32) -> bool {
-        matches!(
-            lt,
-            0 | 1 | 12 | 14 | 101 | 108 | 113 | 228 | 229 | 276
-        )
+        matches!(lt, 0 | 1 | 12 | 14 | 101 | 108 | 113 | 228 | 229 | 276)
     }
 
     /// A short name for messages ("EN10MB", "LINUX_SLL2", ...).

@@ -1,0 +1,109 @@
+//! ICMPv4 type 3 and ICMPv6 type 1: key the error by the probe it quotes.
+//!
+//! The quote is parsed leniently with etherparse's `LaxIpSlice`: routers quote
+//! the original IP header plus "at least the first 8 bytes" of its payload
+//! (RFC 792), so the quoted IP length field nearly always promises more than is
+//! there. Eight transport bytes hold both ports and, for TCP, the sequence number
+//! that ties the error to one attempt; we read them ourselves because
+//! etherparse's TCP slice wants a whole 20-byte header.
+
+use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice};
+
+use super::{Addr, Decoded, FlowKey, Proto, Skip, Summary, What};
+
+/// ICMPv4 destination-unreachable code 4: "fragmentation needed and DF set".
+const CODE_FRAG_NEEDED: u8 = 4;
+
+pub(super) fn icmpv4(icmp: &[u8], sender: Addr, ts: i64, vlan: [u16; 2]) -> Decoded {
+    let (Some(&ty), Some(&code)) = (icmp.first(), icmp.get(1)) else {
+        return Decoded::Skip(Skip::Truncated);
+    };
+    match (ty, code) {
+        (3, CODE_FRAG_NEEDED) => Decoded::Skip(Skip::IcmpPmtu),
+        (3, _) => quoted(icmp, ty, code, sender, ts, vlan),
+        _ => Decoded::Skip(Skip::IcmpOther),
+    }
+}
+
+pub(super) fn icmpv6(icmp: &[u8], sender: Addr, ts: i64, vlan: [u16; 2]) -> Decoded {
+    let (Some(&ty), Some(&code)) = (icmp.first(), icmp.get(1)) else {
+        return Decoded::Skip(Skip::Truncated);
+    };
+    match ty {
+        1 => quoted(icmp, ty, code, sender, ts, vlan),
+        // Packet Too Big: IPv6's path-MTU discovery.
+        2 => Decoded::Skip(Skip::IcmpPmtu),
+        _ => Decoded::Skip(Skip::IcmpOther),
+    }
+}
+
+fn quoted(icmp: &[u8], icmp_type: u8, code: u8, sender: Addr, ts: i64, vlan: [u16; 2]) -> Decoded {
+    // 8 bytes of ICMP header (type, code, checksum, unused/MTU), then the quote.
+    let Some(quote) = icmp.get(8..) else {
+        return Decoded::Skip(Skip::Truncated);
+    };
+    match parse_quote(quote) {
+        Some((key, quoted_seq, quoted_flags)) => Decoded::Interesting(Summary {
+            ts,
+            key,
+            vlan,
+            what: What::Unreach {
+                icmp_type,
+                code,
+                sender,
+                quoted_seq,
+                quoted_flags,
+            },
+        }),
+        None => Decoded::Skip(Skip::IcmpBadQuote),
+    }
+}
+
+/// The probe's flow key, and for TCP the quoted sequence number and flags.
+fn parse_quote(quote: &[u8]) -> Option<(FlowKey, Option<u32>, Option<u8>)> {
+    let (ip, _ext_err) = LaxIpSlice::from_slice(quote).ok()?;
+    // A quoted non-first fragment has no transport header to key on.
+    let later_fragment = match &ip {
+        LaxIpSlice::Ipv4(v4) => v4.header().fragments_offset().value() != 0,
+        LaxIpSlice::Ipv6(v6) => v6.extensions().clone().into_iter().any(
+            |e| matches!(e, Ipv6ExtensionSlice::Fragment(f) if f.fragment_offset().value() != 0),
+        ),
+    };
+    if later_fragment {
+        return None;
+    }
+    let src = Addr::from(ip.source_addr());
+    let dst = Addr::from(ip.destination_addr());
+    let payload = ip.payload();
+    let t = payload.payload;
+    let proto = Proto::from_ip_number(payload.ip_number.0);
+    let (sport, dport, seq, flags) = match payload.ip_number {
+        IpNumber::TCP | IpNumber::UDP => {
+            // Ports need 4 bytes; RFC 792's 8 bytes also give TCP's sequence number.
+            if t.len() < 8 {
+                return None;
+            }
+            let sport = u16::from_be_bytes([t[0], t[1]]);
+            let dport = u16::from_be_bytes([t[2], t[3]]);
+            if payload.ip_number == IpNumber::TCP {
+                let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+                (sport, dport, Some(seq), t.get(13).copied())
+            } else {
+                (sport, dport, None, None)
+            }
+        }
+        // ICMP echo, GRE, ... (ping sweeps, IP protocol scans): no ports to key.
+        _ => (0, 0, None, None),
+    };
+    Some((
+        FlowKey {
+            src,
+            dst,
+            sport,
+            dport,
+            proto,
+        },
+        seq,
+        flags,
+    ))
+}
