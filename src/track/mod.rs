@@ -1,0 +1,975 @@
+//! Flow tracker: connection attempts, their outcomes, event-time timers.
+//!
+//! # Attempts and outcomes (Zeek's vocabulary)
+//! An *attempt* is a chain of SYNs from the initiator with one 5-tuple and one
+//! initial sequence number (ISN). Retransmissions, and a SYN re-sent after a RST
+//! with the same ISN, belong to the same attempt; a new source port or a new ISN
+//! starts a new one. An attempt ends as:
+//!
+//! * **success**: a SYN-ACK from the responder (Zeek S1 and later states). When the
+//!   reply direction is not captured, an ACK/data segment or a FIN from the
+//!   initiator proves the handshake completed: success, counted as a capture gap.
+//! * **rejected**: a RST from the responder before any SYN-ACK (Zeek REJ).
+//! * **unreachable**: an ICMP/ICMPv6 destination-unreachable whose quote matches the
+//!   attempt's 5-tuple (and ISN, when the quote holds it).
+//! * **unanswered**: nothing from the responder within `syn_timeout` after the
+//!   attempt's last SYN (Zeek S0; RSTOS0 when the initiator itself sent a RST).
+//!
+//! Beyond TCP SYNs:
+//! * a UDP datagram (or ICMP echo, or any IP protocol) that draws an ICMP
+//!   destination-unreachable is an *unreachable* attempt; a UDP datagram without a
+//!   reply is no failure, so UDP itself is not tracked, only the errors;
+//! * stealth probes (FIN, NULL, Xmas: no SYN and no ACK) answered by a RST are
+//!   *rejected* attempts with their probe kind; an ACK probe (ACK without a
+//!   prior SYN) is not decoded (it looks like any established segment), so it is
+//!   inferred from the bare RST (no ACK flag, RFC 793) that answers it, when the
+//!   ACK-probe direction was seen and the RST's sender never sent an ACK/data
+//!   segment on that flow (see [`Sketch`]);
+//! * an ARP request that no reply answers within `arp_timeout` is an *unresolved*
+//!   attempt: on-link targets that do not exist produce nothing but ARP.
+//!
+//! # Determinism
+//! Attempts live in [`PARTITIONS`] partitions chosen by a symmetric hash of the
+//! address pair; every table and cap is per partition. A tracker shard owns the
+//! partitions `p` with `p % shards == shard`, so what happens to a flow depends
+//! only on the packets of its partition, whatever the number of shards. Timers
+//! fire at block boundaries against a watermark computed over all packets, so
+//! they fire at the same points too. Events carry an [`Order`] key; sorting a
+//! block's events by it gives the same sequence for any number of shards.
+
+use std::collections::VecDeque;
+
+use hashbrown::HashTable;
+
+use crate::decode::{Addr, FlowKey, Proto, Summary, What, tcp_flags::*};
+
+mod hash;
+pub use hash::{flow_hash, partition_of};
+
+/// Number of partitions of the attempt table. Fixed (not derived from the thread
+/// count) so that caps and evictions are the same for any number of threads.
+pub const PARTITIONS: usize = 64;
+
+const NS: i64 = 1_000_000_000;
+
+/// Tunables of the tracker. Durations are nanoseconds of event time.
+#[derive(Clone, Debug)]
+pub struct TrackConfig {
+    /// How long after an attempt's last SYN a reply is still awaited; longer, the
+    /// attempt is `unanswered`. Default 40 s: Linux retransmits a SYN after 1, 2,
+    /// 4, 8, 16 and 32 s (macOS and Windows use no longer gaps), so a window above
+    /// the largest gap, 32 s, keeps a whole retransmission chain one attempt; 8 s
+    /// of margin absorb timer slack. Longer windows hold more state in a SYN flood
+    /// and delay `unanswered` events by as much.
+    pub syn_timeout: i64,
+    /// How long after the last ARP request a reply is awaited. Default 5 s: Linux
+    /// gives up after 3 requests 1 s apart.
+    pub arp_timeout: i64,
+    /// Disorder tolerated between packets: timers fire only once the watermark
+    /// (the latest timestamp seen) is this far past their deadline. Default 5 s.
+    pub reorder_tolerance: i64,
+    /// Cap on attempts held at once, all partitions together
+    /// (`scanwatch_pending_cap_dropped_total` counts refusals). Default 2,000,000.
+    pub max_pending: usize,
+}
+
+impl Default for TrackConfig {
+    fn default() -> Self {
+        TrackConfig {
+            syn_timeout: 40 * NS,
+            arp_timeout: 5 * NS,
+            reorder_tolerance: 5 * NS,
+            max_pending: 2_000_000,
+        }
+    }
+}
+
+/// Why an attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    Rejected,
+    Unanswered,
+    Unreachable,
+    Unresolved,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 4] = [
+        Reason::Rejected,
+        Reason::Unanswered,
+        Reason::Unreachable,
+        Reason::Unresolved,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Rejected => "rejected",
+            Reason::Unanswered => "unanswered",
+            Reason::Unreachable => "unreachable",
+            Reason::Unresolved => "unresolved",
+        }
+    }
+}
+
+/// What the initiator sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Probe {
+    /// TCP SYN (a connection attempt or a SYN scan).
+    Syn,
+    /// TCP FIN without ACK (nmap -sF).
+    Fin,
+    /// TCP segment with no flags (nmap -sN).
+    Null,
+    /// TCP FIN+PSH+URG (nmap -sX).
+    Xmas,
+    /// Any other flag set without SYN, ACK or RST.
+    OtherFlags,
+    /// TCP ACK without a prior SYN (nmap -sA), inferred from the RST answering it.
+    Ack,
+    /// A UDP datagram, known through the ICMP error that quotes it.
+    Udp,
+    /// An ICMP/ICMPv6 message (ping sweep), known through the error quoting it.
+    Icmp,
+    /// A datagram of another IP protocol (IP protocol scan).
+    IpProto,
+    /// An ARP request.
+    Arp,
+}
+
+impl Probe {
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::Syn => "syn",
+            Probe::Fin => "fin",
+            Probe::Null => "null",
+            Probe::Xmas => "xmas",
+            Probe::OtherFlags => "other_flags",
+            Probe::Ack => "ack",
+            Probe::Udp => "udp",
+            Probe::Icmp => "icmp",
+            Probe::IpProto => "ip_proto",
+            Probe::Arp => "arp",
+        }
+    }
+
+    fn stealth(flags: u8) -> Probe {
+        match flags {
+            0 => Probe::Null,
+            FIN => Probe::Fin,
+            f if f == FIN | PSH | URG => Probe::Xmas,
+            _ => Probe::OtherFlags,
+        }
+    }
+
+    fn datagram(proto: Proto) -> Probe {
+        match proto {
+            Proto::Udp => Probe::Udp,
+            Proto::Icmp | Proto::Icmpv6 => Probe::Icmp,
+            _ => Probe::IpProto,
+        }
+    }
+}
+
+/// The ICMP error that made an attempt unreachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpInfo {
+    pub icmp_type: u8,
+    pub code: u8,
+    /// The router (or host) that sent the error.
+    pub sender: Addr,
+}
+
+/// Where an event sits in the canonical output order (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Order {
+    /// Block the event was emitted in (`u64::MAX` for the end-of-input flush).
+    pub block: u64,
+    /// 0: timers fired at the block's start; 1: decided by a packet of the block.
+    pub phase: u8,
+    /// The deadline (phase 0, flush) or the global packet index (phase 1).
+    pub at: i64,
+}
+
+/// One failed connection attempt: what `--events` writes, one JSON line each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Initiator → target (`src` is always the initiator).
+    pub key: FlowKey,
+    pub reason: Reason,
+    pub probe: Probe,
+    /// Time of the first probe (of the answer, when the probe is not tracked).
+    pub first_ts: i64,
+    /// Time of the last probe before the outcome.
+    pub last_ts: i64,
+    /// When the outcome was decided: the answer's time, or the timer deadline.
+    pub decided_ts: i64,
+    /// Probes re-sent before the outcome (SYN retransmissions, repeated ARP requests).
+    pub retransmissions: u32,
+    pub icmp: Option<IcmpInfo>,
+    pub vlan: [u16; 2],
+    /// The initiator reset its own unanswered attempt (Zeek RSTOS0).
+    pub initiator_reset: bool,
+    /// The input ended before the attempt's timeout ran out.
+    pub at_capture_end: bool,
+    pub order: Order,
+}
+
+/// Counters of one tracker shard; summed over shards for the run summary.
+#[derive(Clone, Debug, Default)]
+pub struct TrackStats {
+    /// TCP SYN attempts (retransmissions excluded).
+    pub syn_attempts: u64,
+    /// Stealth probes (FIN/NULL/Xmas/other) seen.
+    pub stealth_probes: u64,
+    /// Attempts answered by SYN-ACK.
+    pub successes: u64,
+    /// Successes proven by the initiator's ACK/data/FIN (SYN-ACK not captured).
+    pub capture_gaps: u64,
+    pub failed: [u64; 4],
+    pub retransmissions: u64,
+    /// SYN-ACKs matching no attempt (backscatter, or the SYN was not captured).
+    pub synack_unmatched: u64,
+    /// RSTs matching no attempt and not inferred as answers to ACK probes.
+    pub rst_unmatched: u64,
+    /// ICMP errors quoting a TCP segment that matches no attempt.
+    pub icmp_unmatched: u64,
+    /// ICMP errors whose quoted sequence number is not the attempt's ISN.
+    pub icmp_seq_mismatch: u64,
+    /// Attempts refused because their partition was full.
+    pub pending_cap_dropped: u64,
+    /// Largest number of table entries held at once, summed at each block end.
+    pub peak_pending: u64,
+}
+
+impl TrackStats {
+    pub fn add(&mut self, o: &TrackStats) {
+        self.syn_attempts += o.syn_attempts;
+        self.stealth_probes += o.stealth_probes;
+        self.successes += o.successes;
+        self.capture_gaps += o.capture_gaps;
+        for i in 0..4 {
+            self.failed[i] += o.failed[i];
+        }
+        self.retransmissions += o.retransmissions;
+        self.synack_unmatched += o.synack_unmatched;
+        self.rst_unmatched += o.rst_unmatched;
+        self.icmp_unmatched += o.icmp_unmatched;
+        self.icmp_seq_mismatch += o.icmp_seq_mismatch;
+        self.pending_cap_dropped += o.pending_cap_dropped;
+        // Shards peak at different moments: the sum bounds the true peak from above.
+        self.peak_pending += o.peak_pending;
+    }
+
+    pub fn failed(&self, r: Reason) -> u64 {
+        self.failed[r as usize]
+    }
+}
+
+/// The life of a table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// SYN(s) sent, no answer yet (Zeek S0 so far).
+    SynPending,
+    /// Stealth probe sent, waiting for a RST.
+    StealthPending,
+    /// ARP request(s) sent, no reply yet.
+    ArpPending,
+    /// Failure already reported; the entry stays until its deadline so that
+    /// re-sent probes (same ISN) and repeated errors are not reported again.
+    Reported,
+}
+
+/// One entry of the attempt table.
+#[derive(Clone, Copy, Debug)]
+struct Attempt {
+    key: FlowKey,
+    hash: u64,
+    first_ts: i64,
+    last_ts: i64,
+    isn: u32,
+    retrans: u32,
+    vlan: [u16; 2],
+    state: State,
+    probe: Probe,
+    initiator_reset: bool,
+}
+
+/// A sketch of which flow directions sent ACK/data segments recently: two
+/// generations of a bitmap indexed by the directional flow hash, the older
+/// cleared every rotation. It tells a RST answering an ACK probe (the RST's
+/// sender never spoke on the flow) from a connection abort (it did).
+struct Sketch {
+    gens: [Box<[u64]>; 2],
+}
+
+const SKETCH_BITS: usize = 1 << 15;
+
+impl Sketch {
+    fn new() -> Sketch {
+        Sketch {
+            gens: [
+                vec![0; SKETCH_BITS / 64].into(),
+                vec![0; SKETCH_BITS / 64].into(),
+            ],
+        }
+    }
+    #[inline]
+    fn bit(h: u64) -> (usize, u64) {
+        let i = (h >> 40) as usize & (SKETCH_BITS - 1);
+        (i / 64, 1u64 << (i % 64))
+    }
+    #[inline]
+    fn set(&mut self, h: u64) {
+        let (w, m) = Sketch::bit(h);
+        self.gens[0][w] |= m;
+    }
+    fn contains(&self, h: u64) -> bool {
+        let (w, m) = Sketch::bit(h);
+        (self.gens[0][w] | self.gens[1][w]) & m != 0
+    }
+    fn rotate(&mut self) {
+        self.gens.swap(0, 1);
+        self.gens[0].fill(0);
+    }
+}
+
+struct Partition {
+    table: HashTable<Attempt>,
+    sketch: Sketch,
+    /// (deadline, hash) of each entry, in insertion order. Deadlines are the
+    /// packet time plus a constant, so the queue is sorted but for the capture's
+    /// disorder; an entry whose deadline moved on is re-queued when popped, and a
+    /// removed entry's timer is dropped when popped. Per partition, so which
+    /// timers fire at a block boundary does not depend on the thread count.
+    timers: VecDeque<(i64, u64)>,
+}
+
+/// One tracker shard: the partitions it owns, their timers, its counters.
+pub struct Tracker {
+    cfg: TrackConfig,
+    shards: usize,
+    /// Indexed by partition id; `None` for partitions other shards own.
+    parts: Vec<Option<Partition>>,
+    cap_per_partition: usize,
+    /// Counting filter over the hashes of SYN-pending attempts, so that the
+    /// many ACK/data segments of established flows skip the table probe.
+    filter: Box<[u8]>,
+    /// When the ACK/data sketches last rotated (event time).
+    sketch_epoch: i64,
+    len: usize,
+    pub stats: TrackStats,
+    out: Vec<Event>,
+}
+
+const FILTER_SLOTS: usize = 1 << 16;
+
+#[inline]
+fn filter_slot(h: u64) -> usize {
+    (h >> 48) as usize
+}
+
+impl Tracker {
+    /// The tracker for `shard` of `shards` (partitions `p % shards == shard`).
+    pub fn new(cfg: TrackConfig, shard: usize, shards: usize) -> Tracker {
+        assert!((1..=PARTITIONS).contains(&shards) && shard < shards);
+        let parts = (0..PARTITIONS)
+            .map(|p| {
+                (p % shards == shard).then(|| Partition {
+                    table: HashTable::new(),
+                    sketch: Sketch::new(),
+                    timers: VecDeque::new(),
+                })
+            })
+            .collect();
+        let cap_per_partition = cfg.max_pending.div_ceil(PARTITIONS).max(1);
+        Tracker {
+            cfg,
+            shards,
+            parts,
+            cap_per_partition,
+            filter: vec![0u8; FILTER_SLOTS].into(),
+            sketch_epoch: i64::MIN,
+            len: 0,
+            stats: TrackStats::default(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Number of shards this tracker's partitioning assumes.
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Start of block `block`: `watermark` is the latest timestamp of all packets
+    /// before this block (all shards get the same). Fires due timers.
+    pub fn begin_block(&mut self, block: u64, watermark: i64) {
+        if watermark == i64::MIN {
+            return;
+        }
+        // Rotate the ACK/data sketches once per syn_timeout of event time: a flow
+        // direction stays remembered for one to two timeouts.
+        if self.sketch_epoch == i64::MIN {
+            self.sketch_epoch = watermark;
+        } else if watermark.saturating_sub(self.sketch_epoch) >= self.cfg.syn_timeout {
+            self.sketch_epoch = watermark;
+            for p in self.parts.iter_mut().flatten() {
+                p.sketch.rotate();
+            }
+        }
+        let due = watermark.saturating_sub(self.cfg.reorder_tolerance);
+        for part in 0..PARTITIONS {
+            self.fire_timers(part, block, due);
+        }
+    }
+
+    /// Expire the entries of `part` whose deadline is before `due`.
+    fn fire_timers(&mut self, part: usize, block: u64, due: i64) {
+        let cfg = &self.cfg;
+        let mut expired = Vec::new();
+        let Some(p) = self.parts[part].as_mut() else {
+            return;
+        };
+        while let Some(&(t, hash)) = p.timers.front() {
+            if t >= due {
+                break;
+            }
+            p.timers.pop_front();
+            // Gone already (answered, replaced): a stale timer.
+            let Ok(entry) = p.table.find_entry(hash, |a| a.hash == hash) else {
+                continue;
+            };
+            let deadline = deadline_of(cfg, entry.get());
+            if deadline >= due {
+                // Retransmissions moved the deadline on.
+                p.timers.push_back((deadline, hash));
+                continue;
+            }
+            expired.push(entry.remove().0);
+        }
+        self.len -= expired.len();
+        for a in expired {
+            let deadline = deadline_of(&self.cfg, &a);
+            let order = Order {
+                block,
+                phase: 0,
+                at: deadline,
+            };
+            self.finish(a, deadline, order, false);
+        }
+    }
+
+    /// An entry leaves the table: report it if it was still waiting for an answer.
+    fn finish(&mut self, a: Attempt, decided: i64, order: Order, at_end: bool) {
+        match a.state {
+            State::SynPending => {
+                self.filter_dec(a.hash);
+                self.emit(&a, Reason::Unanswered, None, decided, order, at_end);
+            }
+            State::ArpPending => self.emit(&a, Reason::Unresolved, None, decided, order, at_end),
+            // An unanswered stealth probe means open|filtered: not a failure.
+            State::StealthPending | State::Reported => {}
+        }
+    }
+
+    fn emit(
+        &mut self,
+        a: &Attempt,
+        reason: Reason,
+        icmp: Option<IcmpInfo>,
+        decided: i64,
+        order: Order,
+        at_end: bool,
+    ) {
+        self.stats.failed[reason as usize] += 1;
+        self.out.push(Event {
+            key: a.key,
+            reason,
+            probe: a.probe,
+            first_ts: a.first_ts,
+            last_ts: a.last_ts,
+            decided_ts: decided,
+            retransmissions: a.retrans,
+            icmp,
+            vlan: a.vlan,
+            initiator_reset: a.initiator_reset,
+            at_capture_end: at_end,
+            order,
+        });
+    }
+
+    #[inline]
+    fn filter_inc(&mut self, h: u64) {
+        let c = &mut self.filter[filter_slot(h)];
+        *c = c.saturating_add(1);
+    }
+
+    #[inline]
+    fn filter_dec(&mut self, h: u64) {
+        let c = &mut self.filter[filter_slot(h)];
+        // A saturated counter no longer knows its count: it stays set for good
+        // (a false positive costs one table probe; a false negative would lose
+        // a capture-gap success).
+        if *c != u8::MAX {
+            *c -= 1;
+        }
+    }
+
+    /// Look up the live entry for `key`; an entry past its deadline at `now` is
+    /// finished first (lazy expiry, so the outcome does not depend on when the
+    /// block-boundary timers happen to run).
+    fn lookup(
+        &mut self,
+        part: usize,
+        key: &FlowKey,
+        hash: u64,
+        now: i64,
+        order: Order,
+    ) -> Option<Attempt> {
+        let p = self.parts[part].as_ref()?;
+        let a = *p.table.find(hash, |a| a.key == *key)?;
+        if deadline_of(&self.cfg, &a) < now {
+            self.take(part, key, hash);
+            self.finish(a, deadline_of(&self.cfg, &a), order, false);
+            return None;
+        }
+        Some(a)
+    }
+
+    /// Insert `a`, or overwrite the entry with its key.
+    fn store(&mut self, part: usize, a: Attempt) {
+        let deadline = deadline_of(&self.cfg, &a);
+        let p = self.parts[part]
+            .as_mut()
+            .expect("partition owned by this shard");
+        match p.table.find_entry(a.hash, |x| x.key == a.key) {
+            Ok(mut e) => *e.get_mut() = a,
+            Err(_) => {
+                p.table.insert_unique(a.hash, a, |x| x.hash);
+                p.timers.push_back((deadline, a.hash));
+                self.len += 1;
+            }
+        }
+    }
+
+    /// Remove the entry for `key` and hand it back, leaving the filter alone.
+    fn take(&mut self, part: usize, key: &FlowKey, hash: u64) -> Option<Attempt> {
+        let p = self.parts[part].as_mut()?;
+        let (a, _) = p.table.find_entry(hash, |x| x.key == *key).ok()?.remove();
+        self.len -= 1;
+        Some(a)
+    }
+
+    /// Remove the entry for `key`: its attempt succeeded or is no longer awaited.
+    fn remove(&mut self, part: usize, key: &FlowKey, hash: u64) {
+        if let Some(a) = self.take(part, key, hash)
+            && a.state == State::SynPending
+        {
+            self.filter_dec(hash);
+        }
+    }
+
+    /// Whether a new entry fits in `part`.
+    fn has_room(&mut self, part: usize) -> bool {
+        let room = self.parts[part]
+            .as_ref()
+            .is_some_and(|p| p.table.len() < self.cap_per_partition);
+        if !room {
+            self.stats.pending_cap_dropped += 1;
+        }
+        room
+    }
+
+    /// Process one interesting packet. `idx` is its global packet index.
+    pub fn packet(&mut self, s: &Summary, block: u64, idx: u64) {
+        let part = partition_of(&s.key);
+        debug_assert!(
+            self.parts[part].is_some(),
+            "packet routed to the wrong shard"
+        );
+        let order = Order {
+            block,
+            phase: 1,
+            at: idx as i64,
+        };
+        match s.what {
+            What::Tcp { flags, seq, .. } => self.tcp(s, part, flags, seq, order),
+            What::Unreach {
+                icmp_type,
+                code,
+                sender,
+                quoted_seq,
+                ..
+            } => {
+                let icmp = IcmpInfo {
+                    icmp_type,
+                    code,
+                    sender,
+                };
+                self.unreach(s, part, icmp, quoted_seq, order)
+            }
+            What::Arp { reply } => self.arp(s, part, reply, order),
+        }
+    }
+
+    fn tcp(&mut self, s: &Summary, part: usize, flags: u8, seq: u32, order: Order) {
+        let fwd = s.key;
+        let fh = flow_hash(&fwd);
+        if flags & RST != 0 {
+            return self.rst(s, part, flags, order);
+        }
+        if flags & SYN != 0 {
+            let rev = fwd.reversed();
+            let rh = flow_hash(&rev);
+            if flags & ACK != 0 {
+                // SYN-ACK from the responder: the attempt succeeded.
+                match self.lookup(part, &rev, rh, s.ts, order) {
+                    Some(a) if a.state == State::SynPending => {
+                        self.stats.successes += 1;
+                        self.remove(part, &rev, rh);
+                    }
+                    Some(_) => {}
+                    None => self.stats.synack_unmatched += 1,
+                }
+                return;
+            }
+            // A SYN: a new attempt, or a retransmission of a live one.
+            match self.lookup(part, &fwd, fh, s.ts, order) {
+                Some(mut a)
+                    if a.isn == seq && matches!(a.state, State::SynPending | State::Reported) =>
+                {
+                    if a.state == State::SynPending {
+                        a.retrans += 1;
+                    }
+                    a.last_ts = s.ts;
+                    self.stats.retransmissions += 1;
+                    self.store(part, a);
+                    return;
+                }
+                Some(old) => {
+                    // Same 5-tuple, new ISN: the old attempt is over; if it was
+                    // still waiting, nothing answered it.
+                    self.take(part, &fwd, fh);
+                    self.finish(old, s.ts, order, false);
+                }
+                None => {}
+            }
+            self.stats.syn_attempts += 1;
+            if !self.has_room(part) {
+                return;
+            }
+            self.filter_inc(fh);
+            self.store(
+                part,
+                Attempt {
+                    key: fwd,
+                    hash: fh,
+                    first_ts: s.ts,
+                    last_ts: s.ts,
+                    isn: seq,
+                    retrans: 0,
+                    vlan: s.vlan,
+                    state: State::SynPending,
+                    probe: Probe::Syn,
+                    initiator_reset: false,
+                },
+            );
+            return;
+        }
+        if flags & ACK != 0 {
+            // FIN+ACK: either side closing means the handshake completed, even if
+            // the SYN-ACK was not captured (Zeek would call the SYN-FIN case SH).
+            for (k, h) in [(fwd, fh), (fwd.reversed(), flow_hash(&fwd.reversed()))] {
+                if let Some(a) = self.lookup(part, &k, h, s.ts, order)
+                    && a.state == State::SynPending
+                {
+                    self.stats.successes += 1;
+                    self.stats.capture_gaps += 1;
+                    self.remove(part, &k, h);
+                }
+            }
+            return;
+        }
+        // No SYN, no ACK, no RST: a stealth probe (FIN, NULL, Xmas scans).
+        match self.lookup(part, &fwd, fh, s.ts, order) {
+            Some(mut a) if a.state == State::StealthPending || a.probe != Probe::Syn => {
+                if a.state == State::StealthPending {
+                    a.retrans += 1;
+                }
+                a.last_ts = s.ts;
+                self.store(part, a);
+            }
+            Some(_) => {}
+            None => {
+                self.stats.stealth_probes += 1;
+                if self.has_room(part) {
+                    self.store(
+                        part,
+                        Attempt {
+                            key: fwd,
+                            hash: fh,
+                            first_ts: s.ts,
+                            last_ts: s.ts,
+                            isn: seq,
+                            retrans: 0,
+                            vlan: s.vlan,
+                            state: State::StealthPending,
+                            probe: Probe::stealth(flags),
+                            initiator_reset: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn rst(&mut self, s: &Summary, part: usize, flags: u8, order: Order) {
+        // From the responder: the attempt (rev = initiator → responder) is rejected.
+        let rev = s.key.reversed();
+        let rh = flow_hash(&rev);
+        if let Some(mut a) = self.lookup(part, &rev, rh, s.ts, order) {
+            match a.state {
+                State::SynPending | State::StealthPending => {
+                    if a.state == State::SynPending {
+                        self.filter_dec(rh);
+                    }
+                    self.emit(&a, Reason::Rejected, None, s.ts, order, false);
+                    a.state = State::Reported;
+                    self.store(part, a);
+                }
+                // A RST for each re-sent SYN of an attempt already rejected.
+                State::Reported => {}
+                State::ArpPending => {}
+            }
+            return;
+        }
+        // From the initiator, on its own unanswered attempt (Zeek RSTOS0).
+        let fwd = s.key;
+        let fh = flow_hash(&fwd);
+        if let Some(mut a) = self.lookup(part, &fwd, fh, s.ts, order) {
+            if a.state == State::SynPending {
+                a.initiator_reset = true;
+                self.store(part, a);
+            }
+            return;
+        }
+        // A bare RST (no ACK flag) answers a segment that carried ACK (RFC 793).
+        // If the other side's ACK was seen and this side never sent ACK/data on
+        // the flow, it answers an ACK probe, not an established connection.
+        let p = self.parts[part].as_ref().expect("owned partition");
+        if flags & ACK == 0 && p.sketch.contains(rh) && !p.sketch.contains(fh) {
+            let a = Attempt {
+                key: rev,
+                hash: rh,
+                first_ts: s.ts,
+                last_ts: s.ts,
+                isn: 0,
+                retrans: 0,
+                vlan: s.vlan,
+                state: State::Reported,
+                probe: Probe::Ack,
+                initiator_reset: false,
+            };
+            self.stats.stealth_probes += 1;
+            self.emit(&a, Reason::Rejected, None, s.ts, order, false);
+            if self.has_room(part) {
+                self.store(part, a);
+            }
+            return;
+        }
+        self.stats.rst_unmatched += 1;
+    }
+
+    fn unreach(
+        &mut self,
+        s: &Summary,
+        part: usize,
+        icmp: IcmpInfo,
+        quoted_seq: Option<u32>,
+        order: Order,
+    ) {
+        let key = s.key;
+        let h = flow_hash(&key);
+        let live = self.lookup(part, &key, h, s.ts, order);
+        if key.proto == Proto::Tcp {
+            match live {
+                Some(mut a) if matches!(a.state, State::SynPending | State::StealthPending) => {
+                    if a.state == State::SynPending && quoted_seq.is_some_and(|q| q != a.isn) {
+                        // Quotes a segment of another attempt on this 5-tuple.
+                        self.stats.icmp_seq_mismatch += 1;
+                        return;
+                    }
+                    if a.state == State::SynPending {
+                        self.filter_dec(h);
+                    }
+                    self.emit(&a, Reason::Unreachable, Some(icmp), s.ts, order, false);
+                    a.state = State::Reported;
+                    self.store(part, a);
+                }
+                Some(_) => {}
+                None => self.stats.icmp_unmatched += 1,
+            }
+            return;
+        }
+        // UDP and other datagrams: the error itself is the only trace of the
+        // probe. Repeated errors for one 5-tuple within syn_timeout are one attempt.
+        match live {
+            Some(mut a) => {
+                a.retrans += 1;
+                a.last_ts = s.ts;
+                self.store(part, a);
+            }
+            None => {
+                let a = Attempt {
+                    key,
+                    hash: h,
+                    first_ts: s.ts,
+                    last_ts: s.ts,
+                    isn: 0,
+                    retrans: 0,
+                    vlan: s.vlan,
+                    state: State::Reported,
+                    probe: Probe::datagram(key.proto),
+                    initiator_reset: false,
+                };
+                self.emit(&a, Reason::Unreachable, Some(icmp), s.ts, order, false);
+                if self.has_room(part) {
+                    self.store(part, a);
+                }
+            }
+        }
+    }
+
+    fn arp(&mut self, s: &Summary, part: usize, reply: bool, order: Order) {
+        let key = s.key;
+        // Any ARP from the sender proves it is on the link: a request for it that
+        // is still waiting (rev: the asker → this sender) is answered.
+        let rev = key.reversed();
+        let rh = flow_hash(&rev);
+        if let Some(a) = self.lookup(part, &rev, rh, s.ts, order)
+            && a.state == State::ArpPending
+        {
+            self.remove(part, &rev, rh);
+        }
+        if reply {
+            return;
+        }
+        let h = flow_hash(&key);
+        match self.lookup(part, &key, h, s.ts, order) {
+            Some(mut a) => {
+                a.retrans += 1;
+                a.last_ts = s.ts;
+                self.store(part, a);
+            }
+            None => {
+                if self.has_room(part) {
+                    self.store(
+                        part,
+                        Attempt {
+                            key,
+                            hash: h,
+                            first_ts: s.ts,
+                            last_ts: s.ts,
+                            isn: 0,
+                            retrans: 0,
+                            vlan: s.vlan,
+                            state: State::ArpPending,
+                            probe: Probe::Arp,
+                            initiator_reset: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// An ACK/data segment of flow `hash` (directional) at `ts`: remember the
+    /// direction spoke, and if it is the initiator of an attempt still waiting
+    /// for its SYN-ACK, the handshake completed out of the capture's sight.
+    #[inline]
+    pub fn established(&mut self, part: usize, hash: u64, ts: i64) {
+        let Some(p) = self.parts[part].as_mut() else {
+            return;
+        };
+        p.sketch.set(hash);
+        if self.filter[filter_slot(hash)] == 0 {
+            return;
+        }
+        let cfg = &self.cfg;
+        if let Ok(e) = p.table.find_entry(hash, |a| a.hash == hash)
+            && e.get().state == State::SynPending
+            && ts <= deadline_of(cfg, e.get())
+        {
+            e.remove();
+            self.len -= 1;
+            self.filter_dec(hash);
+            self.stats.successes += 1;
+            self.stats.capture_gaps += 1;
+        }
+    }
+
+    /// End of a block: note the table size.
+    pub fn end_block(&mut self) {
+        self.stats.peak_pending = self.stats.peak_pending.max(self.len as u64);
+    }
+
+    /// End of input: report every attempt still waiting, as of `watermark`.
+    pub fn flush(&mut self, watermark: i64) {
+        let mut all = Vec::with_capacity(self.len);
+        for p in self.parts.iter_mut().flatten() {
+            all.extend(p.table.drain());
+        }
+        for p in self.parts.iter_mut().flatten() {
+            p.timers.clear();
+        }
+        self.len = 0;
+        for a in all {
+            let deadline = deadline_of(&self.cfg, &a);
+            let order = Order {
+                block: u64::MAX,
+                phase: 0,
+                at: deadline,
+            };
+            // Past its deadline by the watermark: an ordinary timeout the
+            // block timers had not reached (within the reorder tolerance).
+            let at_end = deadline >= watermark;
+            self.finish(a, if at_end { watermark } else { deadline }, order, at_end);
+        }
+    }
+
+    /// Take the events emitted so far.
+    pub fn drain_events(&mut self, into: &mut Vec<Event>) {
+        into.append(&mut self.out);
+    }
+}
+
+#[inline]
+fn deadline_of(cfg: &TrackConfig, a: &Attempt) -> i64 {
+    let t = match a.state {
+        State::ArpPending => cfg.arp_timeout,
+        _ => cfg.syn_timeout,
+    };
+    a.last_ts.saturating_add(t)
+}
+
+/// The canonical output order: by [`Order`], then by flow key (two events can
+/// share an `Order` only when timers with one deadline fire together).
+pub fn sort_events(ev: &mut [Event]) {
+    ev.sort_unstable_by(|a, b| {
+        a.order
+            .cmp(&b.order)
+            .then_with(|| a.key.cmp(&b.key))
+            .then_with(|| a.first_ts.cmp(&b.first_ts))
+            .then_with(|| a.reason.cmp(&b.reason))
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,422 @@
+//! Tracker tests: each inference rule on hand-made packet sequences, and the
+//! same events for 1 or N shards.
+
+use super::*;
+use crate::decode::{FlowKey, Proto, Summary, What};
+
+const S: i64 = 1_000_000_000;
+
+/// One input item: an interesting packet or an ACK/data segment.
+#[derive(Clone, Copy, Debug)]
+enum In {
+    Pkt(Summary),
+    Est(FlowKey, i64),
+}
+
+fn a4(x: u8) -> Addr {
+    Addr::v4([10, 0, 0, x])
+}
+
+fn key(s: u8, d: u8, sp: u16, dp: u16, proto: Proto) -> FlowKey {
+    FlowKey {
+        src: a4(s),
+        dst: a4(d),
+        sport: sp,
+        dport: dp,
+        proto,
+    }
+}
+
+fn tcp(ts: i64, k: FlowKey, flags: u8, seq: u32) -> In {
+    In::Pkt(Summary {
+        ts,
+        key: k,
+        vlan: [0, 0],
+        what: What::Tcp { flags, seq, ack: 0 },
+    })
+}
+
+fn unreach(ts: i64, quoted: FlowKey, code: u8, seq: Option<u32>) -> In {
+    In::Pkt(Summary {
+        ts,
+        key: quoted,
+        vlan: [0, 0],
+        what: What::Unreach {
+            icmp_type: 3,
+            code,
+            sender: a4(254),
+            quoted_seq: seq,
+            quoted_flags: None,
+        },
+    })
+}
+
+fn arp(ts: i64, sender: u8, target: u8, reply: bool) -> In {
+    In::Pkt(Summary {
+        ts,
+        key: key(sender, target, 0, 0, Proto::Arp),
+        vlan: [0, 0],
+        what: What::Arp { reply },
+    })
+}
+
+/// Feed `input` in blocks of `block_len` items through `shards` trackers the way
+/// the pipeline does, and return all events in canonical order.
+fn run_with(
+    cfg: TrackConfig,
+    shards: usize,
+    block_len: usize,
+    input: &[In],
+) -> (Vec<Event>, TrackStats) {
+    let mut t: Vec<Tracker> = (0..shards)
+        .map(|i| Tracker::new(cfg.clone(), i, shards))
+        .collect();
+    let mut events = Vec::new();
+    let mut wm = i64::MIN;
+    for (b, chunk) in input.chunks(block_len).enumerate() {
+        let b = b as u64;
+        let mut block_ev = Vec::new();
+        for tr in t.iter_mut() {
+            tr.begin_block(b, wm);
+        }
+        for (i, item) in chunk.iter().enumerate() {
+            let idx = b * block_len as u64 + i as u64;
+            match *item {
+                In::Pkt(s) => {
+                    let p = partition_of(&s.key);
+                    t[p % shards].packet(&s, b, idx);
+                    wm = wm.max(s.ts);
+                }
+                In::Est(k, ts) => {
+                    let p = partition_of(&k);
+                    t[p % shards].established(p, flow_hash(&k), ts);
+                    wm = wm.max(ts);
+                }
+            }
+        }
+        for tr in t.iter_mut() {
+            tr.end_block();
+            tr.drain_events(&mut block_ev);
+        }
+        sort_events(&mut block_ev);
+        events.extend(block_ev);
+    }
+    let mut last = Vec::new();
+    let mut stats = TrackStats::default();
+    for tr in t.iter_mut() {
+        tr.flush(wm);
+        tr.drain_events(&mut last);
+        stats.add(&tr.stats);
+    }
+    sort_events(&mut last);
+    events.extend(last);
+    (events, stats)
+}
+
+fn run(input: &[In]) -> (Vec<Event>, TrackStats) {
+    run_with(TrackConfig::default(), 1, 4, input)
+}
+
+#[test]
+fn syn_ack_is_success() {
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let (ev, st) = run(&[tcp(0, k, SYN, 7), tcp(S / 100, k.reversed(), SYN | ACK, 99)]);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!((st.syn_attempts, st.successes, st.capture_gaps), (1, 1, 0));
+}
+
+#[test]
+fn retransmitted_syn_unanswered_is_one_attempt() {
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    // Linux: SYN at 0, then after 1, 2, 4 s; then a long silence.
+    let mut input = vec![
+        tcp(0, k, SYN, 7),
+        tcp(S, k, SYN, 7),
+        tcp(3 * S, k, SYN, 7),
+        tcp(7 * S, k, SYN, 7),
+    ];
+    // Unrelated traffic moves the watermark past the deadline and tolerance.
+    for i in 0..8 {
+        input.push(tcp(
+            60 * S + i,
+            key(3, 4, 1000 + i as u16, 22, Proto::Tcp),
+            SYN | ACK,
+            1,
+        ));
+    }
+    let (ev, st) = run(&input);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let e = ev[0];
+    assert_eq!(
+        (e.reason, e.probe, e.retransmissions),
+        (Reason::Unanswered, Probe::Syn, 3)
+    );
+    assert_eq!((e.first_ts, e.last_ts), (0, 7 * S));
+    // Decided when syn_timeout ran out after the last SYN, not at capture end.
+    assert_eq!(e.decided_ts, 7 * S + 40 * S);
+    assert!(!e.at_capture_end);
+    assert_eq!(e.order.phase, 0);
+    assert_eq!((st.syn_attempts, st.retransmissions), (1, 3));
+}
+
+#[test]
+fn syn_retransmitted_across_32s_gap_stays_one_attempt() {
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let t = [0, 1, 3, 7, 15, 31, 63];
+    let input: Vec<In> = t.iter().map(|&x| tcp(x * S, k, SYN, 5)).collect();
+    let (ev, st) = run(&input);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].retransmissions, 6);
+    assert_eq!(st.syn_attempts, 1);
+    // The capture ended 0 s after the last SYN: reported, and marked as such.
+    assert!(ev[0].at_capture_end);
+}
+
+#[test]
+fn rst_rejects_and_resent_syns_do_not_repeat() {
+    let k = key(1, 2, 40000, 445, Proto::Tcp);
+    let r = k.reversed();
+    let input = [
+        tcp(0, k, SYN, 9),
+        tcp(1, r, RST | ACK, 0),
+        tcp(S / 2, k, SYN, 9),
+        tcp(S / 2 + 1, r, RST | ACK, 0),
+        tcp(S, k, SYN, 9),
+        tcp(S + 1, r, RST | ACK, 0),
+    ];
+    let (ev, st) = run(&input);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(
+        (ev[0].reason, ev[0].decided_ts, ev[0].order.at),
+        (Reason::Rejected, 1, 1)
+    );
+    assert_eq!(st.syn_attempts, 1);
+}
+
+#[test]
+fn new_isn_on_same_tuple_is_a_new_attempt() {
+    let k = key(1, 2, 40000, 445, Proto::Tcp);
+    let r = k.reversed();
+    let input = [
+        tcp(0, k, SYN, 9),
+        tcp(1, r, RST | ACK, 0),
+        tcp(2 * S, k, SYN, 10),
+        tcp(2 * S + 1, r, RST | ACK, 0),
+    ];
+    let (ev, st) = run(&input);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(st.syn_attempts, 2);
+}
+
+#[test]
+fn icmp_matches_by_tuple_and_isn() {
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let (ev, _) = run(&[tcp(0, k, SYN, 9), unreach(5, k, 1, Some(9))]);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].reason, Reason::Unreachable);
+    assert_eq!(
+        ev[0].icmp,
+        Some(IcmpInfo {
+            icmp_type: 3,
+            code: 1,
+            sender: a4(254)
+        })
+    );
+    // Wrong ISN in the quote: not this attempt's error (it then times out).
+    let (ev, st) = run(&[tcp(0, k, SYN, 9), unreach(5, k, 1, Some(1234))]);
+    assert_eq!(st.icmp_seq_mismatch, 1);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].reason, Reason::Unanswered);
+    // No attempt at all: counted, not reported.
+    let (ev, st) = run(&[unreach(5, k, 1, Some(9))]);
+    assert!(ev.is_empty());
+    assert_eq!(st.icmp_unmatched, 1);
+}
+
+#[test]
+fn capture_gap_ack_from_initiator_is_success() {
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let (ev, st) = run(&[tcp(0, k, SYN, 9), In::Est(k, S / 10), In::Est(k, S / 5)]);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!((st.successes, st.capture_gaps), (1, 1));
+    // FIN+ACK from the initiator proves it too.
+    let (ev, st) = run(&[tcp(0, k, SYN, 9), tcp(S, k, FIN | ACK, 10)]);
+    assert!(ev.is_empty());
+    assert_eq!(st.capture_gaps, 1);
+    // ACK/data from the *responder* alone is not the initiator's proof.
+    let (ev, _) = run(&[tcp(0, k, SYN, 9), In::Est(k.reversed(), S / 10)]);
+    assert_eq!(ev.len(), 1);
+}
+
+#[test]
+fn initiator_reset_is_rstos0() {
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let (ev, _) = run(&[tcp(0, k, SYN, 9), tcp(S, k, RST, 10)]);
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0].initiator_reset);
+    assert_eq!(ev[0].reason, Reason::Unanswered);
+}
+
+#[test]
+fn stealth_probes() {
+    for (flags, probe) in [
+        (FIN, Probe::Fin),
+        (0, Probe::Null),
+        (FIN | PSH | URG, Probe::Xmas),
+    ] {
+        let k = key(1, 2, 50000, 25, Proto::Tcp);
+        let (ev, _) = run(&[tcp(0, k, flags, 1), tcp(1, k.reversed(), RST | ACK, 0)]);
+        assert_eq!(ev.len(), 1, "{flags:#x}");
+        assert_eq!((ev[0].reason, ev[0].probe), (Reason::Rejected, probe));
+        // Unanswered stealth probe: open|filtered, no failure.
+        let (ev, st) = run(&[tcp(0, k, flags, 1)]);
+        assert!(ev.is_empty());
+        assert_eq!(st.stealth_probes, 1);
+    }
+}
+
+#[test]
+fn ack_probe_inferred_from_bare_rst_but_not_abort() {
+    let k = key(1, 2, 50000, 22, Proto::Tcp);
+    // The ACK probe (an "established" segment), then the target's bare RST.
+    let (ev, _) = run(&[In::Est(k, 0), tcp(1, k.reversed(), RST, 0)]);
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0].probe, ev[0].key), (Probe::Ack, k));
+    // A connection both sides spoke on, then one side aborts: not a probe.
+    let (ev, st) = run(&[
+        In::Est(k, 0),
+        In::Est(k.reversed(), 1),
+        tcp(2, k.reversed(), RST, 0),
+    ]);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(st.rst_unmatched, 1);
+    // A bare RST with no ACK seen before it: nothing to attribute.
+    let (ev, _) = run(&[tcp(2, k.reversed(), RST, 0)]);
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn udp_unreachable_repeats_are_one_attempt() {
+    let k = key(1, 2, 5000, 161, Proto::Udp);
+    let (ev, _) = run(&[
+        unreach(0, k, 3, None),
+        unreach(S, k, 3, None),
+        unreach(2 * S, k, 3, None),
+    ]);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0].reason, ev[0].probe),
+        (Reason::Unreachable, Probe::Udp)
+    );
+    // Past syn_timeout since the last error: a new attempt.
+    let (ev, _) = run(&[unreach(0, k, 3, None), unreach(100 * S, k, 3, None)]);
+    assert_eq!(ev.len(), 2);
+}
+
+#[test]
+fn arp_unanswered_and_answered() {
+    let (ev, _) = run(&[
+        arp(0, 1, 77, false),
+        arp(S, 1, 77, false),
+        arp(2 * S, 1, 77, false),
+    ]);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0].reason, ev[0].retransmissions),
+        (Reason::Unresolved, 2)
+    );
+    assert_eq!(ev[0].key.dst, a4(77));
+    let (ev, _) = run(&[arp(0, 1, 77, false), arp(S / 1000, 77, 1, true)]);
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn timers_wait_for_reorder_tolerance() {
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let other = |t: i64, i: u16| tcp(t, key(5, 6, i, 22, Proto::Tcp), SYN | ACK, 0);
+    // Watermark 43 s: past the deadline (40 s) but within the 5 s tolerance, so
+    // the late SYN-ACK at 39 s (out of order) still answers the attempt.
+    let input = [
+        tcp(0, k, SYN, 1),
+        other(43 * S, 1),
+        other(43 * S, 2),
+        other(43 * S, 3),
+        tcp(39 * S, k.reversed(), SYN | ACK, 0),
+    ];
+    let (ev, st) = run_with(TrackConfig::default(), 1, 1, &input);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(st.successes, 1);
+}
+
+#[test]
+fn cap_refuses_and_counts() {
+    let cfg = TrackConfig {
+        max_pending: PARTITIONS,
+        ..TrackConfig::default()
+    };
+    let input: Vec<In> = (0..1000u16)
+        .map(|i| tcp(i as i64, key(1, 2, 1000 + i, 80, Proto::Tcp), SYN, 1))
+        .collect();
+    let (ev, st) = run_with(cfg, 1, 64, &input);
+    // One entry per partition: every SYN here shares the address pair and thus one partition.
+    assert_eq!(ev.len(), 1);
+    assert_eq!(st.pending_cap_dropped, 999);
+    assert_eq!(st.syn_attempts, 1000);
+}
+
+/// A deterministic mix of everything above over many hosts.
+fn mixed_input(n: usize) -> Vec<In> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut v = Vec::new();
+    let mut ts = 0i64;
+    for _ in 0..n {
+        let r = next();
+        ts += (r % 3_000_000_000) as i64;
+        // Some disorder: up to 1 s back.
+        let t = ts - (r >> 20) as i64 % S;
+        let k = key(
+            (r >> 8) as u8 % 16,
+            (r >> 16) as u8 % 32,
+            40000 + (r >> 24) as u16 % 8,
+            [22, 80, 445][(r >> 32) as usize % 3],
+            Proto::Tcp,
+        );
+        let item = match (r >> 40) % 10 {
+            0..=3 => tcp(t, k, SYN, (r >> 50) as u32 % 3),
+            4 => tcp(t, k.reversed(), RST | ACK, 0),
+            5 => tcp(t, k.reversed(), SYN | ACK, 0),
+            6 => In::Est(k, t),
+            7 => unreach(t, k, 1, Some((r >> 50) as u32 % 3)),
+            8 => arp(t, (r >> 8) as u8 % 16, (r >> 16) as u8 % 32, r & 1 == 0),
+            _ => tcp(t, k.reversed(), RST, 0),
+        };
+        v.push(item);
+    }
+    v
+}
+
+#[test]
+fn same_events_for_any_shard_count() {
+    let input = mixed_input(20_000);
+    let (base, st) = run_with(TrackConfig::default(), 1, 97, &input);
+    assert!(
+        base.len() > 1000,
+        "the mix should produce many events: {}",
+        base.len()
+    );
+    assert!(
+        st.failed.iter().all(|&n| n > 0),
+        "every reason occurs: {:?}",
+        st.failed
+    );
+    for shards in [2, 3, 4, 7, 64] {
+        let (ev, _) = run_with(TrackConfig::default(), shards, 97, &input);
+        assert_eq!(ev, base, "{shards} shards");
+    }
+}
