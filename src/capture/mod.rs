@@ -8,7 +8,7 @@
 
 pub mod file;
 
-
+pub use file::{CaptureError, CaptureReader, Fill};
 
 /// Link-layer header types we decode (LINKTYPE_* values from tcpdump.org).
 pub mod linktype {
@@ -35,10 +35,7 @@ pub mod linktype {
 
     /// Whether the decoder understands this link type.
     pub fn is_supported(lt: u32) -> bool {
-        matches!(
-            lt,
-            0 | 1 | 12 | 14 | 101 | 108 | 113 | 228 | 229 | 276
-        )
+        matches!(lt, 0 | 1 | 12 | 14 | 101 | 108 | 113 | 228 | 229 | 276)
     }
 
     /// A short name for messages ("EN10MB", "LINUX_SLL2", ...).
