@@ -8,6 +8,8 @@
 
 pub mod file;
 
+pub use file::{CaptureError, CaptureReader, Fill};
+
 /// Link-layer header types we decode (LINKTYPE_* values from tcpdump.org).
 pub mod linktype {
     /// BSD loopback: 4-byte address family in the byte order of the capturing host.
