@@ -206,8 +206,9 @@ impl Skip {
 pub enum Decoded {
     /// A packet the tracker needs.
     Interesting(Summary),
-    /// A TCP ACK/data segment (no SYN, FIN or RST; ACK set) of the flow `key`.
-    Established(FlowKey),
+    /// A TCP ACK/data segment (no SYN, FIN or RST; ACK set) of the flow `key`;
+    /// the flag says whether it carries payload (an ACK probe carries none).
+    Established(FlowKey, bool),
     /// Not kept, and why.
     Skip(Skip),
 }
@@ -254,7 +255,7 @@ fn decode_l3(ethertype: u16, ip: &[u8], ts: i64, vlan: [u16; 2]) -> Decoded {
     };
     let l4 = &ip[l.l4..l.end];
     match l.proto {
-        6 => tcp(l4, l.src, l.dst, ts, vlan),
+        6 => tcp(l4, l.l4_len, l.src, l.dst, ts, vlan),
         17 => Decoded::Skip(Skip::Udp),
         1 => icmp::icmpv4(l4, l.src, ts, vlan),
         58 => icmp::icmpv6(l4, l.src, ts, vlan),
@@ -272,6 +273,9 @@ struct L3 {
     /// End of the IP packet's bytes in the slice (≤ slice length; the IP
     /// length field trims Ethernet padding).
     end: usize,
+    /// Transport length as the IP header declares it (more than is captured
+    /// when snaplen cut the packet).
+    l4_len: usize,
 }
 
 fn ipv4(ip: &[u8]) -> Result<L3, Skip> {
@@ -310,6 +314,7 @@ fn ipv4(ip: &[u8]) -> Result<L3, Skip> {
         proto: ip[9],
         l4: ihl,
         end,
+        l4_len: if total == 0 { end - ihl } else { total - ihl },
     })
 }
 
@@ -376,13 +381,18 @@ fn ipv6(ip: &[u8]) -> Result<L3, Skip> {
         proto,
         l4,
         end,
+        l4_len: if payload == 0 {
+            end - l4
+        } else {
+            (40 + payload).saturating_sub(l4)
+        },
     })
 }
 
 /// TCP: the first 14 bytes (ports, seq, ack, data offset, flags) are enough, so a
 /// snaplen-cut header still yields its flags.
 #[inline]
-fn tcp(t: &[u8], src: Addr, dst: Addr, ts: i64, vlan: [u16; 2]) -> Decoded {
+fn tcp(t: &[u8], declared_len: usize, src: Addr, dst: Addr, ts: i64, vlan: [u16; 2]) -> Decoded {
     if t.len() < 14 {
         return Decoded::Skip(Skip::Truncated);
     }
@@ -396,7 +406,8 @@ fn tcp(t: &[u8], src: Addr, dst: Addr, ts: i64, vlan: [u16; 2]) -> Decoded {
     };
     // Fast reject: ACK set and none of SYN/FIN/RST is an established flow's segment.
     if flags & (SYN | FIN | RST) == 0 && flags & ACK != 0 {
-        return Decoded::Established(key);
+        let header = usize::from(t[12] >> 4) * 4;
+        return Decoded::Established(key, declared_len > header);
     }
     Decoded::Interesting(Summary {
         ts,

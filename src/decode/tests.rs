@@ -272,7 +272,7 @@ fn build_tcp_v4(flags: u8, seq: u32, ack: u32) -> Vec<u8> {
 fn fast_reject_established_segments() {
     let ack = build_tcp_v4(ACK, 5, 6);
     match decode(linktype::ETHERNET, 0, &ack) {
-        Decoded::Established(k) => {
+        Decoded::Established(k, false) => {
             assert_eq!(
                 (k.src, k.dst, k.sport, k.dport),
                 (ip("10.0.0.1"), ip("10.0.0.2"), 40000, 22)
@@ -283,7 +283,23 @@ fn fast_reject_established_segments() {
     let psh_ack = build_tcp_v4(PSH | ACK, 5, 6);
     assert!(matches!(
         decode(linktype::ETHERNET, 0, &psh_ack),
-        Decoded::Established(_)
+        Decoded::Established(_, false)
+    ));
+    // With payload, even when snaplen cut it off: the IP length tells.
+    let mut data = Vec::new();
+    PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(40000, 22, 5, 1024)
+        .ack(6)
+        .write(&mut data, &[7; 100])
+        .unwrap();
+    assert!(matches!(
+        decode(linktype::ETHERNET, 0, &data),
+        Decoded::Established(_, true)
+    ));
+    assert!(matches!(
+        decode(linktype::ETHERNET, 0, &data[..60]),
+        Decoded::Established(_, true)
     ));
     // FIN+ACK closes a connection: kept (it proves the flow was established).
     let fin_ack = build_tcp_v4(FIN | ACK, 5, 6);

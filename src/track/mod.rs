@@ -293,15 +293,20 @@ struct Attempt {
     initiator_reset: bool,
 }
 
-/// A sketch of which flow directions sent ACK/data segments recently: two
-/// generations of a bitmap indexed by the directional flow hash, the older
-/// cleared every rotation. It tells a RST answering an ACK probe (the RST's
-/// sender never spoke on the flow) from a connection abort (it did).
+/// A sketch of which flow directions sent ACK/data segments recently: a Bloom
+/// filter (two bits per direction) in two generations, the older cleared at
+/// each rotation. It tells a RST answering an ACK probe (the RST's sender never
+/// spoke on the flow) from a connection abort (it did).
+///
+/// Sized for a scan concentrated on one address pair, which lands in a single
+/// partition: 2^20 bits per generation keep the false-positive rate near 0.04%
+/// with 10,000 directions in a generation (a false positive loses one ACK probe,
+/// never invents one). 256 KiB per partition, 16 MiB in all, paged in as used.
 struct Sketch {
     gens: [Box<[u64]>; 2],
 }
 
-const SKETCH_BITS: usize = 1 << 15;
+const SKETCH_BITS: usize = 1 << 20;
 
 impl Sketch {
     fn new() -> Sketch {
@@ -312,19 +317,29 @@ impl Sketch {
             ],
         }
     }
+    /// Two bit positions from disjoint bits of the hash.
     #[inline]
-    fn bit(h: u64) -> (usize, u64) {
-        let i = (h >> 40) as usize & (SKETCH_BITS - 1);
-        (i / 64, 1u64 << (i % 64))
+    fn bits(h: u64) -> [usize; 2] {
+        [
+            (h >> 44) as usize & (SKETCH_BITS - 1),
+            (h >> 20) as usize & (SKETCH_BITS - 1),
+        ]
     }
+    /// Salt for the second fact kept per direction: "sent an ACK without payload".
+    const PURE_ACK: u64 = 0x9e37_79b9_7f4a_7c15;
     #[inline]
     fn set(&mut self, h: u64) {
-        let (w, m) = Sketch::bit(h);
-        self.gens[0][w] |= m;
+        for i in Sketch::bits(h) {
+            self.gens[0][i / 64] |= 1 << (i % 64);
+        }
     }
     fn contains(&self, h: u64) -> bool {
-        let (w, m) = Sketch::bit(h);
-        (self.gens[0][w] | self.gens[1][w]) & m != 0
+        let has = |g: &[u64]| {
+            Sketch::bits(h)
+                .iter()
+                .all(|&i| g[i / 64] & (1 << (i % 64)) != 0)
+        };
+        has(&self.gens[0]) || has(&self.gens[1])
     }
     fn rotate(&mut self) {
         self.gens.swap(0, 1);
@@ -622,6 +637,14 @@ impl Tracker {
     fn tcp(&mut self, s: &Summary, part: usize, flags: u8, seq: u32, order: Order) {
         let fwd = s.key;
         let fh = flow_hash(&fwd);
+        if flags & ACK != 0 {
+            // SYN-ACK, FIN-ACK, RST-ACK: this direction is part of a conversation.
+            self.parts[part]
+                .as_mut()
+                .expect("owned partition")
+                .sketch
+                .set(fh);
+        }
         if flags & RST != 0 {
             return self.rst(s, part, flags, order);
         }
@@ -761,10 +784,11 @@ impl Tracker {
             return;
         }
         // A bare RST (no ACK flag) answers a segment that carried ACK (RFC 793).
-        // If the other side's ACK was seen and this side never sent ACK/data on
-        // the flow, it answers an ACK probe, not an established connection.
+        // If the other side sent an ACK without payload (the probe) and this side
+        // never sent an ACK-bearing segment on the flow, it answers an ACK probe,
+        // not an established connection.
         let p = self.parts[part].as_ref().expect("owned partition");
-        if flags & ACK == 0 && p.sketch.contains(rh) && !p.sketch.contains(fh) {
+        if flags & ACK == 0 && p.sketch.contains(rh ^ Sketch::PURE_ACK) && !p.sketch.contains(fh) {
             let a = Attempt {
                 key: rev,
                 hash: rh,
@@ -894,11 +918,14 @@ impl Tracker {
     /// direction spoke, and if it is the initiator of an attempt still waiting
     /// for its SYN-ACK, the handshake completed out of the capture's sight.
     #[inline]
-    pub fn established(&mut self, part: usize, hash: u64, ts: i64) {
+    pub fn established(&mut self, part: usize, hash: u64, ts: i64, payload: bool) {
         let Some(p) = self.parts[part].as_mut() else {
             return;
         };
         p.sketch.set(hash);
+        if !payload {
+            p.sketch.set(hash ^ Sketch::PURE_ACK);
+        }
         if self.filter[filter_slot(hash)] == 0 {
             return;
         }

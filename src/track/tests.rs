@@ -10,7 +10,10 @@ const S: i64 = 1_000_000_000;
 #[derive(Clone, Copy, Debug)]
 enum In {
     Pkt(Summary),
+    /// An ACK without payload.
     Est(FlowKey, i64),
+    /// An ACK/data segment with payload.
+    Data(FlowKey, i64),
 }
 
 fn a4(x: u8) -> Addr {
@@ -87,9 +90,9 @@ fn run_with(
                     t[p % shards].packet(&s, b, idx);
                     wm = wm.max(s.ts);
                 }
-                In::Est(k, ts) => {
+                In::Est(k, ts) | In::Data(k, ts) => {
                     let p = partition_of(&k);
-                    t[p % shards].established(p, flow_hash(&k), ts);
+                    t[p % shards].established(p, flow_hash(&k), ts, matches!(item, In::Data(..)));
                     wm = wm.max(ts);
                 }
             }
@@ -293,6 +296,17 @@ fn ack_probe_inferred_from_bare_rst_but_not_abort() {
     // A bare RST with no ACK seen before it: nothing to attribute.
     let (ev, _) = run(&[tcp(2, k.reversed(), RST, 0)]);
     assert!(ev.is_empty());
+    // The RST's sender only sent a FIN-ACK before (benign-linux-sll-kakaotalk):
+    // it spoke on the flow, so this is a teardown.
+    let (ev, _) = run(&[
+        tcp(0, k.reversed(), FIN | ACK, 0),
+        In::Est(k, 1),
+        tcp(2, k.reversed(), RST, 0),
+    ]);
+    assert!(ev.is_empty(), "{ev:?}");
+    // The other side sent data, not a payload-less probe (benign-teams-call).
+    let (ev, _) = run(&[In::Data(k, 0), tcp(1, k.reversed(), RST, 0)]);
+    assert!(ev.is_empty(), "{ev:?}");
 }
 
 #[test]
@@ -380,18 +394,20 @@ fn mixed_input(n: usize) -> Vec<In> {
         ts += (r % 3_000_000_000) as i64;
         // Some disorder: up to 1 s back.
         let t = ts - (r >> 20) as i64 % S;
+        // Few enough keys that answers often meet their probes.
         let k = key(
-            (r >> 8) as u8 % 16,
-            (r >> 16) as u8 % 32,
-            40000 + (r >> 24) as u16 % 8,
+            (r >> 8) as u8 % 6,
+            (r >> 16) as u8 % 6,
+            40000 + (r >> 24) as u16 % 4,
             [22, 80, 445][(r >> 32) as usize % 3],
             Proto::Tcp,
         );
-        let item = match (r >> 40) % 10 {
+        let item = match (r >> 40) % 12 {
             0..=3 => tcp(t, k, SYN, (r >> 50) as u32 % 3),
             4 => tcp(t, k.reversed(), RST | ACK, 0),
             5 => tcp(t, k.reversed(), SYN | ACK, 0),
             6 => In::Est(k, t),
+            11 => In::Data(k, t),
             7 => unreach(t, k, 1, Some((r >> 50) as u32 % 3)),
             8 => arp(t, (r >> 8) as u8 % 16, (r >> 16) as u8 % 32, r & 1 == 0),
             _ => tcp(t, k.reversed(), RST, 0),

@@ -1,0 +1,193 @@
+//! Output: the JSON schema of events, and where lines go.
+//!
+//! # Failed-connection event (`--events`)
+//! One JSON object per line, field names after Suricata's EVE so that SOC
+//! pipelines already know them:
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `timestamp` | RFC 3339 UTC, µs | first probe of the attempt (the answer's time for probes not tracked: UDP, ICMP, IP protocol, ACK probes) |
+//! | `event_type` | `"failed_connection"` | |
+//! | `src_ip`, `src_port` | string, number | the initiator (always; for ICMP errors, the prober named in the quote) |
+//! | `dest_ip`, `dest_port` | string, number | the target; ports absent for ARP, ICMP and other IP protocols |
+//! | `proto` | `"TCP"`, `"UDP"`, `"ICMP"`, `"IPv6-ICMP"`, `"ARP"`, or the IP protocol number | |
+//! | `reason` | `"rejected"`, `"unanswered"`, `"unreachable"`, `"unresolved"` | see [`crate::track`] |
+//! | `probe` | `"syn"`, `"fin"`, `"null"`, `"xmas"`, `"other_flags"`, `"ack"`, `"udp"`, `"icmp"`, `"ip_proto"`, `"arp"` | what the initiator sent |
+//! | `conn_state` | `"REJ"`, `"S0"`, `"RSTOS0"` | Zeek's state, for SYN attempts rejected or unanswered |
+//! | `community_id` | string | Community ID v1 (absent for ARP and ICMP probes) |
+//! | `retransmissions` | number | probes re-sent before the outcome |
+//! | `last_probe` | RFC 3339 | last probe before the outcome |
+//! | `decided_at` | RFC 3339 | the answer's time, or when the timeout ran out |
+//! | `icmp` | object | `{"type", "code", "sender"}` of the error, for `unreachable` |
+//! | `vlan` | array | 802.1Q ids of the first probe, outer first, when tagged |
+//! | `at_capture_end` | `true` | present when the input ended before the timeout ran out |
+//!
+//! Example:
+//! ```json
+//! {"timestamp":"2024-03-01T10:00:05.000000Z","event_type":"failed_connection","src_ip":"10.1.0.2","src_port":40001,"dest_ip":"10.1.0.3","dest_port":445,"proto":"TCP","reason":"rejected","probe":"syn","conn_state":"REJ","community_id":"1:...","retransmissions":0,"last_probe":"2024-03-01T10:00:05.000000Z","decided_at":"2024-03-01T10:00:05.000210Z"}
+//! ```
+
+pub mod community_id;
+pub mod time;
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use crate::decode::Proto;
+use crate::track::{Event, Probe, Reason};
+
+pub use community_id::community_id;
+
+/// The EVE `proto` string.
+pub fn proto_name(p: Proto) -> std::borrow::Cow<'static, str> {
+    match p {
+        Proto::Tcp => "TCP".into(),
+        Proto::Udp => "UDP".into(),
+        Proto::Icmp => "ICMP".into(),
+        Proto::Icmpv6 => "IPv6-ICMP".into(),
+        Proto::Arp => "ARP".into(),
+        Proto::Ip(n) => n.to_string().into(),
+    }
+}
+
+/// Format one event as a JSON line (with the trailing newline) into `out`.
+///
+/// Every string written is an address, a fixed word or a number, so nothing
+/// needs escaping.
+pub fn event_json(e: &Event, out: &mut String) {
+    let k = &e.key;
+    out.push_str("{\"timestamp\":\"");
+    time::rfc3339(e.first_ts, out);
+    let _ = write!(
+        out,
+        "\",\"event_type\":\"failed_connection\",\"src_ip\":\"{}\"",
+        k.src
+    );
+    let ports = matches!(k.proto, Proto::Tcp | Proto::Udp);
+    if ports {
+        let _ = write!(out, ",\"src_port\":{}", k.sport);
+    }
+    let _ = write!(out, ",\"dest_ip\":\"{}\"", k.dst);
+    if ports {
+        let _ = write!(out, ",\"dest_port\":{}", k.dport);
+    }
+    let _ = write!(
+        out,
+        ",\"proto\":\"{}\",\"reason\":\"{}\",\"probe\":\"{}\"",
+        proto_name(k.proto),
+        e.reason.name(),
+        e.probe.name()
+    );
+    if e.probe == Probe::Syn {
+        let state = match e.reason {
+            Reason::Rejected => Some("REJ"),
+            Reason::Unanswered if e.initiator_reset => Some("RSTOS0"),
+            Reason::Unanswered => Some("S0"),
+            _ => None,
+        };
+        if let Some(s) = state {
+            let _ = write!(out, ",\"conn_state\":\"{s}\"");
+        }
+    }
+    if let Some(id) = community_id(k) {
+        let _ = write!(out, ",\"community_id\":\"{id}\"");
+    }
+    let _ = write!(
+        out,
+        ",\"retransmissions\":{},\"last_probe\":\"",
+        e.retransmissions
+    );
+    time::rfc3339(e.last_ts, out);
+    out.push_str("\",\"decided_at\":\"");
+    time::rfc3339(e.decided_ts, out);
+    out.push('"');
+    if let Some(i) = e.icmp {
+        let _ = write!(
+            out,
+            ",\"icmp\":{{\"type\":{},\"code\":{},\"sender\":\"{}\"}}",
+            i.icmp_type, i.code, i.sender
+        );
+    }
+    match e.vlan {
+        [0, 0] => {}
+        [v, 0] => {
+            let _ = write!(out, ",\"vlan\":[{v}]");
+        }
+        [v, w] => {
+            let _ = write!(out, ",\"vlan\":[{v},{w}]");
+        }
+    }
+    if e.at_capture_end {
+        out.push_str(",\"at_capture_end\":true");
+    }
+    out.push_str("}\n");
+}
+
+/// Where lines go: a file, or stdout for `-`.
+pub fn open_sink(path: &Path) -> io::Result<Box<dyn Write + Send>> {
+    if path.as_os_str() == "-" {
+        Ok(Box::new(BufWriter::with_capacity(1 << 16, io::stdout())))
+    } else {
+        Ok(Box::new(BufWriter::with_capacity(
+            1 << 16,
+            File::create(path)?,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Addr, FlowKey};
+    use crate::track::{IcmpInfo, Order};
+
+    #[test]
+    fn event_line_is_valid_json_with_eve_names() {
+        let e = Event {
+            key: FlowKey {
+                src: Addr::v4([10, 0, 0, 1]),
+                dst: Addr::v4([10, 0, 0, 2]),
+                sport: 40000,
+                dport: 445,
+                proto: Proto::Tcp,
+            },
+            reason: Reason::Unreachable,
+            probe: Probe::Syn,
+            first_ts: 1_709_287_200_000_000_000,
+            last_ts: 1_709_287_201_000_000_000,
+            decided_ts: 1_709_287_201_000_100_000,
+            retransmissions: 1,
+            icmp: Some(IcmpInfo {
+                icmp_type: 3,
+                code: 13,
+                sender: Addr::v4([10, 0, 0, 254]),
+            }),
+            vlan: [200, 300],
+            initiator_reset: false,
+            at_capture_end: false,
+            order: Order {
+                block: 0,
+                phase: 1,
+                at: 0,
+            },
+        };
+        let mut s = String::new();
+        event_json(&e, &mut s);
+        assert!(s.ends_with("}\n"));
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["timestamp"], "2024-03-01T10:00:00.000000Z");
+        assert_eq!(v["event_type"], "failed_connection");
+        assert_eq!(v["src_ip"], "10.0.0.1");
+        assert_eq!(v["dest_port"], 445);
+        assert_eq!(v["proto"], "TCP");
+        assert_eq!(v["reason"], "unreachable");
+        assert_eq!(v["icmp"]["code"], 13);
+        assert_eq!(v["icmp"]["sender"], "10.0.0.254");
+        assert_eq!(v["vlan"], serde_json::json!([200, 300]));
+        assert_eq!(v["last_probe"], "2024-03-01T10:00:01.000000Z");
+        assert!(v["community_id"].as_str().unwrap().starts_with("1:"));
+        assert!(v.get("conn_state").is_none());
+    }
+}

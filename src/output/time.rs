@@ -1,0 +1,55 @@
+//! Event-time formatting: RFC 3339 UTC with microseconds, as EVE does.
+
+use std::fmt::Write;
+
+/// Append `ns` (nanoseconds since the Unix epoch) as `2024-03-01T10:00:00.123456Z`.
+pub fn rfc3339(ns: i64, out: &mut String) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let micros = ns.rem_euclid(1_000_000_000) / 1000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(ns: i64) -> String {
+        let mut s = String::new();
+        rfc3339(ns, &mut s);
+        s
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(f(0), "1970-01-01T00:00:00.000000Z");
+        // date -u -d @1272497999 → 2010-04-28 23:39:59 (first packet of puzzle 6)
+        assert_eq!(f(1_272_497_999_311_284_000), "2010-04-28T23:39:59.311284Z");
+        assert_eq!(f(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(f(4_107_542_399_999_999_999), "2100-02-28T23:59:59.999999Z");
+        assert_eq!(f(-1_000), "1969-12-31T23:59:59.999999Z");
+    }
+}

@@ -1,0 +1,588 @@
+//! The replay pipeline: threads, channels, and the ordered merge.
+//!
+//! ```text
+//!             blocks (round robin)          per-shard batches              events per block
+//! reader ───────────────────────▶ decode worker i ───────────────▶ tracker shard j ───────────▶ output
+//!   ▲      bounded, N channels     (fast reject,      N×N bounded    (partitions          N bounded   (merge, sort
+//!   └──── free block buffers ────   route by          channels        p % N == j)          channels    by Order,
+//!                                  partition)                                                          write)
+//! ```
+//!
+//! * The reader cuts the input into blocks whose boundaries depend only on the
+//!   bytes, numbers them, and sends block `b` to worker `b % N`.
+//! * A worker decodes a whole block and sends each shard one batch for it, empty
+//!   or not, in block order: the interesting packets of that shard's partitions,
+//!   and the ACK/data segments (deduplicated per flow within the block).
+//! * Shard `j` reads block `b` from worker `b % N`, so it sees its packets in
+//!   capture order whatever the worker timing. It starts each block by firing
+//!   timers against the watermark (latest timestamp of all earlier blocks),
+//!   which the reader computed over every packet, so all shards agree.
+//! * The output reads block `b` from every shard, sorts the events by their
+//!   [`Order`](crate::track::Order), and writes them. Same input, same lines,
+//!   same order, for any number of threads.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::capture::{Block, CaptureError, CaptureReader, Fill};
+use crate::decode::{Decoded, Skip, Summary, What, decode, tcp_flags};
+use crate::output::event_json;
+use crate::track::{
+    Event, PARTITIONS, TrackConfig, TrackStats, Tracker, flow_hash, partition_of, sort_events,
+};
+
+/// Bytes of capture per block. Fixed: block boundaries must not depend on the
+/// thread count. 1 MiB holds a few thousand records, enough to amortise the
+/// channel hand-offs, small enough to stay in L2/L3 while it is decoded.
+pub const BLOCK_BYTES: usize = 1 << 20;
+
+/// Blocks in flight per worker (queued plus being decoded).
+const QUEUE_DEPTH: usize = 4;
+
+/// Direct-mapped cache slots for deduplicating ACK/data segments per block.
+const DEDUP_SLOTS: usize = 4096;
+
+/// Settings of one replay run.
+#[derive(Clone, Debug)]
+pub struct ReplayConfig {
+    /// Decode workers, and as many tracker shards (1..=64).
+    pub threads: usize,
+    pub track: TrackConfig,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            threads: 1,
+            track: TrackConfig::default(),
+        }
+    }
+}
+
+/// What a run did: the numbers of the summary printed at the end.
+#[derive(Clone, Debug, Default)]
+pub struct RunStats {
+    pub files: usize,
+    pub packets: u64,
+    /// Bytes captured (record contents), and bytes on the wire (original lengths).
+    pub bytes_captured: u64,
+    pub bytes_wire: u64,
+    pub skipped: [u64; Skip::ALL.len()],
+    /// Packets kept for the tracker.
+    pub interesting: u64,
+    /// ACK/data segments (handed to the tracker only once per flow per block).
+    pub established: u64,
+    pub track: TrackStats,
+    pub events: u64,
+    pub wall: Duration,
+    /// Records whose captured length exceeds the file's snaplen (accepted).
+    pub oversize_records: u64,
+}
+
+impl RunStats {
+    pub fn skipped(&self, s: Skip) -> u64 {
+        self.skipped[s as usize]
+    }
+}
+
+/// A capture that could not be (fully) read. The run still processed every
+/// packet before the problem.
+#[derive(Debug)]
+pub enum InputProblem {
+    /// The file ends inside a record: a warning; everything before it was read.
+    Truncated {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
+    /// The file is damaged or unreadable from `error.offset` on.
+    Error(CaptureError),
+}
+
+impl InputProblem {
+    pub fn is_error(&self) -> bool {
+        matches!(self, InputProblem::Error(_))
+    }
+}
+
+impl std::fmt::Display for InputProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputProblem::Truncated {
+                path,
+                offset,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "capture '{path}' is truncated at offset {offset} ({reason}); every packet before it was processed"
+                )
+            }
+            InputProblem::Error(e) => write!(f, "{e}; every packet before it was processed"),
+        }
+    }
+}
+
+/// Result of [`replay`].
+#[derive(Debug, Default)]
+pub struct RunOutcome {
+    pub stats: RunStats,
+    /// Warnings and errors met while reading, in file order.
+    pub problems: Vec<InputProblem>,
+}
+
+/// Errors that stop a run before or while it writes.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("cannot write events")]
+    Output(#[from] std::io::Error),
+    #[error("--threads must be between 1 and {PARTITIONS}, not {0}")]
+    Threads(usize),
+}
+
+/// Progress as the reader goes: bytes of input consumed so far, all files.
+#[derive(Default, Debug)]
+pub struct Progress {
+    pub bytes: AtomicU64,
+}
+
+/// One decoded block's packets for one shard.
+struct ShardBatch {
+    block: u64,
+    base_idx: u64,
+    /// Latest timestamp of all blocks before this one.
+    watermark: i64,
+    items: Vec<(u32, Summary)>,
+    est: Vec<Est>,
+}
+
+/// An ACK/data segment: partition, directional flow hash, time, index in block.
+#[derive(Clone, Copy)]
+struct Est {
+    idx: u32,
+    part: u8,
+    payload: bool,
+    ts: i64,
+    hash: u64,
+}
+
+enum ToWorker {
+    Block {
+        block: u64,
+        base_idx: u64,
+        watermark: i64,
+        data: Block,
+    },
+    End {
+        watermark: i64,
+    },
+}
+
+enum ToShard {
+    Batch(ShardBatch),
+    End { watermark: i64 },
+}
+
+enum ToOutput {
+    Events(Vec<Event>),
+    End(Vec<Event>, TrackStats),
+}
+
+#[derive(Default)]
+struct WorkerStats {
+    packets: u64,
+    bytes_captured: u64,
+    bytes_wire: u64,
+    skipped: [u64; Skip::ALL.len()],
+    interesting: u64,
+    established: u64,
+}
+
+/// Open every capture once to check it before any packet is processed: a typo
+/// in the fifth file name should not cost the analyst a replay of the first four.
+pub fn check_inputs(paths: &[PathBuf]) -> Result<(), CaptureError> {
+    for p in paths {
+        CaptureReader::open(p)?;
+    }
+    Ok(())
+}
+
+/// Replay `paths` in order (state carried across files), writing failed-connection
+/// events to `events` when given.
+pub fn replay(
+    paths: &[PathBuf],
+    cfg: &ReplayConfig,
+    mut events: Option<Box<dyn Write + Send>>,
+    progress: Arc<Progress>,
+) -> Result<RunOutcome, RunError> {
+    let n = cfg.threads;
+    if !(1..=PARTITIONS).contains(&n) {
+        return Err(RunError::Threads(n));
+    }
+    check_inputs(paths)?;
+    let start = Instant::now();
+
+    let (free_tx, free_rx) = bounded::<Block>(n * (QUEUE_DEPTH + 2) + 2);
+    let worker_ch: Vec<(Sender<ToWorker>, Receiver<ToWorker>)> =
+        (0..n).map(|_| bounded(QUEUE_DEPTH)).collect();
+    // shard_ch[i][j]: worker i → shard j
+    let shard_ch: Vec<Vec<(Sender<ToShard>, Receiver<ToShard>)>> = (0..n)
+        .map(|_| (0..n).map(|_| bounded(QUEUE_DEPTH * 2)).collect())
+        .collect();
+    let out_ch: Vec<(Sender<ToOutput>, Receiver<ToOutput>)> =
+        (0..n).map(|_| bounded(QUEUE_DEPTH * 2)).collect();
+
+    let mut outcome = RunOutcome::default();
+    let mut wstats = Vec::new();
+    let mut events_written = 0u64;
+    let mut track = TrackStats::default();
+    let mut oversize = 0u64;
+
+    thread::scope(|sc| -> Result<(), RunError> {
+        // Reader.
+        let to_workers: Vec<Sender<ToWorker>> = worker_ch.iter().map(|c| c.0.clone()).collect();
+        let reader = thread::Builder::new()
+            .name("reader".into())
+            .spawn_scoped(sc, {
+                let progress = progress.clone();
+                move || read_all(paths, &to_workers, &free_rx, &progress)
+            })
+            .expect("spawn reader");
+
+        // Decode workers.
+        let mut workers = Vec::new();
+        for (i, (_, rx)) in worker_ch.iter().enumerate() {
+            let rx = rx.clone();
+            let txs: Vec<Sender<ToShard>> = shard_ch[i].iter().map(|c| c.0.clone()).collect();
+            let free = free_tx.clone();
+            workers.push(
+                thread::Builder::new()
+                    .name(format!("decode-{i}"))
+                    .spawn_scoped(sc, move || decode_worker(rx, txs, free))
+                    .expect("spawn worker"),
+            );
+        }
+        drop(free_tx);
+
+        // Tracker shards.
+        for j in 0..n {
+            let rxs: Vec<Receiver<ToShard>> = (0..n).map(|i| shard_ch[i][j].1.clone()).collect();
+            let tx = out_ch[j].0.clone();
+            let tcfg = cfg.track.clone();
+            thread::Builder::new()
+                .name(format!("track-{j}"))
+                .spawn_scoped(sc, move || shard(Tracker::new(tcfg, j, n), rxs, tx))
+                .expect("spawn shard");
+        }
+        drop(worker_ch);
+        drop(shard_ch);
+
+        // Output: this thread.
+        let out_rx: Vec<Receiver<ToOutput>> = out_ch.iter().map(|c| c.1.clone()).collect();
+        drop(out_ch);
+        let mut line = String::with_capacity(512);
+        let mut block_events = Vec::new();
+        let mut ended = 0;
+        let mut write_err = None;
+        let mut write = |ev: &mut Vec<Event>, line: &mut String, written: &mut u64| {
+            sort_events(ev);
+            if let Some(w) = events.as_mut()
+                && write_err.is_none()
+            {
+                for e in ev.iter() {
+                    line.clear();
+                    event_json(e, line);
+                    if let Err(err) = w.write_all(line.as_bytes()) {
+                        write_err = Some(err);
+                        break;
+                    }
+                }
+            }
+            *written += ev.len() as u64;
+            ev.clear();
+        };
+        'blocks: loop {
+            for rx in &out_rx {
+                match rx.recv() {
+                    Ok(ToOutput::Events(mut ev)) => block_events.append(&mut ev),
+                    Ok(ToOutput::End(mut ev, st)) => {
+                        block_events.append(&mut ev);
+                        track.add(&st);
+                        ended += 1;
+                    }
+                    // A shard died (it panicked): stop; the join below reports it.
+                    Err(_) => break 'blocks,
+                }
+            }
+            write(&mut block_events, &mut line, &mut events_written);
+            if ended == out_rx.len() {
+                break;
+            }
+        }
+        if let Some(w) = events.as_mut()
+            && write_err.is_none()
+            && let Err(e) = w.flush()
+        {
+            write_err = Some(e);
+        }
+        let (problems, files, ov) = reader.join().expect("reader thread panicked");
+        outcome.problems = problems;
+        outcome.stats.files = files;
+        oversize = ov;
+        for w in workers {
+            wstats.push(w.join().expect("decode worker panicked"));
+        }
+        match write_err {
+            Some(e) => Err(RunError::Output(e)),
+            None => Ok(()),
+        }
+    })?;
+
+    let s = &mut outcome.stats;
+    for w in &wstats {
+        s.packets += w.packets;
+        s.bytes_captured += w.bytes_captured;
+        s.bytes_wire += w.bytes_wire;
+        s.interesting += w.interesting;
+        s.established += w.established;
+        for (a, b) in s.skipped.iter_mut().zip(w.skipped.iter()) {
+            *a += b;
+        }
+    }
+    s.track = track;
+    s.events = events_written;
+    s.oversize_records = oversize;
+    s.wall = start.elapsed();
+    Ok(outcome)
+}
+
+/// The reader thread: every file in order, cut into blocks, round robin.
+fn read_all(
+    paths: &[PathBuf],
+    to_workers: &[Sender<ToWorker>],
+    free: &Receiver<Block>,
+    progress: &Progress,
+) -> (Vec<InputProblem>, usize, u64) {
+    let n = to_workers.len();
+    let mut problems = Vec::new();
+    let mut block_no = 0u64;
+    let mut base_idx = 0u64;
+    let mut watermark = i64::MIN;
+    let mut allocated = 0usize;
+    let mut done_bytes = 0u64;
+    let mut oversize = 0u64;
+    let mut files = 0;
+    'files: for path in paths {
+        let mut r = match CaptureReader::open(path) {
+            Ok(r) => r,
+            Err(error) => {
+                problems.push(InputProblem::Error(error));
+                continue;
+            }
+        };
+        files += 1;
+        loop {
+            // Reuse a buffer the workers are done with; allocate while the
+            // pipeline is filling up; past that, wait (back-pressure).
+            let mut blk = match free.try_recv() {
+                Ok(b) => b,
+                Err(_) if allocated < n * (QUEUE_DEPTH + 2) => {
+                    allocated += 1;
+                    Block::default()
+                }
+                Err(_) => match free.recv() {
+                    Ok(b) => b,
+                    Err(_) => break 'files,
+                },
+            };
+            let fill = r.fill(&mut blk, BLOCK_BYTES);
+            progress
+                .bytes
+                .store(done_bytes + r.bytes_consumed(), Ordering::Relaxed);
+            let (last, problem) = match fill {
+                Ok(Fill::More) => (false, None),
+                Ok(Fill::Eof) => (true, None),
+                Ok(Fill::Truncated { offset, reason }) => (
+                    true,
+                    Some(InputProblem::Truncated {
+                        path: r.name().to_owned(),
+                        offset,
+                        reason,
+                    }),
+                ),
+                Err(error) => (true, Some(InputProblem::Error(error))),
+            };
+            if !blk.recs.is_empty() {
+                let max_ts = blk.recs.iter().map(|r| r.ts).max().unwrap_or(i64::MIN);
+                let count = blk.recs.len() as u64;
+                let msg = ToWorker::Block {
+                    block: block_no,
+                    base_idx,
+                    watermark,
+                    data: blk,
+                };
+                if to_workers[(block_no % n as u64) as usize]
+                    .send(msg)
+                    .is_err()
+                {
+                    break 'files;
+                }
+                block_no += 1;
+                base_idx += count;
+                watermark = watermark.max(max_ts);
+            }
+            if last {
+                done_bytes += r.bytes_consumed();
+                oversize += r.oversize_records();
+                problems.extend(problem);
+                break;
+            }
+        }
+    }
+    for tx in to_workers {
+        let _ = tx.send(ToWorker::End { watermark });
+    }
+    (problems, files, oversize)
+}
+
+fn decode_worker(
+    rx: Receiver<ToWorker>,
+    to_shards: Vec<Sender<ToShard>>,
+    free: Sender<Block>,
+) -> WorkerStats {
+    let n = to_shards.len();
+    let mut st = WorkerStats::default();
+    let mut dedup = vec![0u64; DEDUP_SLOTS];
+    let mut batches: Vec<ShardBatch> = Vec::new();
+    while let Ok(msg) = rx.recv() {
+        let (block, base_idx, watermark, data) = match msg {
+            ToWorker::Block {
+                block,
+                base_idx,
+                watermark,
+                data,
+            } => (block, base_idx, watermark, data),
+            ToWorker::End { watermark } => {
+                for tx in &to_shards {
+                    let _ = tx.send(ToShard::End { watermark });
+                }
+                break;
+            }
+        };
+        batches.clear();
+        batches.extend((0..n).map(|_| ShardBatch {
+            block,
+            base_idx,
+            watermark,
+            items: Vec::new(),
+            est: Vec::new(),
+        }));
+        // Deduplication must depend on the block alone (not on which blocks this
+        // worker saw before), or the output would depend on the thread count.
+        dedup.fill(0);
+        for (i, r) in data.recs.iter().enumerate() {
+            let pkt = data.packet(r);
+            st.packets += 1;
+            st.bytes_captured += u64::from(r.caplen);
+            st.bytes_wire += u64::from(r.origlen);
+            match decode(r.link, r.ts, pkt) {
+                Decoded::Established(k, payload) => {
+                    st.established += 1;
+                    let h = flow_hash(&k);
+                    let slot = &mut dedup[h as usize % DEDUP_SLOTS];
+                    if *slot != h {
+                        *slot = h;
+                        let part = partition_of(&k);
+                        batches[part % n].est.push(Est {
+                            idx: i as u32,
+                            part: part as u8,
+                            payload,
+                            ts: r.ts,
+                            hash: h,
+                        });
+                    }
+                }
+                Decoded::Interesting(s) => {
+                    st.interesting += 1;
+                    // After a SYN the flow's next ACK must reach the tracker
+                    // (it may prove the handshake), even if one was sent before.
+                    if let What::Tcp { flags, .. } = s.what
+                        && flags & tcp_flags::SYN != 0
+                    {
+                        let h = flow_hash(&s.key);
+                        let slot = &mut dedup[h as usize % DEDUP_SLOTS];
+                        if *slot == h {
+                            *slot = 0;
+                        }
+                    }
+                    batches[partition_of(&s.key) % n].items.push((i as u32, s));
+                }
+                Decoded::Skip(why) => st.skipped[why as usize] += 1,
+            }
+        }
+        let _ = free.send(recycle(data));
+        for (tx, b) in to_shards.iter().zip(batches.drain(..)) {
+            if tx.send(ToShard::Batch(b)).is_err() {
+                return st;
+            }
+        }
+    }
+    st
+}
+
+fn recycle(mut b: Block) -> Block {
+    b.clear();
+    b
+}
+
+fn shard(mut t: Tracker, from_workers: Vec<Receiver<ToShard>>, out: Sender<ToOutput>) {
+    let n = from_workers.len();
+    let mut events = Vec::new();
+    for b in 0u64.. {
+        let Ok(msg) = from_workers[(b % n as u64) as usize].recv() else {
+            return;
+        };
+        match msg {
+            ToShard::Batch(batch) => {
+                debug_assert_eq!(batch.block, b);
+                t.begin_block(b, batch.watermark);
+                // Interesting packets and ACK/data segments, merged in capture order.
+                let (mut i, mut e) = (0, 0);
+                let (items, est) = (&batch.items, &batch.est);
+                while i < items.len() || e < est.len() {
+                    if e == est.len() || (i < items.len() && items[i].0 < est[e].idx) {
+                        let (idx, s) = &items[i];
+                        t.packet(s, b, batch.base_idx + u64::from(*idx));
+                        i += 1;
+                    } else {
+                        let x = est[e];
+                        t.established(x.part as usize, x.hash, x.ts, x.payload);
+                        e += 1;
+                    }
+                }
+                t.end_block();
+                t.drain_events(&mut events);
+                if out
+                    .send(ToOutput::Events(std::mem::take(&mut events)))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            ToShard::End { watermark } => {
+                t.flush(watermark);
+                t.drain_events(&mut events);
+                let _ = out.send(ToOutput::End(events, t.stats.clone()));
+                return;
+            }
+        }
+    }
+}
