@@ -118,7 +118,7 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 fn secs(s: f64, what: &str) -> anyhow::Result<i64> {
     anyhow::ensure!(
-        s.is_finite() && s >= 0.0 && s < 1e9,
+        (0.0..1e9).contains(&s),
         "--{what} must be a number of seconds ≥ 0, not {s}"
     );
     Ok((s * 1e9) as i64)
