@@ -236,6 +236,8 @@ pub struct TrackStats {
     pub icmp_seq_mismatch: u64,
     /// Attempts refused because their partition was full.
     pub pending_cap_dropped: u64,
+    /// Attempts reported `rejected` whose re-sent SYN was later answered by a SYN-ACK.
+    pub rejected_then_answered: u64,
     /// Largest number of table entries held at once, summed at each block end.
     pub peak_pending: u64,
 }
@@ -255,6 +257,7 @@ impl TrackStats {
         self.icmp_unmatched += o.icmp_unmatched;
         self.icmp_seq_mismatch += o.icmp_seq_mismatch;
         self.pending_cap_dropped += o.pending_cap_dropped;
+        self.rejected_then_answered += o.rejected_then_answered;
         // Shards peak at different moments: the sum bounds the true peak from above.
         self.peak_pending += o.peak_pending;
     }
@@ -656,6 +659,14 @@ impl Tracker {
                 match self.lookup(part, &rev, rh, s.ts, order) {
                     Some(a) if a.state == State::SynPending => {
                         self.stats.successes += 1;
+                        self.remove(part, &rev, rh);
+                    }
+                    // Rejected, then a re-sent SYN (same ISN) found a listener: the
+                    // `rejected` event stands (it was emitted when the RST came),
+                    // and the attempt counts as a success too.
+                    Some(a) if a.state == State::Reported && a.probe == Probe::Syn => {
+                        self.stats.successes += 1;
+                        self.stats.rejected_then_answered += 1;
                         self.remove(part, &rev, rh);
                     }
                     Some(_) => {}
