@@ -1,0 +1,188 @@
+//! The `scanwatch` binary as a user meets it: help, exit codes, one-line errors
+//! naming the file, warnings for truncated captures with everything before the
+//! damage processed.
+
+mod common;
+use common::real;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn scanwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .args(args)
+        .output()
+        .expect("run scanwatch")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn help_describes_replay_and_its_flags() {
+    let o = scanwatch(&["--help"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("replay"), "{out}");
+    let o = scanwatch(&["replay", "--help"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    for flag in ["--events", "--threads", "--syn-timeout", "Exit status"] {
+        assert!(out.contains(flag), "replay --help lacks {flag}:\n{out}");
+    }
+}
+
+#[test]
+fn not_a_capture_is_exit_2_with_one_line_naming_the_file() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let o = scanwatch(&["replay", manifest]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(
+        e.contains("Cargo.toml") && e.contains("not a pcap or pcapng file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_empty_directory_and_bad_threads_are_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let missing = dir.path().join("missing.pcap");
+    for (path, words) in [
+        (missing.as_path(), "missing.pcap"),
+        (empty.as_path(), "empty.pcap"),
+        (dir.path(), "directory"),
+    ] {
+        let o = scanwatch(&["replay", p(path)]);
+        assert_eq!(o.status.code(), Some(2), "{}", path.display());
+        assert!(stderr(&o).contains(words), "{}", stderr(&o));
+    }
+    // A bad file later in the list stops the run before anything is processed.
+    let good = real("tcp-syn-refused-rst-chrissanders.pcapng");
+    let o = scanwatch(&["replay", "--events", "-", p(&good), p(&missing)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let o = scanwatch(&["replay", "--threads", "0", p(&good)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--threads"), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_link_type_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("usb.pcap");
+    // Classic pcap header, µs, snaplen 65535, link type 189 (USB Linux).
+    let mut h = vec![
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0,
+    ];
+    h.extend_from_slice(&189u32.to_le_bytes());
+    std::fs::write(&f, h).unwrap();
+    let o = scanwatch(&["replay", p(&f)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("usb.pcap") && stderr(&o).contains("189"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn truncated_capture_warns_and_keeps_everything_before() {
+    let src = std::fs::read(real("nmap-syn-scan-evilfingers.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("cut.pcap");
+    // Cut in the middle of a record, about half way.
+    let cut = src.len() / 2 + 7;
+    std::fs::write(&f, &src[..cut]).unwrap();
+    let o = scanwatch(&["replay", "--threads", "2", "--events", "-", p(&f)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("WARN") && e.contains("cut.pcap") && e.contains("truncated at offset"),
+        "{e}"
+    );
+    let full = scanwatch(&[
+        "replay",
+        "--events",
+        "-",
+        p(&real("nmap-syn-scan-evilfingers.pcap")),
+    ]);
+    let (half, all) = (
+        o.stdout.split(|&b| b == b'\n').count(),
+        full.stdout.split(|&b| b == b'\n').count(),
+    );
+    assert!(
+        half > all / 3 && half < all,
+        "{half} of {all} events before the cut"
+    );
+    // Every event decided before the cut is one the full run made too; the
+    // attempts still pending at the cut are reported `at_capture_end`.
+    let full_lines: std::collections::HashSet<&[u8]> = full.stdout.split(|&b| b == b'\n').collect();
+    let mut at_end = 0;
+    for line in o.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+        if v["at_capture_end"] == true {
+            at_end += 1;
+        } else {
+            assert!(full_lines.contains(line), "not in the full run: {v}");
+        }
+    }
+    assert!(at_end > 0, "the cut leaves some attempts pending");
+}
+
+#[test]
+fn summary_on_stderr_and_quiet_silences_it() {
+    let f = real("nmap-syn-scan-evilfingers.pcap");
+    let o = scanwatch(&["replay", p(&f)]);
+    assert!(o.status.success());
+    let e = stderr(&o);
+    for w in [
+        "2020 packets",
+        "packets/s",
+        "1002 SYN",
+        "rejected 995",
+        "unanswered 2",
+        "skipped: udp 4",
+    ] {
+        assert!(e.contains(w), "summary lacks {w:?}:\n{e}");
+    }
+    let o = scanwatch(&["-q", "replay", p(&f)]);
+    assert!(o.status.success());
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn files_are_one_continuous_capture() {
+    // The nmap SYN scan split in two at a record boundary: attempts started in
+    // the first part are answered in the second. Same events as the whole file.
+    let src = std::fs::read(real("nmap-syn-scan-evilfingers.pcap")).unwrap();
+    // Walk records to the one nearest the middle (classic pcap, little-endian).
+    let mut off = 24;
+    while off < src.len() / 2 {
+        let incl = u32::from_le_bytes(src[off + 8..off + 12].try_into().unwrap()) as usize;
+        off += 16 + incl;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.pcap"), dir.path().join("b.pcap"));
+    std::fs::write(&a, &src[..off]).unwrap();
+    let mut second = src[..24].to_vec();
+    second.extend_from_slice(&src[off..]);
+    std::fs::write(&b, second).unwrap();
+    let split = scanwatch(&["replay", "--events", "-", p(&a), p(&b)]);
+    let whole = scanwatch(&[
+        "replay",
+        "--events",
+        "-",
+        p(&real("nmap-syn-scan-evilfingers.pcap")),
+    ]);
+    assert!(split.status.success());
+    assert_eq!(split.stdout, whole.stdout);
+}
