@@ -436,3 +436,11 @@ fn same_events_for_any_shard_count() {
         assert_eq!(ev, base, "{shards} shards");
     }
 }
+
+#[test]
+fn entry_sizes_stay_small() {
+    // ARCHITECTURE.md quotes these; the performance issue shrinks them.
+    assert_eq!(std::mem::size_of::<FlowKey>(), 38);
+    assert_eq!(std::mem::size_of::<Attempt>(), 80);
+    assert!(std::mem::size_of::<Summary>() <= 96, "{}", std::mem::size_of::<Summary>());
+}
