@@ -8,3 +8,4 @@
 //!  pcapng)      Summary)    outcomes)   sinks)
 //! ```
 pub mod capture;
+pub mod synth;
