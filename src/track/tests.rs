@@ -442,5 +442,9 @@ fn entry_sizes_stay_small() {
     // ARCHITECTURE.md quotes these; the performance issue shrinks them.
     assert_eq!(std::mem::size_of::<FlowKey>(), 38);
     assert_eq!(std::mem::size_of::<Attempt>(), 80);
-    assert!(std::mem::size_of::<Summary>() <= 96, "{}", std::mem::size_of::<Summary>());
+    assert!(
+        std::mem::size_of::<Summary>() <= 96,
+        "{}",
+        std::mem::size_of::<Summary>()
+    );
 }
