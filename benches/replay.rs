@@ -1,0 +1,156 @@
+//! End-to-end replay throughput against the hardware floor, in one run.
+//!
+//!     cargo bench --bench replay                # 5 M packets, 5 runs each
+//!     cargo bench --bench replay -- 20000000 7  # packets, runs
+//!
+//! Generates (once, cached in target/bench/) an "enterprise" capture with
+//! `scanwatch-synth`'s generator: 94% mid-connection data/ACK, ~1.3% SYN, RST,
+//! FIN, ICMP errors, DNS, IPv6, 802.1Q, a few scanners; records cut at snaplen
+//! 256, classic pcap. The page cache is warmed first. Then, each the median of
+//! the runs:
+//!
+//! * floor: walk the record headers of the memory-mapped file, nothing else;
+//! * libpcap: the pcap crate's file loop (`next_packet`), no parsing;
+//! * `scanwatch replay` with events written (to a discarding sink), for
+//!   1 and 2 threads.
+//!
+//! Reported as packets/s and as a ratio to the floor measured in the same run.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use scanwatch::pipeline::{Progress, ReplayConfig, replay};
+use scanwatch::synth::profile::{GenOptions, Profile, generate};
+use scanwatch::synth::writer::{CaptureWriter, Format};
+
+fn capture(packets: u64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("enterprise-{packets}.pcap"));
+    if !path.exists() {
+        eprintln!("generating {} ...", path.display());
+        let tmp = path.with_extension("tmp");
+        let mut w = CaptureWriter::create(&tmp, Format::Pcap, 256).unwrap();
+        let opts = GenOptions {
+            packets,
+            seed: 1,
+            snaplen: 256,
+        };
+        generate(Profile::Enterprise, &opts, &mut w).unwrap();
+        w.finish().unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}
+
+/// Walk the classic-pcap record headers of the mapped file: the floor any
+/// replay must pay (page cache to CPU, one header per packet).
+fn floor(path: &Path) -> u64 {
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: the benchmark's own file, not modified while mapped.
+    let m = unsafe { memmap2::Mmap::map(&f).unwrap() };
+    let mut off = 24;
+    let (mut n, mut sum) = (0u64, 0u64);
+    while off + 16 <= m.len() {
+        let incl = u32::from_le_bytes(m[off + 8..off + 12].try_into().unwrap()) as usize;
+        sum = sum.wrapping_add(u64::from(m[off + 8]));
+        off += 16 + incl;
+        n += 1;
+    }
+    black_box(sum);
+    n
+}
+
+fn libpcap(path: &Path) -> u64 {
+    let mut cap = pcap::Capture::from_file(path).unwrap();
+    let mut n = 0u64;
+    while let Ok(p) = cap.next_packet() {
+        black_box(p.data.first());
+        n += 1;
+    }
+    n
+}
+
+fn scanwatch(path: &Path, threads: usize) -> u64 {
+    let cfg = ReplayConfig {
+        threads,
+        ..ReplayConfig::default()
+    };
+    let out = replay(
+        &[path.to_path_buf()],
+        &cfg,
+        Some(Box::new(std::io::sink())),
+        Arc::new(Progress::default()),
+    )
+    .unwrap();
+    black_box(out.stats.events);
+    out.stats.packets
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes --bench; positional numbers are ours.
+    let nums: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let packets = nums.first().copied().unwrap_or(5_000_000);
+    let runs = nums.get(1).copied().unwrap_or(5).max(1) as usize;
+    let path = capture(packets);
+    let size = std::fs::metadata(&path).unwrap().len();
+    let _ = std::fs::read(&path); // warm the page cache
+
+    type Case<'a> = (&'a str, Box<dyn Fn() -> u64 + 'a>);
+    let cases: Vec<Case> = vec![
+        ("floor: mmap record-header walk", Box::new(|| floor(&path))),
+        (
+            "libpcap file loop (pcap crate)",
+            Box::new(|| libpcap(&path)),
+        ),
+        (
+            "scanwatch replay --threads 1",
+            Box::new(|| scanwatch(&path, 1)),
+        ),
+        (
+            "scanwatch replay --threads 2",
+            Box::new(|| scanwatch(&path, 2)),
+        ),
+    ];
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "enterprise capture: {packets} packets, {:.1} MB, snaplen 256; {runs} runs each, median; {cpus} CPUs",
+        size as f64 / 1e6
+    );
+    println!(
+        "{:<34} {:>10} {:>14} {:>10}",
+        "", "seconds", "packets/s", "vs floor"
+    );
+    let mut floor_pps = 0.0;
+    for (name, f) in &cases {
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let n = f();
+            times.push(t.elapsed().as_secs_f64());
+            assert_eq!(n, packets, "{name} saw every packet");
+        }
+        let s = median(times);
+        let pps = packets as f64 / s;
+        if floor_pps == 0.0 {
+            floor_pps = pps;
+        }
+        println!(
+            "{name:<34} {s:>10.3} {:>12.2} M {:>9.1}%",
+            pps / 1e6,
+            100.0 * pps / floor_pps
+        );
+    }
+}
