@@ -573,3 +573,39 @@ fn udp_and_other_ethertypes_skipped() {
         Decoded::Skip(Skip::NotIp)
     );
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LINKS: [u16; 11] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 999];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Arbitrary bytes never panic the decoder, whatever the link type.
+        #[test]
+        fn arbitrary_bytes_never_panic(link in prop::sample::select(LINKS.to_vec()), bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode(link, 0, &bytes);
+        }
+
+        /// A plausible Ethernet/IPv4 or IPv6 header with arbitrary fields and
+        /// payload reaches the deeper parsers (ICMP quotes, extension headers).
+        #[test]
+        fn arbitrary_ip_headers_never_panic(v6 in any::<bool>(), proto in prop::sample::select(vec![1u8, 6, 17, 58, 0, 43, 44, 51, 60]), rest in prop::collection::vec(any::<u8>(), 0..200)) {
+            let mut f = vec![0u8; 12];
+            if v6 {
+                f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+                f.extend_from_slice(&(rest.len() as u16).to_be_bytes());
+                f.extend_from_slice(&[proto, 64]);
+                f.extend_from_slice(&[0x20; 32]);
+            } else {
+                f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+                f.extend_from_slice(&((20 + rest.len()) as u16).to_be_bytes());
+                f.extend_from_slice(&[0, 0, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            }
+            f.extend_from_slice(&rest);
+            let _ = decode(linktype::ETHERNET, 0, &f);
+        }
+    }
+}
