@@ -82,6 +82,7 @@ fn scanwatch(path: &Path, threads: usize) -> u64 {
         &[path.to_path_buf()],
         &cfg,
         Some(Box::new(std::io::sink())),
+        None,
         Arc::new(Progress::default()),
     )
     .unwrap();

@@ -10,9 +10,13 @@
 //!
 //! [`pipeline`] runs the stages on threads; [`synth`] generates the captures
 //! the tests and benchmarks use.
+pub mod analyze;
 pub mod capture;
+pub mod config;
 pub mod decode;
+pub mod inventory;
 pub mod output;
 pub mod pipeline;
+pub mod state;
 pub mod synth;
 pub mod track;

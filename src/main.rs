@@ -10,10 +10,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use scanwatch::decode::Skip;
+use scanwatch::analyze::Analytics;
+use scanwatch::config::{Config, ConfigError};
+use scanwatch::decode::{Addr, Skip};
 use scanwatch::output::open_sink;
-use scanwatch::pipeline::{Progress, ReplayConfig, RunError, RunOutcome, replay};
-use scanwatch::track::{PARTITIONS, Reason, TrackConfig};
+use scanwatch::pipeline::{
+    Analysis, Checkpoint, Progress, ReplayConfig, RunError, RunOutcome, replay,
+};
+use scanwatch::state::StateDb;
+use scanwatch::track::{Reason, Seen};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -42,12 +47,44 @@ enum Cmd {
     ///
     /// Files are read in the order given, as one continuous capture: attempts
     /// started in one file can be answered in the next. Packet timestamps drive
-    /// every timer. The output is the same for any number of threads.
+    /// every timer. Alerts go to stdout unless --alerts says otherwise; failed
+    /// connection events go to --events. The output is the same for any number
+    /// of threads.
     ///
     /// Exit status: 0 when every file was read, 2 when a file could not be
-    /// read or was damaged (every packet before the damage is still processed),
-    /// 1 on other errors.
+    /// read or was damaged (every packet before the damage is still processed)
+    /// or the configuration is wrong, 1 on other errors.
     Replay(ReplayArgs),
+    /// Show what the inventory knows of a host (or of all hosts): when it was
+    /// last seen alive, and how.
+    Hosts {
+        /// The state directory of a replay or live run.
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+        /// One address; all hosts when absent.
+        addr: Option<std::net::IpAddr>,
+    },
+    /// List the sources learned as sanctioned scanners (suppressed).
+    Scanners {
+        /// The state directory of a replay or live run.
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+    },
+    /// Validate a configuration and print the effective settings.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ConfigArgs {
+    /// TOML configuration file (the defaults apply without one).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one setting, e.g. --set detector.activation_period=0s (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,24 +95,20 @@ struct ReplayArgs {
     /// Write one JSON line per failed connection attempt to PATH ("-" for stdout).
     #[arg(long, value_name = "PATH|-")]
     events: Option<PathBuf>,
+    /// Write alerts (JSON lines) to PATH instead of stdout.
+    #[arg(long, value_name = "PATH|-", default_value = "-")]
+    alerts: PathBuf,
+    /// Keep the inventory, baselines, learned scanners and dedup in DIR
+    /// (SQLite), and continue from what is there. Without it, state lives in
+    /// memory for the run.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
     /// Decode workers and tracker shards (1 to 64). The output does not depend
     /// on it. Default: the number of CPUs, at most 16.
     #[arg(long, short = 't', value_name = "N")]
     threads: Option<usize>,
-    /// Seconds after an attempt's last SYN before it counts as unanswered.
-    /// Above Linux's largest retransmission gap (32 s) so that one connect()
-    /// stays one attempt; longer holds more state in a SYN flood.
-    #[arg(long, value_name = "SECONDS", default_value_t = 40.0)]
-    syn_timeout: f64,
-    /// Seconds after the last ARP request before the address counts as unresolved.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    arp_timeout: f64,
-    /// Seconds of timestamp disorder tolerated between packets.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    reorder_tolerance: f64,
-    /// Most connection attempts held at once; new ones beyond it are counted and dropped.
-    #[arg(long, value_name = "N", default_value_t = 2_000_000)]
-    max_pending: usize,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +124,9 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("scanwatch: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                return ExitCode::from(2);
+            }
             match e.downcast_ref::<RunError>() {
                 Some(RunError::Capture(_) | RunError::Threads(_)) => ExitCode::from(2),
                 _ => ExitCode::from(1),
@@ -116,16 +152,30 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
-fn secs(s: f64, what: &str) -> anyhow::Result<i64> {
-    anyhow::ensure!(
-        (0.0..1e9).contains(&s),
-        "--{what} must be a number of seconds ≥ 0, not {s}"
-    );
-    Ok((s * 1e9) as i64)
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Replay(a) => replay_cmd(a, cli.quiet),
+        Cmd::Hosts { state, addr } => hosts_cmd(&state, addr),
+        Cmd::Scanners { state } => scanners_cmd(&state),
+        Cmd::CheckConfig { config } => {
+            let cfg = load_config(&config)?;
+            print!("{}", cfg.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let Cmd::Replay(a) = cli.cmd;
+/// A configuration error is the user's input: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct UsageError(#[from] ConfigError);
+
+fn load_config(c: &ConfigArgs) -> anyhow::Result<Config> {
+    Ok(Config::load(c.config.as_deref(), &c.sets).map_err(UsageError)?)
+}
+
+fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let config = load_config(&a.config)?;
     let threads = a.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -134,23 +184,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     });
     let cfg = ReplayConfig {
         threads,
-        track: TrackConfig {
-            syn_timeout: secs(a.syn_timeout, "syn-timeout")?,
-            arp_timeout: secs(a.arp_timeout, "arp-timeout")?,
-            reorder_tolerance: secs(a.reorder_tolerance, "reorder-tolerance")?,
-            max_pending: a.max_pending.max(PARTITIONS),
-        },
+        track: config.tracker.track_config(),
     };
-    let sink = match &a.events {
+    // Check the inputs before touching the state or the outputs.
+    scanwatch::pipeline::check_inputs(&a.pcaps).map_err(RunError::Capture)?;
+    let mut db = match &a.state {
+        Some(dir) => Some(StateDb::open(dir)?),
+        None => None,
+    };
+    let analytics = match &db {
+        Some(db) => db.load(config.detector.clone())?,
+        None => Analytics::new(config.detector.clone()),
+    };
+    let checkpoint = db.take().map(|mut db| Checkpoint {
+        interval: config.state.checkpoint_interval.ns(),
+        save: Box::new(move |a: &Analytics| db.save(a).map_err(|e| e.to_string())),
+    });
+    let alerts = open_sink(&a.alerts)
+        .with_context(|| format!("cannot open alerts file '{}'", a.alerts.display()))?;
+    let events = match &a.events {
         Some(p) => Some(
             open_sink(p).with_context(|| format!("cannot open events file '{}'", p.display()))?,
         ),
         None => None,
     };
+    let analysis = Analysis {
+        analytics,
+        alerts: Some(alerts),
+        checkpoint,
+    };
     let progress = Arc::new(Progress::default());
-    let bar = (!cli.quiet && std::io::stderr().is_terminal())
+    let bar = (!quiet && std::io::stderr().is_terminal())
         .then(|| progress_bar(&a.pcaps, progress.clone()));
-    let result = replay(&a.pcaps, &cfg, sink, progress);
+    let result = replay(&a.pcaps, &cfg, events, Some(analysis), progress);
     if let Some((pb, stop)) = bar {
         stop.store(1, Ordering::Relaxed);
         pb.finish_and_clear();
@@ -163,14 +229,70 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::warn!("{p}");
         }
     }
-    if !cli.quiet {
+    for e in &outcome.checkpoint_errors {
+        tracing::error!("checkpoint failed: {e}");
+    }
+    if !quiet {
         eprint!("{}", summary(&outcome, threads));
     }
     Ok(if outcome.problems.iter().any(|p| p.is_error()) {
         ExitCode::from(2)
+    } else if !outcome.checkpoint_errors.is_empty() {
+        ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn minute(ns: i64) -> String {
+    let mut s = String::new();
+    scanwatch::output::time::rfc3339(ns, &mut s);
+    format!("{}Z", &s[..16])
+}
+
+fn hosts_cmd(dir: &std::path::Path, addr: Option<std::net::IpAddr>) -> anyhow::Result<ExitCode> {
+    let db = StateDb::open_existing(dir)?;
+    let (_, clock) = db.clocks()?;
+    let hosts = db.hosts(addr.map(Addr::from))?;
+    if hosts.is_empty() {
+        match addr {
+            Some(a) => println!("{a}: never seen alive"),
+            None => println!("the inventory is empty"),
+        }
+        return Ok(if addr.is_some() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    for (a, h) in hosts {
+        let ago = clock
+            .map(|c| (c - h.last_alive) / 60_000_000_000)
+            .map(|m| format!(" ({}h{:02}m before the last event)", m / 60, m % 60));
+        println!(
+            "{a}  last seen alive {}{}  first {}  seen as {}",
+            minute(h.last_alive),
+            ago.unwrap_or_default(),
+            minute(h.first_alive),
+            Seen::names(h.seen).join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scanners_cmd(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let db = StateDb::open_existing(dir)?;
+    let rows = db.scanners()?;
+    if rows.is_empty() {
+        println!("no learned scanners");
+    }
+    for r in rows {
+        println!(
+            "{}  scanned on {} day(s) of the training period: learned, suppressed",
+            r.addr, r.scanning_windows
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A progress bar over the total input size, fed by the reader's byte counter.
@@ -257,6 +379,31 @@ fn summary(o: &RunOutcome, threads: usize) -> String {
         t.pending_cap_dropped,
         t.peak_pending
     );
+    if let Some(a) = &o.analytics {
+        let st = &a.stats;
+        let _ = writeln!(
+            out,
+            "  alerts: {} ({} low, {} informational); not sent: {} before activation, {} allowlisted, {} external, {} learned scanners, {} deduplicated; inventory: {} hosts",
+            st.alerts,
+            st.alerts_low,
+            st.alerts_informational,
+            st.suppressed_activation,
+            st.suppressed_allowlist,
+            st.suppressed_external,
+            st.suppressed_learned_scanner,
+            st.suppressed_dedup,
+            a.inventory().len()
+        );
+        if st.sources_cap_dropped + st.targets_cap_hit + a.inventory().hosts_cap_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  analytics cap hits: {} sources refused, {} target sets full, {} hosts refused",
+                st.sources_cap_dropped,
+                st.targets_cap_hit,
+                a.inventory().hosts_cap_dropped
+            );
+        }
+    }
     if s.oversize_records > 0 {
         let _ = writeln!(
             out,

@@ -30,11 +30,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+use crate::analyze::{Alert, Analytics, Record, sort_records};
 use crate::capture::{Block, CaptureError, CaptureReader, Fill};
-use crate::decode::{Decoded, Skip, Summary, What, decode, tcp_flags};
+use crate::decode::{Addr, Decoded, Skip, Summary, What, decode, tcp_flags};
 use crate::output::event_json;
 use crate::track::{
-    Event, PARTITIONS, TrackConfig, TrackStats, Tracker, flow_hash, partition_of, sort_events,
+    Alive, Contact, Event, Order, PARTITIONS, TrackConfig, TrackStats, Tracker, flow_hash,
+    partition_of, sort_events,
 };
 
 /// Bytes of capture per block. Fixed: block boundaries must not depend on the
@@ -130,11 +132,16 @@ impl std::fmt::Display for InputProblem {
 }
 
 /// Result of [`replay`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RunOutcome {
     pub stats: RunStats,
     /// Warnings and errors met while reading, in file order.
     pub problems: Vec<InputProblem>,
+    /// The detector's state at the end (to save, or to inspect).
+    pub analytics: Option<Analytics>,
+    pub alerts_written: u64,
+    /// A checkpoint that failed (the run went on; alerts were not lost).
+    pub checkpoint_errors: Vec<String>,
 }
 
 /// Errors that stop a run before or while it writes.
@@ -142,7 +149,7 @@ pub struct RunOutcome {
 pub enum RunError {
     #[error(transparent)]
     Capture(#[from] CaptureError),
-    #[error("cannot write events")]
+    #[error("cannot write events or alerts")]
     Output(#[from] std::io::Error),
     #[error("--threads must be between 1 and {PARTITIONS}, not {0}")]
     Threads(usize),
@@ -170,6 +177,7 @@ struct Est {
     idx: u32,
     part: u8,
     payload: bool,
+    src: Addr,
     ts: i64,
     hash: u64,
 }
@@ -191,9 +199,35 @@ enum ToShard {
     End { watermark: i64 },
 }
 
+/// What a shard hands the output for one block.
+#[derive(Default)]
+struct ShardOut {
+    events: Vec<Event>,
+    alive: Vec<Alive>,
+    contacts: Vec<Contact>,
+}
+
 enum ToOutput {
-    Events(Vec<Event>),
-    End(Vec<Event>, TrackStats),
+    Block(ShardOut),
+    End(ShardOut, TrackStats),
+}
+
+/// The analytics stage of a run: the detector's state (fresh, or loaded from a
+/// state directory), where alerts go, and how to checkpoint.
+pub struct Analysis {
+    pub analytics: Analytics,
+    pub alerts: Option<Box<dyn Write + Send>>,
+    /// Called every `checkpoint_interval` of event time and at the end.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// Saves the analytics' state; the error is for the log.
+pub type SaveFn = Box<dyn FnMut(&Analytics) -> Result<(), String> + Send>;
+
+/// A checkpoint hook: every `interval` ns of event time, and at the end.
+pub struct Checkpoint {
+    pub interval: i64,
+    pub save: SaveFn,
 }
 
 #[derive(Default)]
@@ -221,6 +255,7 @@ pub fn replay(
     paths: &[PathBuf],
     cfg: &ReplayConfig,
     mut events: Option<Box<dyn Write + Send>>,
+    analysis: Option<Analysis>,
     progress: Arc<Progress>,
 ) -> Result<RunOutcome, RunError> {
     let n = cfg.threads;
@@ -285,9 +320,20 @@ pub fn replay(
         drop(worker_ch);
         drop(shard_ch);
 
+        // Analytics.
+        let (rec_tx, rec_rx) = bounded::<Vec<Record>>(QUEUE_DEPTH * 2);
+        let analytics = analysis.map(|a| {
+            thread::Builder::new()
+                .name("analytics".into())
+                .spawn_scoped(sc, move || analyze(a, rec_rx))
+                .expect("spawn analytics")
+        });
+        let rec_tx = analytics.is_some().then_some(rec_tx);
+
         // Output: this thread.
         let out_rx: Vec<Receiver<ToOutput>> = out_ch.iter().map(|c| c.1.clone()).collect();
         drop(out_ch);
+        let mut records = Vec::new();
         let mut line = String::with_capacity(512);
         let mut block_events = Vec::new();
         let mut ended = 0;
@@ -311,20 +357,44 @@ pub fn replay(
         };
         'blocks: loop {
             for rx in &out_rx {
-                match rx.recv() {
-                    Ok(ToOutput::Events(mut ev)) => block_events.append(&mut ev),
-                    Ok(ToOutput::End(mut ev, st)) => {
-                        block_events.append(&mut ev);
+                let mut out = match rx.recv() {
+                    Ok(ToOutput::Block(o)) => o,
+                    Ok(ToOutput::End(o, st)) => {
                         track.add(&st);
                         ended += 1;
+                        o
                     }
                     // A shard died (it panicked): stop; the join below reports it.
                     Err(_) => break 'blocks,
+                };
+                if rec_tx.is_some() {
+                    records.extend(out.events.iter().map(|e| Record::Failed(*e)));
+                    records.extend(out.contacts.drain(..).map(Record::Contact));
+                    records.extend(out.alive.drain(..).map(Record::Alive));
                 }
+                block_events.append(&mut out.events);
             }
             write(&mut block_events, &mut line, &mut events_written);
+            if let Some(tx) = &rec_tx {
+                sort_records(&mut records);
+                if tx.send(std::mem::take(&mut records)).is_err() {
+                    break 'blocks;
+                }
+            }
             if ended == out_rx.len() {
                 break;
+            }
+        }
+        drop(rec_tx);
+        if let Some(h) = analytics {
+            let (a, written, err, cp) = h.join().expect("analytics thread panicked");
+            outcome.analytics = Some(a);
+            outcome.alerts_written = written;
+            outcome.checkpoint_errors = cp;
+            if let Some(e) = err
+                && write_err.is_none()
+            {
+                write_err = Some(e);
             }
         }
         if let Some(w) = events.as_mut()
@@ -505,6 +575,7 @@ fn decode_worker(
                             idx: i as u32,
                             part: part as u8,
                             payload,
+                            src: k.src,
                             ts: r.ts,
                             hash: h,
                         });
@@ -543,9 +614,68 @@ fn recycle(mut b: Block) -> Block {
     b
 }
 
+/// The analytics thread: records in canonical order in, alerts out.
+fn analyze(
+    mut a: Analysis,
+    rx: Receiver<Vec<Record>>,
+) -> (Analytics, u64, Option<std::io::Error>, Vec<String>) {
+    let mut alerts = Vec::new();
+    let mut written = 0u64;
+    let mut err = None;
+    let mut cp_errors = Vec::new();
+    let mut next_checkpoint = i64::MIN;
+    let mut write = |alerts: &mut Vec<Alert>,
+                     sink: &mut Option<Box<dyn Write + Send>>,
+                     err: &mut Option<std::io::Error>| {
+        for al in alerts.drain(..) {
+            written += 1;
+            if let Some(w) = sink.as_mut()
+                && err.is_none()
+                && let Err(e) = w
+                    .write_all(al.json.as_bytes())
+                    .and_then(|_| w.write_all(b"\n"))
+            {
+                *err = Some(e);
+            }
+        }
+    };
+    while let Ok(records) = rx.recv() {
+        a.analytics.process(&records);
+        a.analytics.drain_alerts(&mut alerts);
+        write(&mut alerts, &mut a.alerts, &mut err);
+        if let Some(cp) = a.checkpoint.as_mut() {
+            let clock = a.analytics.clock();
+            if next_checkpoint == i64::MIN {
+                next_checkpoint = clock.saturating_add(cp.interval);
+            } else if clock >= next_checkpoint {
+                // Alerts are written before the state that marks them sent.
+                if let Some(w) = a.alerts.as_mut() {
+                    let _ = w.flush();
+                }
+                if let Err(e) = (cp.save)(&a.analytics) {
+                    cp_errors.push(e);
+                }
+                next_checkpoint = clock.saturating_add(cp.interval);
+            }
+        }
+    }
+    if let Some(w) = a.alerts.as_mut()
+        && err.is_none()
+        && let Err(e) = w.flush()
+    {
+        err = Some(e);
+    }
+    if let Some(cp) = a.checkpoint.as_mut()
+        && let Err(e) = (cp.save)(&a.analytics)
+    {
+        cp_errors.push(e);
+    }
+    (a.analytics, written, err, cp_errors)
+}
+
 fn shard(mut t: Tracker, from_workers: Vec<Receiver<ToShard>>, out: Sender<ToOutput>) {
     let n = from_workers.len();
-    let mut events = Vec::new();
+    let mut o = ShardOut::default();
     for b in 0u64.. {
         let Ok(msg) = from_workers[(b % n as u64) as usize].recv() else {
             return;
@@ -564,23 +694,27 @@ fn shard(mut t: Tracker, from_workers: Vec<Receiver<ToShard>>, out: Sender<ToOut
                         i += 1;
                     } else {
                         let x = est[e];
-                        t.established(x.part as usize, x.hash, x.ts, x.payload);
+                        let order = Order {
+                            block: b,
+                            phase: 1,
+                            at: (batch.base_idx + u64::from(x.idx)) as i64,
+                        };
+                        t.established(x.part as usize, x.src, x.hash, x.ts, x.payload, order);
                         e += 1;
                     }
                 }
                 t.end_block();
-                t.drain_events(&mut events);
-                if out
-                    .send(ToOutput::Events(std::mem::take(&mut events)))
-                    .is_err()
-                {
+                t.drain_events(&mut o.events);
+                t.drain_evidence(&mut o.alive, &mut o.contacts);
+                if out.send(ToOutput::Block(std::mem::take(&mut o))).is_err() {
                     return;
                 }
             }
             ToShard::End { watermark } => {
                 t.flush(watermark);
-                t.drain_events(&mut events);
-                let _ = out.send(ToOutput::End(events, t.stats.clone()));
+                t.drain_events(&mut o.events);
+                t.drain_evidence(&mut o.alive, &mut o.contacts);
+                let _ = out.send(ToOutput::End(o, t.stats.clone()));
                 return;
             }
         }

@@ -32,7 +32,15 @@ fn help_describes_replay_and_its_flags() {
     let o = scanwatch(&["replay", "--help"]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--events", "--threads", "--syn-timeout", "Exit status"] {
+    for flag in [
+        "--events",
+        "--alerts",
+        "--state",
+        "--config",
+        "--set",
+        "--threads",
+        "Exit status",
+    ] {
         assert!(out.contains(flag), "replay --help lacks {flag}:\n{out}");
     }
 }
@@ -67,7 +75,15 @@ fn missing_empty_directory_and_bad_threads_are_exit_2() {
     }
     // A bad file later in the list stops the run before anything is processed.
     let good = real("tcp-syn-refused-rst-chrissanders.pcapng");
-    let o = scanwatch(&["replay", "--events", "-", p(&good), p(&missing)]);
+    let o = scanwatch(&[
+        "replay",
+        "--alerts",
+        "/dev/null",
+        "--events",
+        "-",
+        p(&good),
+        p(&missing),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(o.stdout.is_empty());
     let o = scanwatch(&["replay", "--threads", "0", p(&good)]);
@@ -102,7 +118,16 @@ fn truncated_capture_warns_and_keeps_everything_before() {
     // Cut in the middle of a record, about half way.
     let cut = src.len() / 2 + 7;
     std::fs::write(&f, &src[..cut]).unwrap();
-    let o = scanwatch(&["replay", "--threads", "2", "--events", "-", p(&f)]);
+    let o = scanwatch(&[
+        "replay",
+        "--alerts",
+        "/dev/null",
+        "--threads",
+        "2",
+        "--events",
+        "-",
+        p(&f),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(
@@ -176,7 +201,15 @@ fn files_are_one_continuous_capture() {
     let mut second = src[..24].to_vec();
     second.extend_from_slice(&src[off..]);
     std::fs::write(&b, second).unwrap();
-    let split = scanwatch(&["replay", "--events", "-", p(&a), p(&b)]);
+    let split = scanwatch(&[
+        "replay",
+        "--alerts",
+        "/dev/null",
+        "--events",
+        "-",
+        p(&a),
+        p(&b),
+    ]);
     let whole = scanwatch(&[
         "replay",
         "--events",

@@ -70,3 +70,18 @@ impl fmt::Debug for Addr {
         self.ip().fmt(f)
     }
 }
+
+impl serde::Serialize for Addr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Addr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Addr, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse::<IpAddr>()
+            .map(Addr::from)
+            .map_err(serde::de::Error::custom)
+    }
+}

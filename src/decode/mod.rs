@@ -47,7 +47,9 @@ use tcp_flags::*;
 
 /// The protocol of a flow key. ARP is not an IP protocol, but an unanswered ARP
 /// request is a failed attempt to reach an on-link address, so it is keyed too.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Proto {
     Tcp,
     Udp,
@@ -84,7 +86,9 @@ impl Proto {
 
 /// A directed flow: `src` is the side that sent the packet (or, for ICMP errors,
 /// the side that sent the quoted probe).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct FlowKey {
     pub src: Addr,
     pub dst: Addr,

@@ -37,6 +37,12 @@ fn addr_hash(a: &Addr) -> u64 {
     fold(x ^ K[0], y ^ K[1])
 }
 
+/// A slot index for per-address caches.
+#[inline]
+pub fn addr_slot(a: &Addr) -> usize {
+    (addr_hash(a) >> 32) as usize
+}
+
 /// Hash of the directed flow (source, destination, ports, protocol).
 #[inline]
 pub fn flow_hash(k: &FlowKey) -> u64 {

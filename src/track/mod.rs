@@ -85,7 +85,9 @@ impl Default for TrackConfig {
 }
 
 /// Why an attempt failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Reason {
     Rejected,
     Unanswered,
@@ -111,7 +113,9 @@ impl Reason {
 }
 
 /// What the initiator sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Probe {
     /// TCP SYN (a connection attempt or a SYN scan).
     Syn,
@@ -167,6 +171,57 @@ impl Probe {
             _ => Probe::IpProto,
         }
     }
+}
+
+/// How an address was seen alive (a bit set); see [`crate::inventory`] for
+/// why these and only these prove a host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Seen {
+    SynAck = 1,
+    Data = 2,
+    Fin = 4,
+    Arp = 8,
+}
+
+impl Seen {
+    pub const ALL: [Seen; 4] = [Seen::SynAck, Seen::Data, Seen::Fin, Seen::Arp];
+    pub fn name(self) -> &'static str {
+        match self {
+            Seen::SynAck => "syn_ack",
+            Seen::Data => "data",
+            Seen::Fin => "fin",
+            Seen::Arp => "arp",
+        }
+    }
+    /// Names of the kinds set in `mask`.
+    pub fn names(mask: u8) -> Vec<&'static str> {
+        Seen::ALL
+            .iter()
+            .filter(|k| mask & **k as u8 != 0)
+            .map(|k| k.name())
+            .collect()
+    }
+}
+
+/// `addr` proved alive at `ts`. Reported at most once per minute and kind
+/// per shard (the inventory keeps minutes, so repeats would change nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alive {
+    pub addr: Addr,
+    pub ts: i64,
+    pub how: Seen,
+    pub order: Order,
+}
+
+/// A successful connection from `src` to `dst` (SYN-ACK, or a capture gap):
+/// the sequential test's evidence of benign behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contact {
+    pub src: Addr,
+    pub dst: Addr,
+    pub ts: i64,
+    pub order: Order,
 }
 
 /// The ICMP error that made an attempt unreachable.
@@ -376,7 +431,13 @@ pub struct Tracker {
     len: usize,
     pub stats: TrackStats,
     out: Vec<Event>,
+    alive: Vec<Alive>,
+    contacts: Vec<Contact>,
+    /// Direct-mapped (address, minute, kinds) of recent liveness reports.
+    alive_cache: Box<[(Addr, i64, u8)]>,
 }
+
+const ALIVE_SLOTS: usize = 1 << 13;
 
 const FILTER_SLOTS: usize = 1 << 16;
 
@@ -409,6 +470,9 @@ impl Tracker {
             len: 0,
             stats: TrackStats::default(),
             out: Vec::new(),
+            alive: Vec::new(),
+            contacts: Vec::new(),
+            alive_cache: vec![(Addr::default(), i64::MIN, 0u8); ALIVE_SLOTS].into(),
         }
     }
 
@@ -519,6 +583,37 @@ impl Tracker {
             vlan: a.vlan,
             initiator_reset: a.initiator_reset,
             at_capture_end: at_end,
+            order,
+        });
+    }
+
+    /// Report `addr` alive, unless this shard reported it already this minute
+    /// for the same reason.
+    #[inline]
+    fn seen_alive(&mut self, addr: Addr, ts: i64, how: Seen, order: Order) {
+        let minute = ts.div_euclid(crate::inventory::GRANULARITY);
+        let slot = &mut self.alive_cache[hash::addr_slot(&addr) & (ALIVE_SLOTS - 1)];
+        if slot.0 == addr && slot.1 == minute {
+            if slot.2 & how as u8 != 0 {
+                return;
+            }
+            slot.2 |= how as u8;
+        } else {
+            *slot = (addr, minute, how as u8);
+        }
+        self.alive.push(Alive {
+            addr,
+            ts,
+            how,
+            order,
+        });
+    }
+
+    fn contact(&mut self, initiator: &FlowKey, ts: i64, order: Order) {
+        self.contacts.push(Contact {
+            src: initiator.src,
+            dst: initiator.dst,
+            ts,
             order,
         });
     }
@@ -660,6 +755,7 @@ impl Tracker {
                     Some(a) if a.state == State::SynPending => {
                         self.stats.successes += 1;
                         self.remove(part, &rev, rh);
+                        self.contact(&rev, s.ts, order);
                     }
                     // Rejected, then a re-sent SYN (same ISN) found a listener: the
                     // `rejected` event stands (it was emitted when the RST came),
@@ -668,6 +764,7 @@ impl Tracker {
                         self.stats.successes += 1;
                         self.stats.rejected_then_answered += 1;
                         self.remove(part, &rev, rh);
+                        self.contact(&rev, s.ts, order);
                     }
                     Some(_) => {}
                     None => self.stats.synack_unmatched += 1,
@@ -727,6 +824,7 @@ impl Tracker {
                     self.stats.successes += 1;
                     self.stats.capture_gaps += 1;
                     self.remove(part, &k, h);
+                    self.contact(&k, s.ts, order);
                 }
             }
             return;
@@ -884,6 +982,7 @@ impl Tracker {
 
     fn arp(&mut self, s: &Summary, part: usize, reply: bool, order: Order) {
         let key = s.key;
+        self.seen_alive(key.src, s.ts, Seen::Arp, order);
         // Any ARP from the sender proves it is on the link: a request for it that
         // is still waiting (rev: the asker → this sender) is answered.
         let rev = key.reversed();
@@ -929,7 +1028,16 @@ impl Tracker {
     /// direction spoke, and if it is the initiator of an attempt still waiting
     /// for its SYN-ACK, the handshake completed out of the capture's sight.
     #[inline]
-    pub fn established(&mut self, part: usize, hash: u64, ts: i64, payload: bool) {
+    pub fn established(
+        &mut self,
+        part: usize,
+        src: Addr,
+        hash: u64,
+        ts: i64,
+        payload: bool,
+        order: Order,
+    ) {
+        self.seen_alive(src, ts, Seen::Data, order);
         let Some(p) = self.parts[part].as_mut() else {
             return;
         };
@@ -945,11 +1053,12 @@ impl Tracker {
             && e.get().state == State::SynPending
             && ts <= deadline_of(cfg, e.get())
         {
-            e.remove();
+            let (a, _) = e.remove();
             self.len -= 1;
             self.filter_dec(hash);
             self.stats.successes += 1;
             self.stats.capture_gaps += 1;
+            self.contact(&a.key, ts, order);
         }
     }
 
@@ -985,6 +1094,12 @@ impl Tracker {
     /// Take the events emitted so far.
     pub fn drain_events(&mut self, into: &mut Vec<Event>) {
         into.append(&mut self.out);
+    }
+
+    /// Take the liveness reports and successful contacts so far.
+    pub fn drain_evidence(&mut self, alive: &mut Vec<Alive>, contacts: &mut Vec<Contact>) {
+        alive.append(&mut self.alive);
+        contacts.append(&mut self.contacts);
     }
 }
 

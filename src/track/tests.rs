@@ -92,7 +92,19 @@ fn run_with(
                 }
                 In::Est(k, ts) | In::Data(k, ts) => {
                     let p = partition_of(&k);
-                    t[p % shards].established(p, flow_hash(&k), ts, matches!(item, In::Data(..)));
+                    let order = Order {
+                        block: b,
+                        phase: 1,
+                        at: idx as i64,
+                    };
+                    t[p % shards].established(
+                        p,
+                        k.src,
+                        flow_hash(&k),
+                        ts,
+                        matches!(item, In::Data(..)),
+                        order,
+                    );
                     wm = wm.max(ts);
                 }
             }

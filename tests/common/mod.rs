@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use scanwatch::pipeline::{Progress, ReplayConfig, RunOutcome, replay};
+use scanwatch::analyze::Analytics;
+use scanwatch::config::Config;
+use scanwatch::pipeline::{Analysis, Progress, ReplayConfig, RunOutcome, replay};
 
 /// `../shared/pcaps/real/NAME`: the third-party captures beside the repo.
 pub fn real(name: &str) -> PathBuf {
@@ -67,6 +69,7 @@ pub fn run(paths: &[PathBuf], threads: usize) -> (RunOutcome, Vec<u8>) {
         paths,
         &cfg,
         Some(Box::new(buf.clone())),
+        None,
         Arc::new(Progress::default()),
     )
     .expect("replay");
@@ -88,4 +91,31 @@ pub fn count(ev: &[serde_json::Value], reason: &str, probe: &str) -> usize {
     ev.iter()
         .filter(|e| e["reason"] == reason && e["probe"] == probe)
         .count()
+}
+
+/// Replay with the analytics on, configured by `--set`-style overrides;
+/// returns the outcome and the alert lines.
+pub fn run_alerts(paths: &[PathBuf], threads: usize, sets: &[&str]) -> (RunOutcome, Vec<u8>) {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let config = Config::from_toml("test", "", &sets).expect("test config");
+    let buf = SharedBuf::default();
+    let cfg = ReplayConfig {
+        threads,
+        track: config.tracker.track_config(),
+    };
+    let analysis = Analysis {
+        analytics: Analytics::new(config.detector.clone()),
+        alerts: Some(Box::new(buf.clone())),
+        checkpoint: None,
+    };
+    let out = replay(
+        paths,
+        &cfg,
+        None,
+        Some(analysis),
+        Arc::new(Progress::default()),
+    )
+    .expect("replay");
+    let bytes = buf.0.lock().unwrap().clone();
+    (out, bytes)
 }

@@ -1,0 +1,432 @@
+//! The Failed Connections analytics: sources that make an abnormally large
+//! number, or an abnormal mixture, of failed connections to inactive or
+//! never-seen hosts (MITRE ATT&CK TA0007 Discovery, T1018 Remote System
+//! Discovery).
+//!
+//! # What is counted
+//! For each source and test window (`test_period`, default 1 day, aligned to
+//! the epoch), the distinct **failed targets**: (host, protocol, port) of
+//! failed attempts whose host was `inactive` or `never_seen` at that moment
+//! (see [`crate::inventory`]). Counting distinct targets, not attempts, is what
+//! keeps repeated failures to the *same* dead host (a monitoring check, the
+//! clients of a decommissioned server) from ever looking like a scan.
+//!
+//! # Rules (every threshold is a `[detector]` tunable)
+//! * **Sequential test** (Threshold Random Walk, Jung et al. 2004): each first
+//!   contact of the source with a host in the window is an observation: a
+//!   success (a completed handshake) moves the walk down by
+//!   ln(θ₁/θ₀), a failure to an inactive or never-seen host up by
+//!   ln((1−θ₁)/(1−θ₀)); the walk decides "scanner" at ln(P_D/P_F) and never
+//!   goes below ln((1−P_D)/(1−P_F)), so past good behaviour buys no unlimited
+//!   credit. With θ₀ = 0.8, θ₁ = 0.2, P_F = 0.01, P_D = 0.99, four failed first
+//!   contacts in a row decide: a fast sweep is caught within a handful of
+//!   probes, and a slow one (a probe every few minutes) within the same
+//!   number, because the walk keeps its state for the whole window.
+//! * **Count**: failed targets ≥ max(`min_failed_targets`,
+//!   `own_baseline_factor` × the source's largest daily count in training,
+//!   `population_factor` × the largest daily 99th percentile of all sources in
+//!   training).
+//! * **Mixture**: at least two of: ≥ `mixture_min_hosts` distinct inactive or
+//!   never-seen hosts; ≥ 2 subnets (/24, /64) among them; ≥ 2 failure reasons;
+//!   never-seen hosts from a source that had none in any training window.
+//! * **Vertical scan of a live host**: ≥ `vertical_min_ports` distinct failed
+//!   ports on one active host.
+//!
+//! # Severity and variations
+//! | variation | rule | severity |
+//! |---|---|---|
+//! | `sequential_test` | the sequential test decided | `low` |
+//! | `count_and_mixture` | count and mixture | `low` |
+//! | `count` | count without mixture (a vertical scan of one never-seen host, say) | `informational` |
+//! | `vertical_scan` | many failed ports on one active host | `informational` |
+//!
+//! # Suppression and dedup
+//! No alert before `activation_period` of event time has been observed;
+//! never for `allowlist` sources; by default never for sources outside
+//! `home_net`; never for *learned sanctioned scanners*: sources that looked
+//! like scanners (any rule above, without baselines) on at least
+//! `scanner_min_share` of the windows observed in the training period and on
+//! at least `scanner_min_days` of them. One alert per source per
+//! `dedup_period`: the next alert after it reports the failures since, and the
+//! subnets and ports not in the previous alert.
+
+mod alert;
+mod source;
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DetectorSection, in_any};
+use crate::decode::Addr;
+use crate::inventory::{Host, Inventory, TargetState};
+use crate::track::{Alive, Contact, Event, Order, Reason};
+
+pub use alert::Alert;
+use source::Source;
+
+/// What the analytics consumes, in canonical order (see [`sort_records`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Record {
+    Failed(Event),
+    Contact(Contact),
+    Alive(Alive),
+}
+
+impl Record {
+    fn order(&self) -> Order {
+        match self {
+            Record::Failed(e) => e.order,
+            Record::Contact(c) => c.order,
+            Record::Alive(a) => a.order,
+        }
+    }
+    /// Within one packet: failures first, so that the state of a target is
+    /// read before the packet's own liveness updates the inventory.
+    fn rank(&self) -> u8 {
+        match self {
+            Record::Failed(_) => 0,
+            Record::Contact(_) => 1,
+            Record::Alive(_) => 2,
+        }
+    }
+    fn ts(&self) -> i64 {
+        match self {
+            Record::Failed(e) => e.decided_ts,
+            Record::Contact(c) => c.ts,
+            Record::Alive(a) => a.ts,
+        }
+    }
+}
+
+/// Sort one block's records canonically: by packet order, failures before
+/// contacts before liveness, then by content.
+pub fn sort_records(v: &mut [Record]) {
+    v.sort_unstable_by(|a, b| {
+        a.order()
+            .cmp(&b.order())
+            .then(a.rank().cmp(&b.rank()))
+            .then_with(|| match (a, b) {
+                (Record::Failed(x), Record::Failed(y)) => {
+                    x.key.cmp(&y.key).then(x.first_ts.cmp(&y.first_ts))
+                }
+                (Record::Contact(x), Record::Contact(y)) => (x.src, x.dst).cmp(&(y.src, y.dst)),
+                (Record::Alive(x), Record::Alive(y)) => (x.addr, x.how).cmp(&(y.addr, y.how)),
+                _ => std::cmp::Ordering::Equal,
+            })
+    });
+}
+
+/// Counters of the analytics, for the summary and stats.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AnalyticsStats {
+    pub alerts: u64,
+    pub alerts_low: u64,
+    pub alerts_informational: u64,
+    /// Would-be alerts not sent, by reason.
+    pub suppressed_activation: u64,
+    pub suppressed_allowlist: u64,
+    pub suppressed_external: u64,
+    pub suppressed_learned_scanner: u64,
+    pub suppressed_dedup: u64,
+    /// Failed attempts whose target is outside home_net.
+    pub failed_untracked: u64,
+    /// Cap hits.
+    pub sources_cap_dropped: u64,
+    pub targets_cap_hit: u64,
+}
+
+/// Population baseline of one closed window.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct PopWindow {
+    pub window: i64,
+    /// 99th percentile of failed targets over sources with any.
+    pub p99: u32,
+}
+
+/// The analytics' state, all of it persisted by [`crate::state`].
+pub struct Analytics {
+    pub(crate) cfg: DetectorSection,
+    pub(crate) inv: Inventory,
+    pub(crate) sources: HashMap<Addr, Source, ahash::RandomState>,
+    /// Event time of the first record ever (the activation clock).
+    pub(crate) first_ts: Option<i64>,
+    /// Latest event time seen.
+    pub(crate) clock: i64,
+    /// Current test window index.
+    pub(crate) window: i64,
+    pub(crate) population: VecDeque<PopWindow>,
+    pub stats: AnalyticsStats,
+    trw_up: f64,
+    trw_down: f64,
+    trw_decide: f64,
+    trw_floor: f64,
+    out: Vec<Alert>,
+}
+
+impl Analytics {
+    pub fn new(cfg: DetectorSection) -> Analytics {
+        let d = &cfg;
+        let inv = Inventory::new(d.home_net.clone(), d.inactive_after.ns(), d.max_hosts);
+        Analytics {
+            trw_up: ((1.0 - d.trw_scanner_success) / (1.0 - d.trw_benign_success)).ln(),
+            trw_down: (d.trw_scanner_success / d.trw_benign_success).ln(),
+            trw_decide: (d.trw_detection / d.trw_false_positive).ln(),
+            trw_floor: ((1.0 - d.trw_detection) / (1.0 - d.trw_false_positive)).ln(),
+            cfg,
+            inv,
+            sources: HashMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8)),
+            first_ts: None,
+            clock: i64::MIN,
+            window: i64::MIN,
+            population: VecDeque::new(),
+            stats: AnalyticsStats::default(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inv
+    }
+
+    /// Latest event time processed.
+    pub fn clock(&self) -> i64 {
+        self.clock
+    }
+
+    /// Process one block's records (already in canonical order).
+    pub fn process(&mut self, records: &[Record]) {
+        for r in records {
+            self.advance(r.ts());
+            match r {
+                Record::Alive(a) => self.inv.alive(a.addr, a.ts, a.how),
+                Record::Contact(c) => self.contact(c),
+                Record::Failed(e) => self.failed(e),
+            }
+        }
+    }
+
+    /// Take the alerts raised so far.
+    pub fn drain_alerts(&mut self, into: &mut Vec<Alert>) {
+        into.append(&mut self.out);
+    }
+
+    fn window_of(&self, ts: i64) -> i64 {
+        ts.div_euclid(self.cfg.test_period.ns())
+    }
+
+    /// Windows of history the training period holds.
+    fn training_windows(&self) -> i64 {
+        self.cfg.training_period.ns() / self.cfg.test_period.ns()
+    }
+
+    /// Move the clock; close the test window when `ts` is past it.
+    fn advance(&mut self, ts: i64) {
+        if self.first_ts.is_none() {
+            self.first_ts = Some(ts);
+            self.window = self.window_of(ts);
+        }
+        if ts <= self.clock {
+            return;
+        }
+        self.clock = ts;
+        let w = self.window_of(ts);
+        if w > self.window {
+            self.close_window(w);
+        }
+    }
+
+    /// The window `self.window` ends; `next` begins. Roll every source's
+    /// counts into its history, learn scanners, compute the population
+    /// baseline, forget sources with nothing left to remember.
+    fn close_window(&mut self, next: i64) {
+        let closing = self.window;
+        let keep = self.training_windows();
+        let first_window = self.window_of(self.first_ts.unwrap_or(0));
+        // Windows the sensor has observed within the training period.
+        let observed = (next - first_window).clamp(0, keep.max(0)) as u32;
+        let mut counts: Vec<u32> = Vec::new();
+        let min_days = self.cfg.scanner_min_days;
+        let share = self.cfg.scanner_min_share;
+        // Remember an alert long enough for the next one to say what is new.
+        let alert_memory = self
+            .cfg
+            .training_period
+            .ns()
+            .max(self.cfg.dedup_period.ns().saturating_mul(7));
+        let clock = self.clock;
+        let mut forget = Vec::new();
+        let (cfg, decide) = (&self.cfg, self.trw_decide);
+        for (addr, s) in self.sources.iter_mut() {
+            let scanning = s.scanning(cfg, decide);
+            if let Some(c) = s.close_window(keep, next, scanning) {
+                counts.push(c);
+            }
+            let scanning = s.scanning_windows(next - keep) as u32;
+            s.learned = observed > 0
+                && scanning >= min_days
+                && f64::from(scanning) >= share * f64::from(observed);
+            if s.is_forgettable(clock, alert_memory) {
+                forget.push(*addr);
+            }
+        }
+        for a in forget {
+            self.sources.remove(&a);
+        }
+        if !counts.is_empty() {
+            counts.sort_unstable();
+            let p99 =
+                counts[((counts.len() as f64 * 0.99).ceil() as usize).clamp(1, counts.len()) - 1];
+            self.population.push_back(PopWindow {
+                window: closing,
+                p99,
+            });
+        }
+        while self
+            .population
+            .front()
+            .is_some_and(|p| p.window < next - keep)
+        {
+            self.population.pop_front();
+        }
+        self.window = next;
+    }
+
+    fn source(&mut self, a: Addr) -> Option<&mut Source> {
+        if !self.sources.contains_key(&a) {
+            if self.sources.len() >= self.cfg.max_sources {
+                self.stats.sources_cap_dropped += 1;
+                return None;
+            }
+            self.sources.insert(a, Source::new(self.window));
+        }
+        self.sources.get_mut(&a)
+    }
+
+    fn contact(&mut self, c: &Contact) {
+        if !self.inv.in_home_net(&c.dst) {
+            return;
+        }
+        let (down, floor, cap) = (
+            self.trw_down,
+            self.trw_floor,
+            self.cfg.max_targets_per_source,
+        );
+        let window = self.window;
+        if let Some(s) = self.source(c.src) {
+            s.roll_to(window);
+            s.first_contact_success(c.dst, down, floor, cap);
+        }
+    }
+
+    fn failed(&mut self, e: &Event) {
+        let state = self.inv.state(&e.key.dst, e.decided_ts);
+        if state == TargetState::Untracked {
+            self.stats.failed_untracked += 1;
+            return;
+        }
+        let cfg = &self.cfg;
+        let (up, cap, sample) = (self.trw_up, cfg.max_targets_per_source, cfg.alert_sample);
+        let window = self.window;
+        let Some(s) = self.source(e.key.src) else {
+            return;
+        };
+        s.roll_to(window);
+        if s.record_failure(e, state, up, cap, sample) {
+            self.stats.targets_cap_hit += 1;
+        }
+        self.evaluate(e);
+    }
+
+    /// After a failure of `e.key.src`: does any rule fire, and may it alert?
+    fn evaluate(&mut self, e: &Event) {
+        let src = e.key.src;
+        let cfg = &self.cfg;
+        let own_max = self.sources[&src].history_max();
+        let pop_p99 = self.population.iter().map(|p| p.p99).max();
+        let threshold = [
+            f64::from(cfg.min_failed_targets),
+            own_max.map_or(0.0, |m| (f64::from(m) * cfg.own_baseline_factor).ceil()),
+            pop_p99.map_or(0.0, |p| (f64::from(p) * cfg.population_factor).ceil()),
+        ]
+        .into_iter()
+        .fold(0.0, f64::max) as u32;
+        let s = &self.sources[&src];
+        let verdict = s.verdict(cfg, threshold, self.trw_decide);
+        let Some(variation) = verdict.variation() else {
+            return;
+        };
+        // Suppression, in the order an analyst would ask about it.
+        let activated = self
+            .first_ts
+            .is_some_and(|f| self.clock.saturating_sub(f) >= cfg.activation_period.ns());
+        let reason_suppressed = if !activated {
+            Some(&mut self.stats.suppressed_activation)
+        } else if in_any(&cfg.allowlist, &src) {
+            Some(&mut self.stats.suppressed_allowlist)
+        } else if !cfg.alert_external_sources && !self.inv.in_home_net(&src) {
+            Some(&mut self.stats.suppressed_external)
+        } else if s.learned {
+            Some(&mut self.stats.suppressed_learned_scanner)
+        } else if s
+            .last_alert
+            .as_ref()
+            .is_some_and(|l| e.decided_ts < l.ts.saturating_add(cfg.dedup_period.ns()))
+        {
+            Some(&mut self.stats.suppressed_dedup)
+        } else {
+            None
+        };
+        if let Some(counter) = reason_suppressed {
+            // Count each source once per window, not once per failure.
+            let s = self.sources.get_mut(&src).expect("source exists");
+            if !s.suppressed_noted {
+                s.suppressed_noted = true;
+                *counter += 1;
+            }
+            return;
+        }
+        let baseline = alert::Baseline {
+            own_max,
+            population_p99: pop_p99,
+            threshold,
+            training_windows: self.sources[&src].history_len(),
+            trw_decide: self.trw_decide,
+            window_start: self.sources[&src].win.saturating_mul(cfg.test_period.ns()),
+        };
+        let s = self.sources.get_mut(&src).expect("source exists");
+        let a = Alert::new(src, e.decided_ts, variation, &verdict, s, &baseline);
+        s.alerted(e.decided_ts);
+        self.stats.alerts += 1;
+        match a.severity {
+            alert::Severity::Low => self.stats.alerts_low += 1,
+            alert::Severity::Informational => self.stats.alerts_informational += 1,
+        }
+        self.out.push(a);
+    }
+
+    /// Sources currently learned as sanctioned scanners.
+    pub fn learned_scanners(&self) -> Vec<(Addr, usize)> {
+        let mut v: Vec<(Addr, usize)> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.learned)
+            .map(|(a, s)| (*a, s.scanning_windows(i64::MIN)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// What the inventory knows of `a`.
+    pub fn host(&self, a: &Addr) -> Option<Host> {
+        self.inv.get(a).copied()
+    }
+
+    /// Reason names, for summaries.
+    pub fn reason_name(r: Reason) -> &'static str {
+        r.name()
+    }
+}
+
+#[cfg(test)]
+mod tests;

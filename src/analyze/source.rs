@@ -1,0 +1,391 @@
+//! What the analytics remembers of one source: the current test window's
+//! failures, its sequential test, its history of windows, its last alert.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::DetectorSection;
+use crate::decode::{Addr, FlowKey, Proto};
+use crate::inventory::TargetState;
+use crate::track::{Event, Probe, Reason};
+
+/// Small sets of a window (subnets, ports) stop growing here; they only feed
+/// the mixture rule (which needs 2) and the alert's lists.
+const SMALL_CAP: usize = 256;
+/// Active hosts whose failed ports are counted for the vertical-scan rule.
+const ACTIVE_HOSTS_CAP: usize = 64;
+
+type Set<T> = HashSet<T, ahash::RandomState>;
+
+fn set<T>() -> Set<T> {
+    HashSet::with_hasher(ahash::RandomState::with_seeds(9, 10, 11, 12))
+}
+
+/// The /24 (IPv4) or /64 (IPv6) of an address.
+pub fn subnet(a: &Addr) -> Addr {
+    let mut b = a.0;
+    if a.is_v4() {
+        b[15] = 0;
+    } else {
+        b[8..].fill(0);
+    }
+    Addr(b)
+}
+
+pub fn subnet_str(n: &Addr) -> String {
+    format!("{n}/{}", if n.is_v4() { 24 } else { 64 })
+}
+
+/// One failed attempt kept as evidence.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sample {
+    pub ts: i64,
+    pub key: FlowKey,
+    pub reason: Reason,
+    pub probe: Probe,
+    pub state: TargetState,
+}
+
+/// One closed window of history.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct WinStat {
+    pub win: i64,
+    pub failed_targets: u32,
+    pub never_hosts: u32,
+    /// Looked like a scanner this window (any rule, no baselines).
+    pub scanning: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LastAlert {
+    pub ts: i64,
+    pub subnets: Vec<Addr>,
+    pub ports: Vec<u16>,
+}
+
+/// The rules' verdict for a source right now.
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    pub trw: bool,
+    pub count: bool,
+    pub mixture: Vec<&'static str>,
+    pub vertical: bool,
+}
+
+impl Verdict {
+    pub fn mixture(&self) -> bool {
+        self.mixture.len() >= 2
+    }
+    pub fn variation(&self) -> Option<&'static str> {
+        if self.trw {
+            Some("sequential_test")
+        } else if self.count && self.mixture() {
+            Some("count_and_mixture")
+        } else if self.count {
+            Some("count")
+        } else if self.vertical {
+            Some("vertical_scan")
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Source {
+    /// The window the counts below belong to.
+    pub win: i64,
+    /// Failed attempts to inactive/never-seen targets, and all failed attempts.
+    pub attempts: u32,
+    pub attempts_all: u32,
+    /// Distinct failed (host, protocol, port) to inactive/never-seen hosts.
+    pub targets: Set<(Addr, Proto, u16)>,
+    pub targets_full: bool,
+    /// Distinct inactive/never-seen hosts, and how many of each.
+    pub hosts: Set<Addr>,
+    pub never_hosts: u32,
+    pub inactive_hosts: u32,
+    pub subnets: BTreeSet<Addr>,
+    pub ports: BTreeSet<u16>,
+    /// Failed attempts by reason (rejected, unanswered, unreachable, unresolved)
+    /// and by target state (active, inactive, never seen).
+    pub by_reason: [u32; 4],
+    pub by_state: [u32; 3],
+    /// Failed (protocol, port) pairs on active hosts (vertical scans of live
+    /// hosts; an IP protocol scan counts each protocol).
+    pub active_ports: HashMap<Addr, Set<(Proto, u16)>, ahash::RandomState>,
+    pub max_active_ports: u32,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub sample: Vec<Sample>,
+    /// Sequential test: walk, its highest point, hosts already contacted,
+    /// first-contact failures and successes.
+    pub trw: f64,
+    pub trw_max: f64,
+    pub contacted: Set<Addr>,
+    pub trw_fail: u32,
+    pub trw_succ: u32,
+    pub history: VecDeque<WinStat>,
+    pub learned: bool,
+    pub last_alert: Option<LastAlert>,
+    /// Failed attempts since the last alert.
+    pub since_alert: u32,
+    /// A suppressed alert of this window was counted already.
+    pub suppressed_noted: bool,
+}
+
+impl Source {
+    pub fn new(win: i64) -> Source {
+        Source {
+            win,
+            attempts: 0,
+            attempts_all: 0,
+            targets: set(),
+            targets_full: false,
+            hosts: set(),
+            never_hosts: 0,
+            inactive_hosts: 0,
+            subnets: BTreeSet::new(),
+            ports: BTreeSet::new(),
+            by_reason: [0; 4],
+            by_state: [0; 3],
+            active_ports: HashMap::with_hasher(ahash::RandomState::with_seeds(13, 14, 15, 16)),
+            max_active_ports: 0,
+            first_ts: i64::MAX,
+            last_ts: i64::MIN,
+            sample: Vec::new(),
+            trw: 0.0,
+            trw_max: 0.0,
+            contacted: set(),
+            trw_fail: 0,
+            trw_succ: 0,
+            history: VecDeque::new(),
+            learned: false,
+            last_alert: None,
+            since_alert: 0,
+            suppressed_noted: false,
+        }
+    }
+
+    fn window_is_empty(&self) -> bool {
+        self.attempts_all == 0 && self.contacted.is_empty()
+    }
+
+    /// Make `win` the current window (a source idle across a boundary).
+    pub fn roll_to(&mut self, win: i64) {
+        if self.win < win {
+            self.close_window(i64::MAX, win, false);
+        }
+    }
+
+    /// Close the current window into history (keeping `keep` windows before
+    /// `next`); returns its failed-target count when it had any.
+    pub fn close_window(&mut self, keep: i64, next: i64, scanning: bool) -> Option<u32> {
+        if self.win >= next {
+            return None;
+        }
+        let count = self.targets.len() as u32;
+        if self.attempts_all > 0 {
+            self.history.push_back(WinStat {
+                win: self.win,
+                failed_targets: count,
+                never_hosts: self.never_hosts,
+                scanning,
+            });
+        }
+        while self
+            .history
+            .front()
+            .is_some_and(|h| h.win < next.saturating_sub(keep))
+        {
+            self.history.pop_front();
+        }
+        let keep_fields = (
+            std::mem::take(&mut self.history),
+            self.learned,
+            self.last_alert.take(),
+            self.since_alert,
+        );
+        *self = Source::new(next);
+        (
+            self.history,
+            self.learned,
+            self.last_alert,
+            self.since_alert,
+        ) = keep_fields;
+        (count > 0).then_some(count)
+    }
+
+    /// Nothing worth keeping: no history, no current activity, not learned,
+    /// no alert younger than `alert_memory`.
+    pub fn is_forgettable(&self, clock: i64, alert_memory: i64) -> bool {
+        self.history.is_empty()
+            && self.window_is_empty()
+            && !self.learned
+            && self
+                .last_alert
+                .as_ref()
+                .is_none_or(|l| clock >= l.ts.saturating_add(alert_memory))
+    }
+
+    /// Windows marked scanning since window `from`.
+    pub fn scanning_windows(&self, from: i64) -> usize {
+        self.history
+            .iter()
+            .filter(|h| h.win >= from && h.scanning)
+            .count()
+    }
+
+    pub fn history_max(&self) -> Option<u32> {
+        self.history.iter().map(|h| h.failed_targets).max()
+    }
+
+    pub fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
+    pub fn first_contact_success(&mut self, dst: Addr, down: f64, floor: f64, cap: usize) {
+        if self.contacted.len() < cap && self.contacted.insert(dst) {
+            self.trw_succ += 1;
+            self.trw = (self.trw + down).max(floor);
+        }
+    }
+
+    /// Count a failed attempt. Returns true when a cap stopped a set growing.
+    pub fn record_failure(
+        &mut self,
+        e: &Event,
+        state: TargetState,
+        up: f64,
+        cap: usize,
+        sample: usize,
+    ) -> bool {
+        let k = &e.key;
+        let mut capped = false;
+        self.attempts_all += 1;
+        self.since_alert += 1;
+        self.by_reason[e.reason as usize] += 1;
+        let first_contact = if self.contacted.len() < cap {
+            self.contacted.insert(k.dst)
+        } else {
+            capped = true;
+            false
+        };
+        match state {
+            TargetState::Active => {
+                self.by_state[0] += 1;
+                if k.proto != Proto::Arp {
+                    let n = self.active_ports.len();
+                    if let Some(ports) = match self.active_ports.get_mut(&k.dst) {
+                        Some(p) => Some(p),
+                        None if n < ACTIVE_HOSTS_CAP => {
+                            Some(self.active_ports.entry(k.dst).or_insert_with(set))
+                        }
+                        None => None,
+                    } && ports.len() < cap
+                    {
+                        ports.insert((k.proto, k.dport));
+                        self.max_active_ports = self.max_active_ports.max(ports.len() as u32);
+                    }
+                }
+            }
+            TargetState::Inactive | TargetState::NeverSeen => {
+                self.by_state[if state == TargetState::Inactive { 1 } else { 2 }] += 1;
+                self.attempts += 1;
+                self.first_ts = self.first_ts.min(e.first_ts);
+                self.last_ts = self.last_ts.max(e.first_ts);
+                if first_contact {
+                    self.trw_fail += 1;
+                    self.trw += up;
+                    self.trw_max = self.trw_max.max(self.trw);
+                }
+                if self.targets.len() < cap {
+                    self.targets.insert((k.dst, k.proto, k.dport));
+                } else {
+                    self.targets_full = true;
+                    capped = true;
+                }
+                if self.hosts.len() < cap {
+                    if self.hosts.insert(k.dst) {
+                        if state == TargetState::NeverSeen {
+                            self.never_hosts += 1;
+                        } else {
+                            self.inactive_hosts += 1;
+                        }
+                    }
+                } else {
+                    capped = true;
+                }
+                if self.subnets.len() < SMALL_CAP {
+                    self.subnets.insert(subnet(&k.dst));
+                }
+                if self.ports.len() < SMALL_CAP && matches!(k.proto, Proto::Tcp | Proto::Udp) {
+                    self.ports.insert(k.dport);
+                }
+                if self.sample.len() < sample {
+                    self.sample.push(Sample {
+                        ts: e.first_ts,
+                        key: *k,
+                        reason: e.reason,
+                        probe: e.probe,
+                        state,
+                    });
+                }
+            }
+            TargetState::Untracked => {}
+        }
+        capped
+    }
+
+    /// Which rules fire now (`threshold`: the count rule's bar for this source).
+    pub fn verdict(&self, cfg: &DetectorSection, threshold: u32, trw_decide: f64) -> Verdict {
+        let mut mixture = Vec::new();
+        if self.hosts.len() as u32 >= cfg.mixture_min_hosts {
+            mixture.push("many_hosts");
+        }
+        if self.subnets.len() >= 2 {
+            mixture.push("several_subnets");
+        }
+        if self.by_reason.iter().filter(|&&n| n > 0).count() >= 2 {
+            mixture.push("several_reasons");
+        }
+        if self.never_hosts > 0
+            && !self.history.is_empty()
+            && self.history.iter().all(|h| h.never_hosts == 0)
+        {
+            mixture.push("never_seen_is_new");
+        }
+        Verdict {
+            trw: self.trw >= trw_decide,
+            count: self.targets.len() as u32 >= threshold,
+            mixture,
+            vertical: self.max_active_ports >= cfg.vertical_min_ports,
+        }
+    }
+
+    /// Looked like a scanner this window, by the rules without baselines.
+    pub fn scanning(&self, cfg: &DetectorSection, trw_decide: f64) -> bool {
+        self.trw_max >= trw_decide
+            || self.targets.len() as u32 >= cfg.min_failed_targets
+            || self.max_active_ports >= cfg.vertical_min_ports
+    }
+
+    pub fn alerted(&mut self, ts: i64) {
+        self.last_alert = Some(LastAlert {
+            ts,
+            subnets: self.subnets.iter().copied().collect(),
+            ports: self.ports.iter().copied().collect(),
+        });
+        self.since_alert = 0;
+    }
+
+    /// Reasons in display order with their counts.
+    pub fn reasons(&self) -> Vec<(Reason, u32)> {
+        Reason::ALL
+            .iter()
+            .map(|r| (*r, self.by_reason[*r as usize]))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}

@@ -1,0 +1,501 @@
+//! Analytics tests on hand-made records: inventory states, periods, the rules,
+//! suppression, dedup.
+
+use super::*;
+use crate::config::{Config, Dur};
+use crate::decode::{FlowKey, Proto};
+use crate::track::{Probe, Seen};
+
+const M: i64 = 60_000_000_000;
+const H: i64 = 60 * M;
+const D: i64 = 24 * H;
+
+fn a(x: [u8; 4]) -> Addr {
+    Addr::v4(x)
+}
+
+/// Test config: no activation, no training, unless a test sets them.
+fn cfg(sets: &[&str]) -> DetectorSection {
+    let mut all = vec![
+        "detector.activation_period=0s".to_string(),
+        "detector.training_period=0s".to_string(),
+    ];
+    all.extend(sets.iter().map(|s| s.to_string()));
+    Config::from_toml("test", "", &all).unwrap().detector
+}
+
+struct Feed {
+    a: Analytics,
+    n: i64,
+    alerts: Vec<serde_json::Value>,
+}
+
+impl Feed {
+    fn new(c: DetectorSection) -> Feed {
+        Feed {
+            a: Analytics::new(c),
+            n: 0,
+            alerts: Vec::new(),
+        }
+    }
+    fn order(&mut self) -> Order {
+        self.n += 1;
+        Order {
+            block: 0,
+            phase: 1,
+            at: self.n,
+        }
+    }
+    fn push(&mut self, r: Record) {
+        self.a.process(&[r]);
+        let mut v = Vec::new();
+        self.a.drain_alerts(&mut v);
+        self.alerts
+            .extend(v.iter().map(|x| serde_json::from_str(&x.json).unwrap()));
+    }
+    fn fail(&mut self, ts: i64, src: Addr, dst: Addr, dport: u16, reason: Reason) {
+        let order = self.order();
+        self.push(Record::Failed(Event {
+            key: FlowKey {
+                src,
+                dst,
+                sport: 40000,
+                dport,
+                proto: Proto::Tcp,
+            },
+            reason,
+            probe: Probe::Syn,
+            first_ts: ts,
+            last_ts: ts,
+            decided_ts: ts,
+            retransmissions: 0,
+            icmp: None,
+            vlan: [0, 0],
+            initiator_reset: false,
+            at_capture_end: false,
+            order,
+        }));
+    }
+    fn alive(&mut self, ts: i64, addr: Addr) {
+        let order = self.order();
+        self.push(Record::Alive(Alive {
+            addr,
+            ts,
+            how: Seen::SynAck,
+            order,
+        }));
+    }
+    fn contact(&mut self, ts: i64, src: Addr, dst: Addr) {
+        let order = self.order();
+        self.push(Record::Contact(Contact {
+            src,
+            dst,
+            ts,
+            order,
+        }));
+    }
+    fn alerts_for(&self, src: &str) -> Vec<&serde_json::Value> {
+        self.alerts.iter().filter(|x| x["src_ip"] == src).collect()
+    }
+}
+
+const SCANNER: [u8; 4] = [10, 0, 9, 9];
+
+#[test]
+fn sequential_test_decides_on_the_fourth_failed_first_contact() {
+    let mut f = Feed::new(cfg(&[]));
+    for i in 0..3u8 {
+        f.fail(
+            i as i64 * M,
+            a(SCANNER),
+            a([10, 1, 0, i]),
+            445,
+            Reason::Unanswered,
+        );
+    }
+    assert!(f.alerts.is_empty(), "three failures do not decide");
+    f.fail(3 * M, a(SCANNER), a([10, 1, 0, 3]), 445, Reason::Unanswered);
+    assert_eq!(f.alerts.len(), 1);
+    let al = &f.alerts[0];
+    assert_eq!(al["event_type"], "alert");
+    assert_eq!(al["alert"]["severity"], "low");
+    assert_eq!(al["alert"]["variation"], "sequential_test");
+    assert_eq!(al["alert"]["mitre_tactic_id"], "TA0007");
+    assert_eq!(al["alert"]["mitre_technique_id"], "T1018");
+    assert_eq!(al["alert"]["category"], "Discovery");
+    assert_eq!(al["evidence"]["never_seen_hosts"], 4);
+    assert_eq!(
+        al["evidence"]["sequential_test"]["first_contact_failures"],
+        4
+    );
+    assert_eq!(
+        al["timestamp"], "1970-01-01T00:03:00.000000Z",
+        "alert time is the deciding failure's"
+    );
+    assert!(
+        al["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.0.9.9 failed to reach 4 never-seen")
+    );
+}
+
+#[test]
+fn successful_first_contacts_offset_failures() {
+    let mut f = Feed::new(cfg(&[]));
+    let src = a([10, 0, 2, 5]);
+    // A client that connects fine to many servers and fails on a few stale ones.
+    for i in 0..40u8 {
+        f.contact(i as i64 * M, src, a([10, 1, 1, i]));
+        if i % 8 == 0 {
+            f.fail(
+                i as i64 * M + 1,
+                src,
+                a([10, 1, 9, i]),
+                443,
+                Reason::Unanswered,
+            );
+        }
+    }
+    assert!(f.alerts.is_empty(), "{:?}", f.alerts);
+}
+
+#[test]
+fn repeated_failures_to_one_dead_host_are_not_scanning() {
+    let mut f = Feed::new(cfg(&[]));
+    // A monitoring check every 5 minutes for a day, and 30 clients of a
+    // decommissioned server trying it all day.
+    for i in 0..288 {
+        f.fail(
+            i * 5 * M,
+            a([10, 0, 3, 5]),
+            a([10, 1, 1, 250]),
+            443,
+            Reason::Unanswered,
+        );
+    }
+    for c in 0..30u8 {
+        for i in 0..20 {
+            f.fail(
+                i * H + c as i64,
+                a([10, 0, 2, c]),
+                a([10, 1, 1, 41]),
+                445,
+                Reason::Rejected,
+            );
+        }
+    }
+    assert!(f.alerts.is_empty(), "{:?}", f.alerts);
+}
+
+#[test]
+fn active_targets_do_not_count_as_dead() {
+    let mut f = Feed::new(cfg(&[]));
+    for i in 0..10u8 {
+        f.alive(0, a([10, 1, 0, i]));
+    }
+    // Closed ports on live hosts, a few per host: not host discovery.
+    for i in 0..10u8 {
+        for p in 0..3u16 {
+            f.fail(M, a(SCANNER), a([10, 1, 0, i]), 8000 + p, Reason::Rejected);
+        }
+    }
+    assert!(f.alerts.is_empty(), "{:?}", f.alerts);
+    // 25 h later the hosts are inactive: the same failures now count.
+    for i in 0..10u8 {
+        f.fail(
+            25 * H,
+            a(SCANNER),
+            a([10, 1, 0, i]),
+            9000,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(f.alerts.len(), 1);
+    assert_eq!(f.alerts[0]["evidence"]["inactive_hosts"], 4);
+}
+
+#[test]
+fn no_alert_during_activation() {
+    let mut f = Feed::new(cfg(&["detector.activation_period=1d"]));
+    f.alive(0, a([10, 0, 0, 1])); // the sensor starts observing at 0
+    for i in 0..50u8 {
+        f.fail(
+            H + i as i64,
+            a(SCANNER),
+            a([10, 2, 0, i]),
+            22,
+            Reason::Unanswered,
+        );
+    }
+    assert!(f.alerts.is_empty());
+    assert_eq!(f.a.stats.suppressed_activation, 1);
+    for i in 0..50u8 {
+        f.fail(
+            D + H + i as i64,
+            a(SCANNER),
+            a([10, 3, 0, i]),
+            22,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(f.alerts.len(), 1);
+}
+
+#[test]
+fn dedup_one_alert_per_period_and_the_next_says_what_is_new() {
+    let mut f = Feed::new(cfg(&["detector.dedup_period=1d"]));
+    for i in 0..30u8 {
+        f.fail(
+            H + i as i64,
+            a(SCANNER),
+            a([10, 2, 0, i]),
+            22,
+            Reason::Unanswered,
+        );
+    }
+    // More the same day: aggregated, not alerted.
+    for i in 0..30u8 {
+        f.fail(
+            2 * H + i as i64,
+            a(SCANNER),
+            a([10, 2, 1, i]),
+            23,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(f.alerts.len(), 1);
+    assert_eq!(f.a.stats.suppressed_dedup, 1);
+    // Next day, new subnet and port.
+    for i in 0..30u8 {
+        f.fail(
+            D + 2 * H + i as i64,
+            a(SCANNER),
+            a([10, 7, 0, i]),
+            3389,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(f.alerts.len(), 2);
+    let p = &f.alerts[1]["previous_alert"];
+    assert_eq!(p["timestamp"], f.alerts[0]["timestamp"]);
+    assert_eq!(p["new_subnets"], serde_json::json!(["10.7.0.0/24"]));
+    assert_eq!(p["new_ports"], serde_json::json!([3389]));
+    assert!(p["failed_attempts_since"].as_u64().unwrap() >= 30 + 4);
+}
+
+#[test]
+fn allowlisted_and_external_sources_are_not_alerted() {
+    let mut f = Feed::new(cfg(&["detector.allowlist=[\"10.0.9.0/24\"]"]));
+    for i in 0..30u8 {
+        f.fail(
+            i as i64,
+            a(SCANNER),
+            a([10, 2, 0, i]),
+            22,
+            Reason::Unanswered,
+        );
+        f.fail(
+            i as i64,
+            a([203, 0, 113, 5]),
+            a([10, 2, 1, i]),
+            22,
+            Reason::Unanswered,
+        );
+    }
+    assert!(f.alerts.is_empty());
+    assert_eq!(f.a.stats.suppressed_allowlist, 1);
+    assert_eq!(f.a.stats.suppressed_external, 1);
+    let mut f = Feed::new(cfg(&["detector.alert_external_sources=true"]));
+    for i in 0..30u8 {
+        f.fail(
+            i as i64,
+            a([203, 0, 113, 5]),
+            a([10, 2, 1, i]),
+            22,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(f.alerts_for("203.0.113.5").len(), 1);
+}
+
+#[test]
+fn failures_to_targets_outside_home_net_are_not_counted() {
+    let mut f = Feed::new(cfg(&[]));
+    for i in 0..100u8 {
+        f.fail(
+            i as i64,
+            a(SCANNER),
+            a([8, 8, i, 1]),
+            443,
+            Reason::Unanswered,
+        );
+    }
+    assert!(f.alerts.is_empty());
+    assert_eq!(f.a.stats.failed_untracked, 100);
+}
+
+#[test]
+fn count_and_mixture_is_low_count_alone_informational() {
+    // A vertical scan of one never-seen host: many targets, one host: count.
+    let mut f = Feed::new(cfg(&["detector.trw_false_positive=1e-30"]));
+    for p in 1..=25u16 {
+        f.fail(p as i64, a(SCANNER), a([10, 5, 0, 1]), p, Reason::Rejected);
+    }
+    assert_eq!(f.alerts.len(), 1);
+    assert_eq!(f.alerts[0]["alert"]["variation"], "count");
+    assert_eq!(f.alerts[0]["alert"]["severity"], "informational");
+    // Many hosts in two subnets, two reasons: count and mixture.
+    let mut f = Feed::new(cfg(&["detector.trw_false_positive=1e-30"]));
+    for i in 0..25u8 {
+        let r = if i % 2 == 0 {
+            Reason::Rejected
+        } else {
+            Reason::Unanswered
+        };
+        f.fail(i as i64, a(SCANNER), a([10, 5 + i % 2, 0, i]), 445, r);
+    }
+    assert_eq!(f.alerts.len(), 1);
+    assert_eq!(f.alerts[0]["alert"]["variation"], "count_and_mixture");
+    assert_eq!(f.alerts[0]["alert"]["severity"], "low");
+}
+
+#[test]
+fn vertical_scan_of_a_live_host_is_informational() {
+    let mut f = Feed::new(cfg(&[]));
+    f.alive(0, a([10, 1, 1, 1]));
+    for p in 1..=100u16 {
+        f.fail(
+            M + p as i64,
+            a(SCANNER),
+            a([10, 1, 1, 1]),
+            p,
+            Reason::Rejected,
+        );
+    }
+    assert_eq!(f.alerts.len(), 1);
+    assert_eq!(f.alerts[0]["alert"]["variation"], "vertical_scan");
+    assert_eq!(
+        f.alerts[0]["evidence"]["max_failed_ports_on_active_host"],
+        100
+    );
+}
+
+#[test]
+fn slow_scan_is_caught_by_the_sequential_test() {
+    let mut f = Feed::new(cfg(&[]));
+    // One probe every 5 minutes to a new never-seen host, between the
+    // source's ordinary successful connections to servers it uses every day.
+    for i in 0..12u8 {
+        let t = 10 * H + i as i64 * 5 * M;
+        f.contact(t, a([10, 0, 2, 77]), a([10, 1, 1, 1 + i % 3]));
+        f.fail(
+            t + M,
+            a([10, 0, 2, 77]),
+            a([10, 7, 0, i]),
+            22,
+            Reason::Unanswered,
+        );
+    }
+    let al = f.alerts_for("10.0.2.77");
+    assert_eq!(al.len(), 1);
+    assert_eq!(al[0]["alert"]["variation"], "sequential_test");
+    // Its first three successful contacts (to three servers) offset three
+    // failures; four more decide: 7 probes, 35 minutes into a slow scan.
+    assert_eq!(al[0]["evidence"]["failed_attempts"], 7);
+    assert_eq!(
+        al[0]["evidence"]["sequential_test"]["first_contact_successes"],
+        3
+    );
+}
+
+#[test]
+fn own_baseline_raises_the_count_bar() {
+    // 3 days of training; this source fails on 30 dead targets every day
+    // (without deciding the sequential test, thanks to its successes).
+    let c = cfg(&[
+        "detector.training_period=3d",
+        "detector.activation_period=3d",
+        "detector.scanner_min_days=100",
+        "detector.mixture_min_hosts=1000",
+    ]);
+    let mut f = Feed::new(c);
+    let src = a([10, 0, 2, 8]);
+    for day in 0..4i64 {
+        for i in 0..30u8 {
+            f.contact(day * D + i as i64 * M, src, a([10, 1, 1, i]));
+            f.contact(day * D + i as i64 * M, src, a([10, 1, 2, i]));
+            f.fail(
+                day * D + i as i64 * M + 1,
+                src,
+                a([10, 1, 9, 1]),
+                1000 + u16::from(i),
+                Reason::Rejected,
+            );
+        }
+    }
+    assert!(f.alerts.is_empty(), "30/day is its normal: {:?}", f.alerts);
+    // Day 4: four times its normal.
+    for i in 0..120u16 {
+        f.contact(4 * D + i as i64 * M, src, a([10, 1, 3, i as u8]));
+        f.fail(
+            4 * D + i as i64 * M + 1,
+            src,
+            a([10, 1, 9, 1]),
+            2000 + i,
+            Reason::Rejected,
+        );
+    }
+    let al = f.alerts_for("10.0.2.8");
+    assert_eq!(al.len(), 1);
+    let b = &al[0]["evidence"]["baseline"];
+    assert_eq!(b["own_max_failed_targets"], 30);
+    assert_eq!(b["threshold_failed_targets"], 90);
+    assert_eq!(al[0]["evidence"]["failed_targets"], 90);
+}
+
+#[test]
+fn a_nightly_scanner_is_learned_and_a_new_one_is_alerted() {
+    let c = cfg(&[
+        "detector.training_period=30d",
+        "detector.activation_period=10d",
+        "detector.scanner_min_days=7",
+    ]);
+    let mut f = Feed::new(c);
+    let nightly = a([10, 0, 9, 9]);
+    for day in 0..12i64 {
+        for i in 0..=255u8 {
+            f.fail(
+                day * D + 2 * H + i as i64,
+                nightly,
+                a([10, 4, 0, i]),
+                22,
+                Reason::Unanswered,
+            );
+        }
+    }
+    assert!(
+        f.alerts_for("10.0.9.9").is_empty(),
+        "learned before activation ended"
+    );
+    assert_eq!(f.a.learned_scanners().len(), 1);
+    assert_eq!(f.a.learned_scanners()[0].0, nightly);
+    // A new scanner after the activation period is alerted.
+    for i in 0..10u8 {
+        f.fail(
+            11 * D + 10 * H + i as i64,
+            a([10, 0, 2, 66]),
+            a([10, 5, 0, i]),
+            445,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(f.alerts_for("10.0.2.66").len(), 1);
+}
+
+#[test]
+fn test_period_must_fit_training() {
+    let e = Config::from_toml("t", "", &["detector.training_period=12h".into()]).unwrap_err();
+    assert!(e.to_string().contains("shorter than test_period"));
+    let _ = Dur::secs(1);
+}

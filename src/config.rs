@@ -1,0 +1,581 @@
+//! Configuration: a TOML file, `--set key=value` overrides, defaults that work
+//! without either.
+//!
+//! Keys are snake_case; durations are strings with their unit (`"40s"`,
+//! `"14d"`, `"24h"`, humantime syntax); an unknown key is an error that names
+//! its line. `scanwatch check-config` prints the effective settings.
+//!
+//! ```toml
+//! [tracker]
+//! syn_timeout = "40s"
+//!
+//! [detector]
+//! activation_period = "14d"
+//! home_net = ["10.0.0.0/8", "192.168.0.0/16"]
+//! allowlist = ["10.1.2.3/32"]
+//! ```
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::decode::Addr;
+use crate::track::TrackConfig;
+
+/// Errors of configuration: what, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config '{path}': {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config '{path}': {message}")]
+    Parse { path: String, message: String },
+    #[error("--set {arg}: {message}")]
+    Set { arg: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// A duration written with its unit ("40s", "14d").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn secs(s: u64) -> Dur {
+        Dur(Duration::from_secs(s))
+    }
+    /// Nanoseconds, saturating at i64::MAX.
+    pub fn ns(self) -> i64 {
+        i64::try_from(self.0.as_nanos()).unwrap_or(i64::MAX)
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "'{s}' is not a duration like \"40s\" or \"14d\" ({e})"
+            ))
+        })
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// An IPv4 or IPv6 network ("10.0.0.0/8", "fd00::/8"; a bare address is /32 or /128).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: Addr,
+    /// Prefix length over the 128-bit form (IPv4 prefixes + 96).
+    bits: u8,
+    text_v4: bool,
+}
+
+impl Cidr {
+    pub fn contains(&self, a: &Addr) -> bool {
+        let n = u128::from_be_bytes(self.net.0);
+        let x = u128::from_be_bytes(a.0);
+        let mask = if self.bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.bits))
+        };
+        n & mask == x & mask
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (ip, len) = match s.split_once('/') {
+            Some((ip, len)) => (ip, Some(len)),
+            None => (s, None),
+        };
+        let ip: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not an address or network"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let len: u32 = match len {
+            Some(l) => l
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&l| l <= max)
+                .ok_or_else(|| format!("'{s}': prefix length must be 0..={max}"))?,
+            None => max,
+        };
+        let bits = if ip.is_ipv4() { len + 96 } else { len } as u8;
+        let mut c = Cidr {
+            net: Addr::from(ip),
+            bits,
+            text_v4: ip.is_ipv4(),
+        };
+        // Normalise the host bits away, so "10.1.2.3/8" means 10.0.0.0/8.
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(bits))
+        };
+        c.net = Addr((u128::from_be_bytes(c.net.0) & mask).to_be_bytes());
+        Ok(c)
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = if self.text_v4 {
+            self.bits - 96
+        } else {
+            self.bits
+        };
+        write!(f, "{}/{}", self.net, len)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// Whether `a` is inside any of `nets`.
+pub fn in_any(nets: &[Cidr], a: &Addr) -> bool {
+    nets.iter().any(|n| n.contains(a))
+}
+
+/// `[tracker]`: see [`TrackConfig`] for what each does.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerSection {
+    pub syn_timeout: Dur,
+    pub arp_timeout: Dur,
+    pub reorder_tolerance: Dur,
+    pub max_pending: usize,
+}
+
+impl Default for TrackerSection {
+    fn default() -> Self {
+        let t = TrackConfig::default();
+        TrackerSection {
+            syn_timeout: Dur(Duration::from_nanos(t.syn_timeout as u64)),
+            arp_timeout: Dur(Duration::from_nanos(t.arp_timeout as u64)),
+            reorder_tolerance: Dur(Duration::from_nanos(t.reorder_tolerance as u64)),
+            max_pending: t.max_pending,
+        }
+    }
+}
+
+impl TrackerSection {
+    pub fn track_config(&self) -> TrackConfig {
+        TrackConfig {
+            syn_timeout: self.syn_timeout.ns(),
+            arp_timeout: self.arp_timeout.ns(),
+            reorder_tolerance: self.reorder_tolerance.ns(),
+            max_pending: self.max_pending.max(crate::track::PARTITIONS),
+        }
+    }
+}
+
+/// `[detector]`: the Failed Connections analytics. Every threshold is here,
+/// with its unit and its trade-off.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorSection {
+    /// No alert before the sensor has observed this much event time: the
+    /// inventory must first learn which hosts are alive. Shorter alerts sooner
+    /// but calls hosts "never seen" that were merely quiet.
+    pub activation_period: Dur,
+    /// Rolling baseline: each source's own history and the population's, and
+    /// the window in which sanctioned scanners are learned.
+    pub training_period: Dur,
+    /// The window that is judged (and the granularity of the baseline).
+    pub test_period: Dur,
+    /// At most one alert per source per this period; activity in between is
+    /// aggregated into the next alert.
+    pub dedup_period: Dur,
+    /// A host not seen alive for longer than this is `inactive`.
+    pub inactive_after: Dur,
+    /// Sources never alerted (sanctioned scanners, monitoring systems).
+    pub allowlist: Vec<Cidr>,
+    /// The monitored networks: only targets inside are tracked in the
+    /// inventory, and by default only sources inside are alerted on.
+    pub home_net: Vec<Cidr>,
+    /// Alert on sources outside `home_net` too (internet scanners against a
+    /// DMZ). Off by default: internet background noise would drown the rest.
+    pub alert_external_sources: bool,
+    /// Distinct failed targets (host, protocol, port) to inactive or
+    /// never-seen hosts in one test window that count as an abnormally large
+    /// number when no baseline says otherwise. Lower catches smaller scans,
+    /// with more false positives from misconfigured clients.
+    pub min_failed_targets: u32,
+    /// A source's count is abnormal above this multiple of its own largest
+    /// daily count in training.
+    pub own_baseline_factor: f64,
+    /// ... and above this multiple of the population's 99th percentile.
+    pub population_factor: f64,
+    /// Distinct inactive or never-seen hosts that make an abnormal mixture.
+    pub mixture_min_hosts: u32,
+    /// Sequential test (Threshold Random Walk, Jung et al. 2004): probability
+    /// that a benign source's first contact with a host succeeds ...
+    pub trw_benign_success: f64,
+    /// ... and that a scanner's does. Further apart decides with fewer probes.
+    pub trw_scanner_success: f64,
+    /// Target false-positive and detection probabilities of the test. With the
+    /// defaults 4 failed first contacts in a row decide.
+    pub trw_false_positive: f64,
+    pub trw_detection: f64,
+    /// Distinct failed ports on one *active* host that make a vertical port
+    /// scan (an `informational` variation).
+    pub vertical_min_ports: u32,
+    /// A source that looked like a scanner on at least this share of the days
+    /// observed in the training window ...
+    pub scanner_min_share: f64,
+    /// ... and on at least this many days, is learned as a sanctioned scanner.
+    pub scanner_min_days: u32,
+    /// Caps: sources with state, hosts in the inventory, distinct targets
+    /// remembered per source and window.
+    pub max_sources: usize,
+    pub max_hosts: usize,
+    pub max_targets_per_source: usize,
+    /// Failed attempts kept as evidence in each alert.
+    pub alert_sample: usize,
+}
+
+impl Default for DetectorSection {
+    fn default() -> Self {
+        let nets = [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+            "fc00::/7",
+            "fe80::/10",
+        ];
+        DetectorSection {
+            activation_period: Dur::secs(14 * 86_400),
+            training_period: Dur::secs(30 * 86_400),
+            test_period: Dur::secs(86_400),
+            dedup_period: Dur::secs(86_400),
+            inactive_after: Dur::secs(86_400),
+            allowlist: Vec::new(),
+            home_net: nets
+                .iter()
+                .map(|n| n.parse().expect("valid default"))
+                .collect(),
+            alert_external_sources: false,
+            min_failed_targets: 20,
+            own_baseline_factor: 3.0,
+            population_factor: 2.0,
+            mixture_min_hosts: 5,
+            trw_benign_success: 0.8,
+            trw_scanner_success: 0.2,
+            trw_false_positive: 0.01,
+            trw_detection: 0.99,
+            vertical_min_ports: 100,
+            scanner_min_share: 0.6,
+            scanner_min_days: 7,
+            max_sources: 200_000,
+            max_hosts: 1_000_000,
+            max_targets_per_source: 10_000,
+            alert_sample: 10,
+        }
+    }
+}
+
+/// `[state]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSection {
+    /// Checkpoint the state database this often, in event time.
+    pub checkpoint_interval: Dur,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection {
+            checkpoint_interval: Dur::secs(3600),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub tracker: TrackerSection,
+    pub detector: DetectorSection,
+    pub state: StateSection,
+}
+
+impl Config {
+    /// Load `path` (or the defaults), apply `--set` overrides, validate.
+    pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {
+        let (name, text) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?,
+            ),
+            None => ("(defaults)".to_string(), String::new()),
+        };
+        Config::from_toml(&name, &text, sets)
+    }
+
+    pub fn from_toml(name: &str, text: &str, sets: &[String]) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: name.to_string(),
+                    message: one_line(&e.to_string()),
+                })?;
+        // Check the file alone first, so an error in it names its line.
+        Config::deserialize(toml::Value::Table(table.clone())).map_err(|e| ConfigError::Parse {
+            path: name.to_string(),
+            message: locate(text, &e.to_string()),
+        })?;
+        for arg in sets {
+            apply_set(&mut table, arg)?;
+        }
+        let cfg =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse {
+                path: format!("{name} with --set"),
+                message: one_line(&e.to_string()),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.detector;
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if d.test_period.0.is_zero() {
+            return bad("detector.test_period must be longer than 0".into());
+        }
+        if d.training_period < d.test_period && !d.training_period.0.is_zero() {
+            return bad(format!(
+                "detector.training_period ({}) is shorter than test_period ({})",
+                d.training_period, d.test_period
+            ));
+        }
+        if !(0.0 < d.trw_scanner_success
+            && d.trw_scanner_success < d.trw_benign_success
+            && d.trw_benign_success < 1.0)
+        {
+            return bad("detector: need 0 < trw_scanner_success < trw_benign_success < 1".into());
+        }
+        if !(0.0 < d.trw_false_positive
+            && d.trw_false_positive < d.trw_detection
+            && d.trw_detection < 1.0)
+        {
+            return bad("detector: need 0 < trw_false_positive < trw_detection < 1".into());
+        }
+        if !(0.0..=1.0).contains(&d.scanner_min_share) {
+            return bad("detector.scanner_min_share must be between 0 and 1".into());
+        }
+        if d.home_net.is_empty() {
+            return bad("detector.home_net is empty: no target would be tracked".into());
+        }
+        if self.state.checkpoint_interval.0.is_zero() {
+            return bad("state.checkpoint_interval must be longer than 0".into());
+        }
+        Ok(())
+    }
+
+    /// The effective settings, as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+/// `section.key=value`: the value is read as TOML (numbers, booleans, arrays),
+/// else taken as a string, so `--set detector.activation_period=0s` works.
+fn apply_set(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
+    let err = |m: &str| ConfigError::Set {
+        arg: arg.to_string(),
+        message: m.to_string(),
+    };
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| err("expected key=value"))?;
+    let path: Vec<&str> = key.trim().split('.').collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(err("expected a key like detector.activation_period"));
+    }
+    let value = value.trim();
+    let v = match format!("v = {value}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    let (last, parents) = path.split_last().expect("non-empty");
+    let mut t = table;
+    for p in parents {
+        t = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| err(&format!("'{p}' is not a section")))?;
+    }
+    t.insert(last.to_string(), v);
+    Ok(())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// serde's message for an unknown key names the key but not the line: find it.
+fn locate(text: &str, message: &str) -> String {
+    let m = one_line(message);
+    if let Some(start) = m.find("unknown field `") {
+        let rest = &m[start + 15..];
+        if let Some(end) = rest.find('`') {
+            let key = &rest[..end];
+            if let Some((n, _)) = text.lines().enumerate().find(|(_, l)| {
+                let l = l.trim_start();
+                l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
+                    || l.trim() == format!("[{key}]")
+            }) {
+                return format!("line {}: {m}", n + 1);
+            }
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.detector.activation_period, Dur::secs(14 * 86_400));
+        assert_eq!(c.detector.training_period, Dur::secs(30 * 86_400));
+        assert_eq!(c.detector.test_period, Dur::secs(86_400));
+        assert_eq!(c.detector.dedup_period, Dur::secs(86_400));
+        assert_eq!(c.detector.inactive_after, Dur::secs(86_400));
+        assert_eq!(c.tracker.track_config().syn_timeout, 40_000_000_000);
+        let a = |s: &str| Addr::from(s.parse::<IpAddr>().unwrap());
+        assert!(in_any(&c.detector.home_net, &a("10.1.2.3")));
+        assert!(in_any(&c.detector.home_net, &a("192.168.1.1")));
+        assert!(in_any(&c.detector.home_net, &a("fd00::1")));
+        assert!(in_any(&c.detector.home_net, &a("fe80::1")));
+        assert!(!in_any(&c.detector.home_net, &a("8.8.8.8")));
+        assert!(!in_any(&c.detector.home_net, &a("2001:db8::1")));
+    }
+
+    #[test]
+    fn file_and_overrides() {
+        let text = "[detector]\nactivation_period = \"2d\"\nallowlist = [\"10.9.9.9\", \"fd00:1::/64\"]\n\n[tracker]\nsyn_timeout = \"30s\"\n";
+        let c = Config::from_toml(
+            "x.toml",
+            text,
+            &[
+                "detector.test_period=12h".into(),
+                "detector.min_failed_targets=7".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.detector.activation_period, Dur::secs(2 * 86_400));
+        assert_eq!(c.detector.test_period, Dur::secs(12 * 3600));
+        assert_eq!(c.detector.min_failed_targets, 7);
+        assert_eq!(c.tracker.syn_timeout, Dur::secs(30));
+        let a = |s: &str| Addr::from(s.parse::<IpAddr>().unwrap());
+        assert!(in_any(&c.detector.allowlist, &a("10.9.9.9")));
+        assert!(!in_any(&c.detector.allowlist, &a("10.9.9.8")));
+        assert!(in_any(&c.detector.allowlist, &a("fd00:1::77")));
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let text = "[detector]\nactivation_period = \"2d\"\n\nactivaton_period = \"3d\"\n";
+        let e = Config::from_toml("x.toml", text, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.toml") && e.contains("line 4") && e.contains("activaton_period"),
+            "{e}"
+        );
+        let e = Config::from_toml("x.toml", "[detecter]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("detecter"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let e = Config::from_toml("x.toml", "[detector]\ntest_period = \"soon\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("soon") && e.contains("duration"), "{e}");
+        let e = Config::from_toml("x.toml", "[detector]\nhome_net = [\"10.0.0.0/33\"]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prefix length"), "{e}");
+        let e = Config::from_toml("x.toml", "", &["detector.training_period=1h".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shorter than test_period"), "{e}");
+        let e = Config::from_toml("x.toml", "", &["nonsense".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key=value"), "{e}");
+        let e = Config::from_toml("x.toml", "", &["detector.bogus=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn cidr_edges() {
+        let c: Cidr = "10.1.2.3/8".parse().unwrap();
+        assert_eq!(c.to_string(), "10.0.0.0/8");
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(&Addr::v4([8, 8, 8, 8])));
+        assert!(
+            !all.contains(&Addr::v6([
+                0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1
+            ])),
+            "IPv4 /0 is IPv4 only"
+        );
+        let all6: Cidr = "::/0".parse().unwrap();
+        assert!(all6.contains(&Addr::v4([8, 8, 8, 8])) && all6.contains(&Addr::v6([0x20; 16])));
+        assert!("300.1.1.1".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn effective_settings_round_trip() {
+        let c = Config::from_toml("x", "", &["detector.dedup_period=2d".into()]).unwrap();
+        let again = Config::from_toml("y", &c.to_toml(), &[]).unwrap();
+        assert_eq!(again.detector.dedup_period, Dur::secs(2 * 86_400));
+        assert_eq!(again.detector.home_net, c.detector.home_net);
+    }
+}

@@ -1,0 +1,414 @@
+//! State that survives restarts: the host inventory, each source's baseline
+//! and learned-scanner status, dedup, and the activation clock, in SQLite
+//! (`DIR/scanwatch.db`, WAL journal).
+//!
+//! A checkpoint rewrites everything in one transaction, so the file always
+//! holds one complete checkpoint: a crash loses at most the event time since
+//! the last one (`state.checkpoint_interval`). The schema carries a version;
+//! a state written by a newer scanwatch is refused rather than misread.
+//!
+//! | table | holds |
+//! |---|---|
+//! | `meta` | schema version, activation clock (first event time), clock, current window, population baseline, counters |
+//! | `hosts` | address, first and last minute seen alive, how (bit set) |
+//! | `sources` | address, the source's state as JSON (current window, history, sequential test, last alert, learned flag) |
+//! | `scanners` | learned sanctioned scanners (derived from `sources`, for listing) |
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::analyze::{Analytics, AnalyticsStats, PopWindow};
+use crate::config::DetectorSection;
+use crate::decode::Addr;
+use crate::inventory::Host;
+
+/// Version of the tables below; bump on any change, with a migration.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// File name inside the state directory.
+pub const DB_FILE: &str = "scanwatch.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state directory '{path}': {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("state database '{path}': {source}")]
+    Db {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "state database '{path}' was written by a newer scanwatch (schema {found}, this one reads {SCHEMA_VERSION}); upgrade scanwatch or point --state elsewhere"
+    )]
+    Newer { path: String, found: i64 },
+    #[error("state database '{path}' is damaged: {detail}")]
+    Damaged { path: String, detail: String },
+    #[error("no state database in '{path}' (run replay or live with --state first)")]
+    Missing { path: String },
+}
+
+/// An open state database.
+pub struct StateDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A learned sanctioned scanner, as listed by `scanwatch scanners`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScannerRow {
+    pub addr: Addr,
+    /// Windows (days) it looked like a scanner in the training period.
+    pub scanning_windows: i64,
+}
+
+impl StateDb {
+    /// Open (creating when absent) the database in `dir`. The directory is
+    /// made 0700 and the file 0600: it lists the network's hosts.
+    pub fn open(dir: &Path) -> Result<StateDb, StateError> {
+        let dir_err = |source| StateError::Dir {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(dir_err)?;
+        }
+        let path = dir.join(DB_FILE);
+        let fresh = !path.exists();
+        if fresh {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(dir_err)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(dir_err)?;
+            }
+        }
+        let db = StateDb::connect(&path)?;
+        db.init()?;
+        Ok(db)
+    }
+
+    /// Open an existing database for reading (`scanwatch hosts`, `scanners`).
+    pub fn open_existing(dir: &Path) -> Result<StateDb, StateError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StateError::Missing {
+                path: dir.display().to_string(),
+            });
+        }
+        let db = StateDb::connect(&path)?;
+        db.check_version()?;
+        Ok(db)
+    }
+
+    fn connect(path: &Path) -> Result<StateDb, StateError> {
+        let conn = Connection::open(path).map_err(|source| StateError::Db {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(StateDb {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn db_err(&self, source: rusqlite::Error) -> StateError {
+        match source {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                ) =>
+            {
+                StateError::Damaged {
+                    path: self.path.display().to_string(),
+                    detail: e.to_string(),
+                }
+            }
+            source => StateError::Db {
+                path: self.path.display().to_string(),
+                source,
+            },
+        }
+    }
+
+    fn init(&self) -> Result<(), StateError> {
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS hosts (addr TEXT PRIMARY KEY, first_alive INTEGER NOT NULL,
+                                                   last_alive INTEGER NOT NULL, seen INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS sources (addr TEXT PRIMARY KEY, state TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS scanners (addr TEXT PRIMARY KEY, scanning_windows INTEGER NOT NULL);",
+            )
+            .map_err(|e| self.db_err(e))?;
+        match self.meta("schema_version")? {
+            None => {
+                self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
+                Ok(())
+            }
+            Some(_) => self.check_version(),
+        }
+    }
+
+    fn check_version(&self) -> Result<(), StateError> {
+        let v = self
+            .meta("schema_version")?
+            .ok_or_else(|| StateError::Damaged {
+                path: self.path.display().to_string(),
+                detail: "no schema version".into(),
+            })?;
+        let found: i64 = v.parse().map_err(|_| StateError::Damaged {
+            path: self.path.display().to_string(),
+            detail: format!("schema version '{v}'"),
+        })?;
+        if found > SCHEMA_VERSION {
+            return Err(StateError::Newer {
+                path: self.path.display().to_string(),
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.db_err(e))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.db_err(e))
+    }
+
+    fn damaged(&self, what: &str, e: impl std::fmt::Display) -> StateError {
+        StateError::Damaged {
+            path: self.path.display().to_string(),
+            detail: format!("{what}: {e}"),
+        }
+    }
+
+    /// Build the analytics from what was saved (or fresh, for a new database).
+    pub fn load(&self, cfg: DetectorSection) -> Result<Analytics, StateError> {
+        let mut a = Analytics::new(cfg);
+        if let Some(v) = self.meta("first_ts")? {
+            a.first_ts = Some(v.parse().map_err(|e| self.damaged("first_ts", e))?);
+        }
+        if let Some(v) = self.meta("clock")? {
+            a.clock = v.parse().map_err(|e| self.damaged("clock", e))?;
+        }
+        if let Some(v) = self.meta("window")? {
+            a.window = v.parse().map_err(|e| self.damaged("window", e))?;
+        }
+        if let Some(v) = self.meta("population")? {
+            let p: Vec<PopWindow> =
+                serde_json::from_str(&v).map_err(|e| self.damaged("population", e))?;
+            a.population = p.into();
+        }
+        if let Some(v) = self.meta("stats")? {
+            a.stats =
+                serde_json::from_str::<AnalyticsStats>(&v).map_err(|e| self.damaged("stats", e))?;
+        }
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT addr, first_alive, last_alive, seen FROM hosts")
+                .map_err(|e| self.db_err(e))?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(|e| self.db_err(e))?;
+            for row in rows {
+                let (addr, first_alive, last_alive, seen) = row.map_err(|e| self.db_err(e))?;
+                let addr = parse_addr(&addr).ok_or_else(|| self.damaged("host address", &addr))?;
+                a.inv.restore(
+                    addr,
+                    Host {
+                        first_alive,
+                        last_alive,
+                        seen: seen as u8,
+                    },
+                );
+            }
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT addr, state FROM sources")
+            .map_err(|e| self.db_err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.db_err(e))?;
+        for row in rows {
+            let (addr, state) = row.map_err(|e| self.db_err(e))?;
+            let key = parse_addr(&addr).ok_or_else(|| self.damaged("source address", &addr))?;
+            let s = serde_json::from_str(&state)
+                .map_err(|e| self.damaged(&format!("source {addr}"), e))?;
+            a.sources.insert(key, s);
+        }
+        Ok(a)
+    }
+
+    /// Write a checkpoint of `a`: everything, in one transaction.
+    pub fn save(&mut self, a: &Analytics) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let e = |source| StateError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        tx.execute_batch("DELETE FROM hosts; DELETE FROM sources; DELETE FROM scanners;")
+            .map_err(e)?;
+        {
+            let mut m = tx
+                .prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+                .map_err(e)?;
+            if let Some(f) = a.first_ts {
+                m.execute(params!["first_ts", f.to_string()]).map_err(e)?;
+            }
+            m.execute(params!["clock", a.clock.to_string()])
+                .map_err(e)?;
+            m.execute(params!["window", a.window.to_string()])
+                .map_err(e)?;
+            let pop: Vec<PopWindow> = a.population.iter().copied().collect();
+            m.execute(params![
+                "population",
+                serde_json::to_string(&pop).expect("serialises")
+            ])
+            .map_err(e)?;
+            m.execute(params![
+                "stats",
+                serde_json::to_string(&a.stats).expect("serialises")
+            ])
+            .map_err(e)?;
+            let mut h = tx
+                .prepare("INSERT INTO hosts (addr, first_alive, last_alive, seen) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(e)?;
+            for (addr, host) in a.inv.sorted() {
+                h.execute(params![
+                    addr.to_string(),
+                    host.first_alive,
+                    host.last_alive,
+                    i64::from(host.seen)
+                ])
+                .map_err(e)?;
+            }
+            let mut s = tx
+                .prepare("INSERT INTO sources (addr, state) VALUES (?1, ?2)")
+                .map_err(e)?;
+            let mut sorted: Vec<_> = a.sources.iter().collect();
+            sorted.sort_by_key(|(k, _)| **k);
+            for (addr, src) in sorted {
+                s.execute(params![
+                    addr.to_string(),
+                    serde_json::to_string(src).expect("serialises")
+                ])
+                .map_err(e)?;
+            }
+            let mut sc = tx
+                .prepare("INSERT INTO scanners (addr, scanning_windows) VALUES (?1, ?2)")
+                .map_err(e)?;
+            for (addr, n) in a.learned_scanners() {
+                sc.execute(params![addr.to_string(), n as i64]).map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Hosts of the inventory (one, or all sorted by address).
+    pub fn hosts(&self, one: Option<Addr>) -> Result<Vec<(Addr, Host)>, StateError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT addr, first_alive, last_alive, seen FROM hosts")
+            .map_err(|e| self.db_err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (addr, first_alive, last_alive, seen) = row.map_err(|e| self.db_err(e))?;
+            let Some(a) = parse_addr(&addr) else { continue };
+            if one.is_none_or(|o| o == a) {
+                out.push((
+                    a,
+                    Host {
+                        first_alive,
+                        last_alive,
+                        seen: seen as u8,
+                    },
+                ));
+            }
+        }
+        out.sort_by_key(|(a, _)| *a);
+        Ok(out)
+    }
+
+    /// Learned sanctioned scanners.
+    pub fn scanners(&self) -> Result<Vec<ScannerRow>, StateError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT addr, scanning_windows FROM scanners")
+            .map_err(|e| self.db_err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (addr, n) = row.map_err(|e| self.db_err(e))?;
+            if let Some(a) = parse_addr(&addr) {
+                out.push(ScannerRow {
+                    addr: a,
+                    scanning_windows: n,
+                });
+            }
+        }
+        out.sort_by_key(|r| r.addr);
+        Ok(out)
+    }
+
+    /// The activation clock and the latest event time saved, if any.
+    pub fn clocks(&self) -> Result<(Option<i64>, Option<i64>), StateError> {
+        let p = |v: Option<String>| v.and_then(|s| s.parse().ok());
+        Ok((p(self.meta("first_ts")?), p(self.meta("clock")?)))
+    }
+}
+
+fn parse_addr(s: &str) -> Option<Addr> {
+    s.parse::<std::net::IpAddr>().ok().map(Addr::from)
+}
+
+#[cfg(test)]
+mod tests;
