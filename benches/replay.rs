@@ -37,6 +37,7 @@ fn capture(packets: u64) -> PathBuf {
             packets,
             seed: 1,
             snaplen: 256,
+            ..GenOptions::default()
         };
         generate(Profile::Enterprise, &opts, &mut w).unwrap();
         w.finish().unwrap();

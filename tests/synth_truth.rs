@@ -21,6 +21,7 @@ fn generated(
         packets,
         seed: 7,
         snaplen: 256,
+        ..GenOptions::default()
     };
     let truth = generate(profile, &opts, &mut w).unwrap();
     w.finish().unwrap();

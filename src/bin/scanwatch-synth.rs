@@ -20,9 +20,17 @@ use scanwatch::synth::{CaptureWriter, Format, GenOptions, Profile, generate};
 ///               an IPv6 sweep and a low-and-slow scanner hidden in it.
 ///   flood       worst case: 60-byte frames, ~71% SYN to distinct 5-tuples from
 ///               masscan-style scanners over 10/8 and a spoofed SYN flood.
+///   multiday    days of a small enterprise network (10.10.0.0/16) from
+///               2024-03-01T00:00:00Z: diurnal connections, benign failures
+///               (dead-host monitoring, a decommissioned server, DHCP churn), a
+///               sanctioned nightly scanner and new scanners on days 15, 25 and
+///               40; --days N or --from-day A --to-day B (B exclusive), snaplen
+///               96; --packets is ignored. Each day depends only on (seed, day):
+///               day ranges generated apart concatenate into the whole.
 ///
-/// Example:
+/// Examples:
 ///   scanwatch-synth enterprise --out ent.pcap --packets 15000000 --truth ent.json
+///   scanwatch-synth multiday --days 16 --out pcaps/demo-16d.pcap --truth pcaps/demo-16d.json
 #[derive(Parser, Debug)]
 #[command(version, verbatim_doc_comment)]
 struct Args {
@@ -51,9 +59,22 @@ struct Args {
     seed: u64,
 
     /// Also write a JSON description of what the capture contains (scanner
-    /// addresses and kinds, attempt counts by outcome, golden cases).
+    /// addresses and kinds, attempt counts by outcome, golden cases, multiday
+    /// actors and expected alerts).
     #[arg(short, long)]
     truth: Option<PathBuf>,
+
+    /// Multiday: generate days 0..N.
+    #[arg(long, default_value_t = 16)]
+    days: u32,
+
+    /// Multiday: first day to generate [default: 0].
+    #[arg(long)]
+    from_day: Option<u32>,
+
+    /// Multiday: day to stop before (exclusive) [default: --days].
+    #[arg(long)]
+    to_day: Option<u32>,
 }
 
 fn main() -> Result<()> {
@@ -63,10 +84,23 @@ fn main() -> Result<()> {
         snaplen >= 14,
         "--snaplen must be at least 14 (an Ethernet header)"
     );
+    let max = scanwatch::synth::profile::multiday::MAX_DAYS;
+    let day_range = match (args.from_day, args.to_day) {
+        (None, None) => None,
+        (a, b) => Some((a.unwrap_or(0), b.unwrap_or(args.days))),
+    };
+    let (first, end) = day_range.unwrap_or((0, args.days));
+    anyhow::ensure!(
+        first <= end && end <= max,
+        "days {first}..{end}: --from-day must not exceed --to-day, and the last day is {}",
+        max - 1
+    );
     let opts = GenOptions {
         packets: args.packets,
         seed: args.seed,
         snaplen,
+        days: args.days,
+        day_range,
     };
     let file =
         File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;

@@ -7,6 +7,10 @@
 //!   throughput benchmarks and for checking the tracker on realistic noise.
 //! * [`flood`]: the worst case for state: masscan-style scanners over 10/8 and
 //!   a spoofed-source SYN flood, almost every frame a new 5-tuple.
+//! * [`multiday`](mod@multiday): days to weeks of a small enterprise network,
+//!   compact, with benign failures, a sanctioned nightly scanner and new
+//!   scanners, for the baseline and alerting analytics; every day is a
+//!   function of (seed, day).
 //!
 //! Determinism: all randomness comes from [`crate::synth::rng::Rng`] streams
 //! derived from the seed, every collection that influences output is a `Vec` or
@@ -24,14 +28,17 @@ use super::writer::Sink;
 pub mod enterprise;
 pub mod flood;
 pub mod golden;
+pub mod multiday;
 mod sim;
 
 pub use enterprise::enterprise;
 pub use flood::flood;
 pub use golden::golden;
+pub use multiday::multiday;
 
-/// 2024-03-01T10:00:00Z in nanoseconds since the Unix epoch: every profile's
-/// capture starts here.
+/// 2024-03-01T10:00:00Z in nanoseconds since the Unix epoch: the golden,
+/// enterprise and flood captures start here (multiday starts at midnight,
+/// [`multiday::DAY0_NS`]).
 pub const START_NS: i64 = 1_709_287_200 * 1_000_000_000;
 
 /// Nanoseconds per second.
@@ -52,6 +59,10 @@ pub enum Profile {
     /// Worst case: masscan-style scanners over 10/8 plus a spoofed SYN flood,
     /// 60-byte frames, ~71% SYN (benchmark).
     Flood,
+    /// Compact multi-day capture of a small enterprise network (--days,
+    /// --from-day/--to-day; ignores --packets): benign failures, a sanctioned
+    /// nightly scanner, and new scanners from day 15.
+    Multiday,
 }
 
 impl Profile {
@@ -61,15 +72,19 @@ impl Profile {
             Profile::Golden => "golden",
             Profile::Enterprise => "enterprise",
             Profile::Flood => "flood",
+            Profile::Multiday => "multiday",
         }
     }
 
     /// Snaplen used when none is given: golden frames are kept whole, the
-    /// benchmark profiles are cut like a sensor would cut them.
+    /// benchmark profiles are cut like a sensor would cut them, and multiday
+    /// keeps headers only (96 bytes: every header, a little payload) so weeks
+    /// of traffic stay small.
     pub fn default_snaplen(self) -> u32 {
         match self {
             Profile::Golden => 65535,
             Profile::Enterprise | Profile::Flood => 256,
+            Profile::Multiday => 96,
         }
     }
 }
@@ -83,6 +98,21 @@ pub struct GenOptions {
     pub seed: u64,
     /// Bytes of each frame to materialise; the writer's snaplen.
     pub snaplen: u32,
+    /// Multiday: number of days, generated as days `0..days` unless
+    /// `day_range` is set.
+    pub days: u32,
+    /// Multiday: generate only days `a..b` (`b` exclusive) of the scenario.
+    /// Each day depends only on (seed, day index), so the captures of `0..k`
+    /// and `k..n` concatenated are exactly the capture of `0..n`.
+    pub day_range: Option<(u32, u32)>,
+}
+
+impl GenOptions {
+    /// The days a multiday capture covers, `first..end`.
+    pub fn days_covered(&self) -> std::ops::Range<u32> {
+        let (a, b) = self.day_range.unwrap_or((0, self.days));
+        a..b
+    }
 }
 
 impl Default for GenOptions {
@@ -91,6 +121,8 @@ impl Default for GenOptions {
             packets: 1_000_000,
             seed: 1,
             snaplen: 256,
+            days: 16,
+            day_range: None,
         }
     }
 }
@@ -101,6 +133,7 @@ pub fn generate<S: Sink>(profile: Profile, opts: &GenOptions, sink: &mut S) -> i
         Profile::Golden => golden(sink, opts),
         Profile::Enterprise => enterprise(sink, opts),
         Profile::Flood => flood(sink, opts),
+        Profile::Multiday => multiday(sink, opts),
     }
 }
 
@@ -143,6 +176,10 @@ pub struct Truth {
     pub floods: Vec<FloodTruth>,
     /// Golden profile: the scenario cases, in capture order.
     pub cases: Vec<CaseTruth>,
+    /// Multiday profile: the days covered, the benign actors, the alerts
+    /// expected and per-day facts (absent for the other profiles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiday: Option<MultidayTruth>,
     /// Free-form remarks on how to read the numbers.
     pub notes: Vec<String>,
 }
@@ -261,7 +298,9 @@ pub struct ScannerTruth {
     /// Scanner source address.
     pub ip: String,
     /// "tcp_sweep" (one port, many hosts), "tcp_vertical" (one host, many
-    /// ports), "tcp_slow" (low-and-slow), "masscan" (many hosts and ports).
+    /// ports), "tcp_slow" (low-and-slow), "masscan" (many hosts and ports),
+    /// "arp_sweep" (ARP requests for local addresses), "icmp_sweep" (echo
+    /// requests to many hosts).
     pub kind: String,
     /// Destination ports probed.
     pub ports: Vec<u16>,
@@ -281,6 +320,107 @@ pub struct ScannerTruth {
     pub first_ts_ns: i64,
     /// Last probe time.
     pub last_ts_ns: i64,
+    /// Multiday: a sanctioned scanner (a scheduled vulnerability scan, to be
+    /// learned and never alerted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanctioned: Option<bool>,
+    /// Multiday: the day index of its first scan in the scenario (it may lie
+    /// before the capture's first day).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_day: Option<u32>,
+    /// Multiday: whether a correct analytics alerts on this source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_alert: Option<bool>,
+}
+
+/// What a multiday capture covers and what an analytics should make of it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MultidayTruth {
+    /// First day generated (day 0 starts at 2024-03-01T00:00:00Z).
+    pub first_day: u32,
+    /// One past the last day generated.
+    pub end_day: u32,
+    /// Start of day 0, ns since the epoch; day d starts d * 86400 s later.
+    pub day0_ns: i64,
+    /// Days an analytics learns before it may alert (days 0 ..= 13); every
+    /// new scanner starts after them.
+    pub activation_days: u32,
+    /// Actors whose failed connections are benign: never to be alerted.
+    pub benign: Vec<ActorTruth>,
+    /// The alerts a correct analytics raises, in day order: one per source and
+    /// day, only for days the capture covers (the scanners' `expect_alert`).
+    pub expected_alerts: Vec<AlertTruth>,
+    /// Facts of each day generated, in order.
+    pub daily: Vec<DayTruth>,
+}
+
+/// A source of benign failed connections (or of a benign change) in the
+/// multiday profile.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ActorTruth {
+    /// Address.
+    pub ip: String,
+    /// "monitoring_dead_host", "decommissioned_server_client",
+    /// "decommissioned_server", "dhcp_churn_old", "dhcp_churn_new".
+    pub role: String,
+    /// Always false: these must never be alerted.
+    pub expect_alert: bool,
+    /// First day of the behaviour in the scenario.
+    pub first_day: u32,
+    /// Last day of the behaviour in the scenario (None: to the end).
+    pub last_day: Option<u32>,
+    /// Addresses it fails to reach (or, for churn, what it is), in words.
+    pub targets: String,
+    /// Destination ports of its failed attempts.
+    pub ports: Vec<u16>,
+    /// Failed TCP attempts in the capture (one per SYN chain, retransmissions
+    /// not counted).
+    pub failed_attempts: u64,
+    /// SYN retransmissions of those attempts.
+    pub syn_retransmissions: u64,
+    /// What it is.
+    pub description: String,
+}
+
+/// An alert a correct analytics raises.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AlertTruth {
+    /// Day index of the test window (1 day) that should alert.
+    pub day: u32,
+    /// Source to alert on.
+    pub ip: String,
+    /// The scanner kinds it shows that day, comma-separated.
+    pub kind: String,
+}
+
+/// One day of a multiday capture.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DayTruth {
+    /// Day index.
+    pub day: u32,
+    /// Date, UTC (YYYY-MM-DD).
+    pub date: String,
+    /// Frames of the day.
+    pub frames: u64,
+    /// Successful client-server TCP connections (full handshake, data, FIN).
+    pub connections: u64,
+    /// Benign attempts to a closed port of a live server (rejected by RST).
+    pub rejected: u64,
+    /// Monitoring attempts to the dead host (each a SYN and one
+    /// retransmission, unanswered).
+    pub monitor_attempts: u64,
+    /// Attempts to the decommissioned server after it went away.
+    pub decommissioned_attempts: u64,
+    /// DNS query/response exchanges.
+    pub dns: u64,
+    /// ARP request/reply exchanges with the gateway.
+    pub arp: u64,
+    /// Scanner probes of the day (sanctioned and new; TCP, ARP and ICMP).
+    pub scanner_probes: u64,
+    /// Clients seen that day.
+    pub clients: u64,
+    /// Servers that answered a connection that day.
+    pub servers: u64,
 }
 
 /// A spoofed-source SYN flood against one service.
