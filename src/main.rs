@@ -1,6 +1,6 @@
 //! The `scanwatch` command: flags and wiring only; the work is in the library.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -265,17 +265,23 @@ fn hosts_cmd(dir: &std::path::Path, addr: Option<std::net::IpAddr>) -> anyhow::R
             ExitCode::SUCCESS
         });
     }
+    let mut out = std::io::stdout().lock();
     for (a, h) in hosts {
         let ago = clock
             .map(|c| (c - h.last_alive) / 60_000_000_000)
             .map(|m| format!(" ({}h{:02}m before the last event)", m / 60, m % 60));
-        println!(
+        let line = writeln!(
+            out,
             "{a}  last seen alive {}{}  first {}  seen as {}",
             minute(h.last_alive),
             ago.unwrap_or_default(),
             minute(h.first_alive),
             Seen::names(h.seen).join(", ")
         );
+        // `scanwatch hosts --state d | head`: the reader left.
+        if line.is_err() {
+            break;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -286,11 +292,17 @@ fn scanners_cmd(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     if rows.is_empty() {
         println!("no learned scanners");
     }
+    let mut out = std::io::stdout().lock();
     for r in rows {
-        println!(
+        if writeln!(
+            out,
             "{}  scanned on {} day(s) of the training period: learned, suppressed",
             r.addr, r.scanning_windows
-        );
+        )
+        .is_err()
+        {
+            break;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -742,6 +742,13 @@ impl Tracker {
                 .expect("owned partition")
                 .sketch
                 .set(fh);
+            // A SYN-ACK or a FIN-ACK proves a host; a RST does not (firewalls
+            // reset on behalf of addresses that do not exist).
+            if flags & SYN != 0 {
+                self.seen_alive(fwd.src, s.ts, Seen::SynAck, order);
+            } else if flags & FIN != 0 && flags & RST == 0 {
+                self.seen_alive(fwd.src, s.ts, Seen::Fin, order);
+            }
         }
         if flags & RST != 0 {
             return self.rst(s, part, flags, order);

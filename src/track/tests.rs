@@ -460,3 +460,57 @@ fn entry_sizes_stay_small() {
         std::mem::size_of::<Summary>()
     );
 }
+
+#[test]
+fn liveness_and_contacts_are_reported() {
+    let mut t = Tracker::new(TrackConfig::default(), 0, 1);
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let o = |at| Order {
+        block: 0,
+        phase: 1,
+        at,
+    };
+    let pkt = |ts, k: FlowKey, flags| Summary {
+        ts,
+        key: k,
+        vlan: [0, 0],
+        what: What::Tcp {
+            flags,
+            seq: 5,
+            ack: 0,
+        },
+    };
+    t.packet(&pkt(0, k, SYN), 0, 0);
+    t.packet(&pkt(1, k.reversed(), SYN | ACK), 0, 1);
+    t.established(partition_of(&k), k.src, flow_hash(&k), 2, true, o(2));
+    t.packet(&pkt(3, k.reversed(), FIN | ACK), 0, 3);
+    // A RST proves nothing (firewalls reset for absent hosts), nor does a SYN.
+    let k2 = key(3, 4, 40000, 80, Proto::Tcp);
+    t.packet(&pkt(4, k2, SYN), 0, 4);
+    t.packet(&pkt(5, k2.reversed(), RST | ACK), 0, 5);
+    let arp = Summary {
+        ts: 6,
+        key: key(7, 8, 0, 0, Proto::Arp),
+        vlan: [0, 0],
+        what: What::Arp { reply: true },
+    };
+    t.packet(&arp, 0, 6);
+    let (mut alive, mut contacts) = (Vec::new(), Vec::new());
+    t.drain_evidence(&mut alive, &mut contacts);
+    let got: Vec<(Addr, Seen)> = alive.iter().map(|a| (a.addr, a.how)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (a4(2), Seen::SynAck),
+            (a4(1), Seen::Data),
+            (a4(2), Seen::Fin),
+            (a4(7), Seen::Arp)
+        ]
+    );
+    assert_eq!(contacts.len(), 1);
+    assert_eq!((contacts[0].src, contacts[0].dst), (a4(1), a4(2)));
+    // Reported once per minute and kind.
+    t.packet(&pkt(7, k.reversed(), FIN | ACK), 0, 7);
+    t.drain_evidence(&mut alive, &mut contacts);
+    assert_eq!(alive.len(), 4);
+}
