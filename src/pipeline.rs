@@ -44,6 +44,13 @@ use crate::track::{
 /// channel hand-offs, small enough to stay in L2/L3 while it is decoded.
 pub const BLOCK_BYTES: usize = 1 << 20;
 
+/// A block also ends once it spans this much capture time (ns). Timers fire
+/// at block boundaries: in a sparse capture a 1 MiB block could span days,
+/// and every `unanswered` decision in it would reach the analytics days late,
+/// after later packets. With 1 s, a timer fires at most ~1 s plus the reorder
+/// tolerance after its deadline.
+pub const BLOCK_SPAN: i64 = 1_000_000_000;
+
 /// Blocks in flight per worker (queued plus being decoded).
 const QUEUE_DEPTH: usize = 4;
 
@@ -452,7 +459,10 @@ fn read_all(
     let mut files = 0;
     'files: for path in paths {
         let mut r = match CaptureReader::open(path) {
-            Ok(r) => r,
+            Ok(mut r) => {
+                r.set_max_span(BLOCK_SPAN);
+                r
+            }
             Err(error) => {
                 problems.push(InputProblem::Error(error));
                 continue;

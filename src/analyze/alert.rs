@@ -243,16 +243,25 @@ fn summary(
             s.attempts_all
         );
     }
+    let ports = if ports.is_empty() {
+        String::new()
+    } else {
+        format!(" on {} port(s) ({})", ports.len(), list(ports, 6))
+    };
+    let unresolved = s.by_reason[crate::track::Reason::Unresolved as usize];
+    let arp = if unresolved > 0 {
+        format!(", {unresolved} of them ARP requests nobody answered")
+    } else {
+        String::new()
+    };
     let what = format!(
-        "{src} failed to reach {} never-seen and {} inactive host(s) ({} distinct targets, {} failed attempts) in {} subnet(s) ({}) on {} port(s) ({}){span}",
+        "{src} failed to reach {} never-seen and {} inactive host(s) ({} distinct targets, {} failed attempts{arp}) in {} subnet(s) ({}){ports}{span}",
         s.never_hosts,
         s.inactive_hosts,
         s.targets.len(),
         s.attempts,
         subnets.len(),
         list(subnets, 4),
-        ports.len(),
-        list(ports, 6),
     );
     let why = match variation {
         "sequential_test" => format!(

@@ -24,8 +24,9 @@
 //!   number, because the walk keeps its state for the whole window.
 //! * **Count**: failed targets ≥ max(`min_failed_targets`,
 //!   `own_baseline_factor` × the source's largest daily count in training,
-//!   `population_factor` × the largest daily 99th percentile of all sources in
-//!   training).
+//!   `population_factor` × the median over training days of the daily 99th
+//!   percentile of all sources; learned scanners and allowlisted sources are
+//!   left out of the population).
 //! * **Mixture**: at least two of: ≥ `mixture_min_hosts` distinct inactive or
 //!   never-seen hosts; ≥ 2 subnets (/24, /64) among them; ≥ 2 failure reasons;
 //!   never-seen hosts from a source that had none in any training window.
@@ -194,6 +195,11 @@ impl Analytics {
         self.clock
     }
 
+    /// The population baseline: one entry per closed test window with failures.
+    pub fn population(&self) -> impl Iterator<Item = &PopWindow> {
+        self.population.iter()
+    }
+
     /// Process one block's records (already in canonical order).
     pub fn process(&mut self, records: &[Record]) {
         for r in records {
@@ -259,13 +265,19 @@ impl Analytics {
         let (cfg, decide) = (&self.cfg, self.trw_decide);
         for (addr, s) in self.sources.iter_mut() {
             let scanning = s.scanning(cfg, decide);
-            if let Some(c) = s.close_window(keep, next, scanning) {
-                counts.push(c);
-            }
+            let count = s.close_window(keep, next, scanning);
             let scanning = s.scanning_windows(next - keep) as u32;
             s.learned = observed > 0
                 && scanning >= min_days
                 && f64::from(scanning) >= share * f64::from(observed);
+            // The population baseline describes ordinary sources: a sanctioned
+            // scanner would otherwise raise the bar for everyone.
+            if let Some(c) = count
+                && !s.learned
+                && !in_any(&cfg.allowlist, addr)
+            {
+                counts.push(c);
+            }
             if s.is_forgettable(clock, alert_memory) {
                 forget.push(*addr);
             }
@@ -343,7 +355,14 @@ impl Analytics {
         let src = e.key.src;
         let cfg = &self.cfg;
         let own_max = self.sources[&src].history_max();
-        let pop_p99 = self.population.iter().map(|p| p.p99).max();
+        // The typical day's 99th percentile (median over the training
+        // windows): robust to the few days before a sanctioned scanner was
+        // learned, or to one noisy day.
+        let pop_p99 = {
+            let mut v: Vec<u32> = self.population.iter().map(|p| p.p99).collect();
+            v.sort_unstable();
+            v.get(v.len().saturating_sub(1) / 2).copied()
+        };
         let threshold = [
             f64::from(cfg.min_failed_targets),
             own_max.map_or(0.0, |m| (f64::from(m) * cfg.own_baseline_factor).ceil()),

@@ -194,6 +194,9 @@ pub struct CaptureReader {
     /// An error found after some records of a block; those are delivered first.
     deferred: Option<CaptureError>,
     done: bool,
+    /// A block also ends after the record that takes its timestamps this far
+    /// (ns) from its first record's: see [`CaptureReader::set_max_span`].
+    max_span: Option<u64>,
 }
 
 enum Format {
@@ -295,9 +298,10 @@ impl Input {
             let want = (need - data.len()).max(target.saturating_sub(data.len()));
             let carried = self.carry.len() - self.carry_pos;
             if carried > 0 {
-                // Take only what this block wants: with small targets the carry holds
-                // many future blocks, and copying all of it each time would be quadratic.
-                let n = want.min(carried);
+                // Take only what the next record needs: the carry may hold many future
+                // blocks (small targets, or blocks cut by time), and copying a whole
+                // target's worth for each would be quadratic.
+                let n = (need - data.len()).min(carried);
                 data.extend_from_slice(&self.carry[self.carry_pos..self.carry_pos + n]);
                 self.carry_pos += n;
                 continue;
@@ -726,6 +730,7 @@ impl CaptureReader {
             consumed: header_len as u64,
             file_size: None,
             oversize: 0,
+            max_span: None,
             deferred: None,
             done: false,
         })
@@ -857,6 +862,9 @@ impl CaptureReader {
                 link: p.link,
             });
             pos += len;
+            if self.span_reached(recs) {
+                return (pos, Stop::Full);
+            }
         }
     }
 
@@ -902,6 +910,11 @@ impl CaptureReader {
                 return (pos, Stop::Fail(k, pos));
             }
             pos += total;
+            if let (Some(a), Some(b), Some(span)) = (recs.first(), recs.last(), self.max_span)
+                && b.ts.abs_diff(a.ts) >= span
+            {
+                return (pos, Stop::Full);
+            }
         }
     }
 
@@ -931,6 +944,22 @@ impl CaptureReader {
     /// Records whose captured length exceeds the snaplen of their file or interface.
     /// They are delivered whole (some writers produce them); the count is for a
     /// diagnostic.
+    /// End each block once its records span `ns` of capture time, as well as
+    /// at `target_bytes`. Timers downstream fire at block boundaries, so in a
+    /// sparse capture (a packet a minute) a byte-sized block could hold days and
+    /// delay them by as much. The cut depends only on the timestamps: blocks stay
+    /// a function of the file's content.
+    pub fn set_max_span(&mut self, ns: i64) {
+        self.max_span = Some(ns.max(1) as u64);
+    }
+
+    fn span_reached(&self, recs: &[RecordMeta]) -> bool {
+        match (recs.first(), recs.last()) {
+            (Some(a), Some(b)) => self.max_span.is_some_and(|m| b.ts.abs_diff(a.ts) >= m),
+            _ => false,
+        }
+    }
+
     pub fn oversize_records(&self) -> u64 {
         self.oversize
     }
@@ -2074,6 +2103,48 @@ mod tests {
             }
             assert_eq!((n, first, sum), (count, Some(first_ts), bytes), "{name}");
             assert_eq!(Some(r.bytes_consumed()), r.file_size(), "{name}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// Classic pcap, one record per second for 10 s.
+    fn ten_seconds() -> Vec<u8> {
+        let mut b = vec![
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
+        ];
+        for s in 0..10u32 {
+            for v in [s, 0, 20, 20] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b.extend_from_slice(&[0u8; 20]);
+        }
+        b
+    }
+
+    #[test]
+    fn blocks_end_at_the_time_span_whatever_the_byte_target() {
+        for target in [1usize << 20, 1000] {
+            let mut r =
+                CaptureReader::from_reader("t", Box::new(Cursor::new(ten_seconds()))).unwrap();
+            r.set_max_span(3_000_000_000);
+            let mut blk = Block::default();
+            let mut sizes = Vec::new();
+            loop {
+                let f = r.fill(&mut blk, target).unwrap();
+                sizes.push(blk.recs.len());
+                if f != Fill::More {
+                    break;
+                }
+            }
+            // Records at 0..3 s, 4..7 s, 8..9 s: each block ends with the
+            // record 3 s after its first.
+            assert_eq!(sizes, vec![4, 4, 2], "target {target}");
         }
     }
 }

@@ -362,6 +362,9 @@ struct Attempt {
 /// never invents one). 256 KiB per partition, 16 MiB in all, paged in as used.
 struct Sketch {
     gens: [Box<[u64]>; 2],
+    /// Whether each generation has a bit set: an untouched one needs no
+    /// clearing (a sparse capture rotates often and sets few bits).
+    dirty: [bool; 2],
 }
 
 const SKETCH_BITS: usize = 1 << 20;
@@ -373,6 +376,7 @@ impl Sketch {
                 vec![0; SKETCH_BITS / 64].into(),
                 vec![0; SKETCH_BITS / 64].into(),
             ],
+            dirty: [false; 2],
         }
     }
     /// Two bit positions from disjoint bits of the hash.
@@ -387,6 +391,7 @@ impl Sketch {
     const PURE_ACK: u64 = 0x9e37_79b9_7f4a_7c15;
     #[inline]
     fn set(&mut self, h: u64) {
+        self.dirty[0] = true;
         for i in Sketch::bits(h) {
             self.gens[0][i / 64] |= 1 << (i % 64);
         }
@@ -401,7 +406,11 @@ impl Sketch {
     }
     fn rotate(&mut self) {
         self.gens.swap(0, 1);
-        self.gens[0].fill(0);
+        self.dirty.swap(0, 1);
+        if self.dirty[0] {
+            self.gens[0].fill(0);
+            self.dirty[0] = false;
+        }
     }
 }
 
