@@ -329,7 +329,13 @@ pub fn replay(
 
         // Analytics.
         let (rec_tx, rec_rx) = bounded::<Vec<Record>>(QUEUE_DEPTH * 2);
-        let analytics = analysis.map(|a| {
+        // The longest a failure is known after its probe: a SYN timeout, the
+        // reorder tolerance, and a block's span before its timers run.
+        let delay = cfg.track.syn_timeout.max(cfg.track.arp_timeout)
+            + cfg.track.reorder_tolerance
+            + BLOCK_SPAN;
+        let analytics = analysis.map(|mut a| {
+            a.analytics.set_delay(delay);
             thread::Builder::new()
                 .name("analytics".into())
                 .spawn_scoped(sc, move || analyze(a, rec_rx))
@@ -669,6 +675,9 @@ fn analyze(
             }
         }
     }
+    a.analytics.finish();
+    a.analytics.drain_alerts(&mut alerts);
+    write(&mut alerts, &mut a.alerts, &mut err);
     if let Some(w) = a.alerts.as_mut()
         && err.is_none()
         && let Err(e) = w.flush()

@@ -1,7 +1,8 @@
 //! The alert: one JSON line, EVE naming, with the evidence an analyst needs.
 //!
 //! ```json
-//! {"timestamp":"2024-03-16T10:00:00.034000Z","event_type":"alert","src_ip":"10.10.2.66",
+//! {"timestamp":"2024-03-16T10:00:00.034000Z","decided_at":"2024-03-16T10:00:45.034000Z",
+//!  "event_type":"alert","src_ip":"10.10.2.66",
 //!  "alert":{"signature":"Failed Connections","severity":"low","category":"Discovery",
 //!           "mitre_tactic_id":"TA0007","mitre_tactic_name":"Discovery",
 //!           "mitre_technique_id":"T1018","mitre_technique_name":"Remote System Discovery",
@@ -20,6 +21,12 @@
 //!                         "reason":"unanswered","target_state":"never_seen","community_id":"1:..."}]},
 //!  "previous_alert":{"timestamp":...,"failed_attempts_since":812,"new_subnets":[...],"new_ports":[...]}}
 //! ```
+//!
+//! `timestamp` is the event time of the probe that completed the evidence (the
+//! first probe of the attempt whose failure decided the alert), as EVE stamps
+//! an alert with its triggering packet; `decided_at` is when that failure was
+//! known, up to `syn_timeout` later for an unanswered probe, which is when a
+//! live sensor emits the alert.
 //!
 //! `previous_alert` appears when the source was alerted before (at most once
 //! per `dedup_period`): what it did since, and which subnets and ports are new.
@@ -82,9 +89,11 @@ fn list<T: std::fmt::Display>(v: &[T], max: usize) -> String {
 }
 
 impl Alert {
+    /// `ts`: first probe of the attempt that completed the evidence; `decided`:
+    /// when its failure was known (a timeout can come 40 s after the probe).
     pub(super) fn new(
         src: Addr,
-        ts: i64,
+        (ts, decided): (i64, i64),
         variation: &'static str,
         v: &Verdict,
         s: &Source,
@@ -143,6 +152,7 @@ impl Alert {
         let summary = summary(src, variation, s, &subnets, &ports, top_active.first());
         let mut o = json!({
             "timestamp": t(ts),
+            "decided_at": t(decided),
             "event_type": "alert",
             "src_ip": src.to_string(),
             "alert": {

@@ -3,6 +3,11 @@
 //! never-seen hosts (MITRE ATT&CK TA0007 Discovery, T1018 Remote System
 //! Discovery).
 //!
+//! # Order
+//! Records are analysed in the order things happened on the wire (a failure
+//! at its first probe), after a reorder delay as long as the slowest decision
+//! (the SYN timeout): see [`Analytics::set_delay`].
+//!
 //! # What is counted
 //! For each source and test window (`test_period`, default 1 day, aligned to
 //! the epoch), the distinct **failed targets**: (host, protocol, port) of
@@ -91,14 +96,48 @@ impl Record {
             Record::Alive(_) => 2,
         }
     }
-    fn ts(&self) -> i64 {
+    /// When the sensor learned it (a failure is known at its decision).
+    fn known_at(&self) -> i64 {
         match self {
             Record::Failed(e) => e.decided_ts,
             Record::Contact(c) => c.ts,
             Record::Alive(a) => a.ts,
         }
     }
+    /// When it happened on the wire: a failure at its first probe.
+    fn happened_at(&self) -> i64 {
+        match self {
+            Record::Failed(e) => e.first_ts,
+            Record::Contact(c) => c.ts,
+            Record::Alive(a) => a.ts,
+        }
+    }
 }
+
+/// A record waiting in the reorder buffer: ordered by the time it happened,
+/// then by arrival (itself canonical), so the order is deterministic.
+struct Pending(i64, u64, Record);
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        (self.0, self.1) == (o.0, o.1)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // Reversed: BinaryHeap is a max-heap and we pop the earliest.
+        (o.0, o.1).cmp(&(self.0, self.1))
+    }
+}
+
+/// Records held for reordering at most (`reorder_overflow` counts early releases).
+const MAX_BUFFERED: usize = 2_000_000;
 
 /// Sort one block's records canonically: by packet order, failures before
 /// contacts before liveness, then by content.
@@ -134,6 +173,9 @@ pub struct AnalyticsStats {
     pub failed_untracked: u64,
     /// Cap hits.
     pub sources_cap_dropped: u64,
+    /// Records analysed before their reorder delay ran out (buffer full).
+    #[serde(default)]
+    pub reorder_overflow: u64,
     pub targets_cap_hit: u64,
 }
 
@@ -163,6 +205,12 @@ pub struct Analytics {
     trw_decide: f64,
     trw_floor: f64,
     out: Vec<Alert>,
+    /// Reorder buffer: records by the time they happened, released once
+    /// `delay` of event time has passed since (see [`Analytics::set_delay`]).
+    buffer: std::collections::BinaryHeap<Pending>,
+    arrivals: u64,
+    known_clock: i64,
+    delay: i64,
 }
 
 impl Analytics {
@@ -183,7 +231,22 @@ impl Analytics {
             population: VecDeque::new(),
             stats: AnalyticsStats::default(),
             out: Vec::new(),
+            buffer: std::collections::BinaryHeap::new(),
+            arrivals: 0,
+            known_clock: i64::MIN,
+            delay: 0,
         }
+    }
+
+    /// Analyse records in the order things happened on the wire, not the
+    /// order they were decided: an unanswered SYN is known `syn_timeout` after
+    /// it was sent, a refused one at once, an unresolved ARP after
+    /// `arp_timeout`. Holding records for `delay` (the longest such lag) lets a
+    /// fast sweep of silent hosts be judged on its first probes, and states be
+    /// read at the moment of each probe. 0 (the default) processes records as
+    /// they come.
+    pub fn set_delay(&mut self, delay: i64) {
+        self.delay = delay.max(0);
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -203,12 +266,37 @@ impl Analytics {
     /// Process one block's records (already in canonical order).
     pub fn process(&mut self, records: &[Record]) {
         for r in records {
-            self.advance(r.ts());
-            match r {
-                Record::Alive(a) => self.inv.alive(a.addr, a.ts, a.how),
-                Record::Contact(c) => self.contact(c),
-                Record::Failed(e) => self.failed(e),
+            self.known_clock = self.known_clock.max(r.known_at());
+            self.arrivals += 1;
+            self.buffer
+                .push(Pending(r.happened_at(), self.arrivals, *r));
+        }
+        let horizon = self.known_clock.saturating_sub(self.delay);
+        while let Some(p) = self.buffer.peek() {
+            if p.0 > horizon && self.buffer.len() <= MAX_BUFFERED {
+                break;
             }
+            if p.0 > horizon {
+                self.stats.reorder_overflow += 1;
+            }
+            let Pending(_, _, r) = self.buffer.pop().expect("peeked");
+            self.handle(&r);
+        }
+    }
+
+    /// End of input: analyse everything still held.
+    pub fn finish(&mut self) {
+        while let Some(Pending(_, _, r)) = self.buffer.pop() {
+            self.handle(&r);
+        }
+    }
+
+    fn handle(&mut self, r: &Record) {
+        self.advance(r.happened_at());
+        match r {
+            Record::Alive(a) => self.inv.alive(a.addr, a.ts, a.how),
+            Record::Contact(c) => self.contact(c),
+            Record::Failed(e) => self.failed(e),
         }
     }
 
@@ -332,7 +420,8 @@ impl Analytics {
     }
 
     fn failed(&mut self, e: &Event) {
-        let state = self.inv.state(&e.key.dst, e.decided_ts);
+        // The target's state when the probe was sent.
+        let state = self.inv.state(&e.key.dst, e.first_ts);
         if state == TargetState::Untracked {
             self.stats.failed_untracked += 1;
             return;
@@ -414,7 +503,14 @@ impl Analytics {
             window_start: self.sources[&src].win.saturating_mul(cfg.test_period.ns()),
         };
         let s = self.sources.get_mut(&src).expect("source exists");
-        let a = Alert::new(src, e.decided_ts, variation, &verdict, s, &baseline);
+        let a = Alert::new(
+            src,
+            (e.first_ts, e.decided_ts),
+            variation,
+            &verdict,
+            s,
+            &baseline,
+        );
         s.alerted(e.decided_ts);
         self.stats.alerts += 1;
         match a.severity {

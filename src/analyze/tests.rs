@@ -499,3 +499,78 @@ fn test_period_must_fit_training() {
     assert!(e.to_string().contains("shorter than test_period"));
     let _ = Dur::secs(1);
 }
+
+#[test]
+fn sweep_is_judged_in_probe_order_and_stamped_with_the_deciding_probe() {
+    let mut f = Feed::new(cfg(&[]));
+    f.a.set_delay(46 * 1_000_000_000);
+    // 20 SYNs 10 ms apart to silent hosts: each failure is known 40 s after its
+    // probe. Meanwhile (t = 5 s) an ARP request of the same source goes
+    // unanswered and is known at 10 s, long before the SYN failures.
+    let probe = |i: i64| i * 10_000_000;
+    let mut records = Vec::new();
+    let mut n = 0;
+    let mut mk = |first: i64, decided: i64, dst: [u8; 4], proto: Proto, reason: Reason| {
+        n += 1;
+        Record::Failed(Event {
+            key: FlowKey {
+                src: a(SCANNER),
+                dst: a(dst),
+                sport: 1,
+                dport: if proto == Proto::Arp { 0 } else { 445 },
+                proto,
+            },
+            reason,
+            probe: if proto == Proto::Arp {
+                Probe::Arp
+            } else {
+                Probe::Syn
+            },
+            first_ts: first,
+            last_ts: first,
+            decided_ts: decided,
+            retransmissions: 0,
+            icmp: None,
+            vlan: [0, 0],
+            initiator_reset: false,
+            at_capture_end: false,
+            order: Order {
+                block: 0,
+                phase: 1,
+                at: n,
+            },
+        })
+    };
+    records.push(mk(
+        5_000_000_000,
+        10_000_000_000,
+        [10, 0, 9, 77],
+        Proto::Arp,
+        Reason::Unresolved,
+    ));
+    for i in 0..20 {
+        records.push(mk(
+            probe(i),
+            probe(i) + 40_000_000_000,
+            [10, 5, 0, i as u8],
+            Proto::Tcp,
+            Reason::Unanswered,
+        ));
+    }
+    // Arrival order is decision order: the ARP first.
+    records.sort_by_key(|r| match r {
+        Record::Failed(e) => e.decided_ts,
+        _ => 0,
+    });
+    f.a.process(&records);
+    f.a.finish();
+    let mut v = Vec::new();
+    f.a.drain_alerts(&mut v);
+    assert_eq!(v.len(), 1);
+    let al: serde_json::Value = serde_json::from_str(&v[0].json).unwrap();
+    // Decided by the 4th SYN, sent at 30 ms; known 40 s later.
+    assert_eq!(al["timestamp"], "1970-01-01T00:00:00.030000Z");
+    assert_eq!(al["decided_at"], "1970-01-01T00:00:40.030000Z");
+    assert_eq!(al["evidence"]["failed_attempts"], 4);
+    assert_eq!(al["evidence"]["ports"], serde_json::json!([445]));
+}
