@@ -12,7 +12,7 @@
 //! * floor: walk the record headers of the memory-mapped file, nothing else;
 //! * libpcap: the pcap crate's file loop (`next_packet`), no parsing;
 //! * `scanwatch replay` with events written (to a discarding sink), for
-//!   1 and 2 threads.
+//!   1 and 2 threads, without and with the analytics (alerts written).
 //!
 //! Reported as packets/s and as a ratio to the floor measured in the same run.
 
@@ -91,6 +91,31 @@ fn scanwatch(path: &Path, threads: usize) -> u64 {
     out.stats.packets
 }
 
+/// The whole product: events written and the Failed Connections analytics
+/// on (default configuration), alerts written.
+fn scanwatch_alerts(path: &Path, threads: usize) -> u64 {
+    let config = scanwatch::config::Config::default();
+    let cfg = ReplayConfig {
+        threads,
+        track: config.tracker.track_config(),
+    };
+    let analysis = scanwatch::pipeline::Analysis {
+        analytics: scanwatch::analyze::Analytics::new(config.detector),
+        alerts: Some(Box::new(std::io::sink())),
+        checkpoint: None,
+    };
+    let out = replay(
+        &[path.to_path_buf()],
+        &cfg,
+        Some(Box::new(std::io::sink())),
+        Some(analysis),
+        Arc::new(Progress::default()),
+    )
+    .unwrap();
+    black_box(out.alerts_written);
+    out.stats.packets
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -122,6 +147,14 @@ fn main() {
         (
             "scanwatch replay --threads 2",
             Box::new(|| scanwatch(&path, 2)),
+        ),
+        (
+            "  ... and analytics, --threads 1",
+            Box::new(|| scanwatch_alerts(&path, 1)),
+        ),
+        (
+            "  ... and analytics, --threads 2",
+            Box::new(|| scanwatch_alerts(&path, 2)),
         ),
     ];
     let cpus = std::thread::available_parallelism()

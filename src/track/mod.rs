@@ -446,7 +446,7 @@ pub struct Tracker {
     alive_cache: Box<[(Addr, i64, u8)]>,
 }
 
-const ALIVE_SLOTS: usize = 1 << 13;
+const ALIVE_SLOTS: usize = 1 << 16;
 
 const FILTER_SLOTS: usize = 1 << 16;
 
