@@ -136,6 +136,12 @@ impl Ord for Pending {
     }
 }
 
+pub(crate) fn population_median(p: &VecDeque<PopWindow>) -> Option<u32> {
+    let mut v: Vec<u32> = p.iter().map(|w| w.p99).collect();
+    v.sort_unstable();
+    v.get(v.len().saturating_sub(1) / 2).copied()
+}
+
 /// Records held for reordering at most (`reorder_overflow` counts early releases).
 const MAX_BUFFERED: usize = 2_000_000;
 
@@ -199,6 +205,10 @@ pub struct Analytics {
     /// Current test window index.
     pub(crate) window: i64,
     pub(crate) population: VecDeque<PopWindow>,
+    /// The typical day's 99th percentile: the median over the training
+    /// windows, robust to the few days before a sanctioned scanner was learned
+    /// or to one noisy day. Recomputed when a window closes.
+    pub(crate) pop_median: Option<u32>,
     pub stats: AnalyticsStats,
     trw_up: f64,
     trw_down: f64,
@@ -229,6 +239,7 @@ impl Analytics {
             clock: i64::MIN,
             window: i64::MIN,
             population: VecDeque::new(),
+            pop_median: None,
             stats: AnalyticsStats::default(),
             out: Vec::new(),
             buffer: std::collections::BinaryHeap::new(),
@@ -389,6 +400,7 @@ impl Analytics {
         {
             self.population.pop_front();
         }
+        self.pop_median = population_median(&self.population);
         self.window = next;
     }
 
@@ -444,14 +456,7 @@ impl Analytics {
         let src = e.key.src;
         let cfg = &self.cfg;
         let own_max = self.sources[&src].history_max();
-        // The typical day's 99th percentile (median over the training
-        // windows): robust to the few days before a sanctioned scanner was
-        // learned, or to one noisy day.
-        let pop_p99 = {
-            let mut v: Vec<u32> = self.population.iter().map(|p| p.p99).collect();
-            v.sort_unstable();
-            v.get(v.len().saturating_sub(1) / 2).copied()
-        };
+        let pop_p99 = self.pop_median;
         let threshold = [
             f64::from(cfg.min_failed_targets),
             own_max.map_or(0.0, |m| (f64::from(m) * cfg.own_baseline_factor).ceil()),

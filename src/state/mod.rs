@@ -225,38 +225,14 @@ impl StateDb {
             let p: Vec<PopWindow> =
                 serde_json::from_str(&v).map_err(|e| self.damaged("population", e))?;
             a.population = p.into();
+            a.pop_median = crate::analyze::population_median(&a.population);
         }
         if let Some(v) = self.meta("stats")? {
             a.stats =
                 serde_json::from_str::<AnalyticsStats>(&v).map_err(|e| self.damaged("stats", e))?;
         }
-        {
-            let mut st = self
-                .conn
-                .prepare("SELECT addr, first_alive, last_alive, seen FROM hosts")
-                .map_err(|e| self.db_err(e))?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                    ))
-                })
-                .map_err(|e| self.db_err(e))?;
-            for row in rows {
-                let (addr, first_alive, last_alive, seen) = row.map_err(|e| self.db_err(e))?;
-                let addr = parse_addr(&addr).ok_or_else(|| self.damaged("host address", &addr))?;
-                a.inv.restore(
-                    addr,
-                    Host {
-                        first_alive,
-                        last_alive,
-                        seen: seen as u8,
-                    },
-                );
-            }
+        for (addr, host) in self.hosts(None)? {
+            a.inv.restore(addr, host);
         }
         let mut st = self
             .conn
@@ -360,7 +336,7 @@ impl StateDb {
         let mut out = Vec::new();
         for row in rows {
             let (addr, first_alive, last_alive, seen) = row.map_err(|e| self.db_err(e))?;
-            let Some(a) = parse_addr(&addr) else { continue };
+            let a = parse_addr(&addr).ok_or_else(|| self.damaged("host address", &addr))?;
             if one.is_none_or(|o| o == a) {
                 out.push((
                     a,

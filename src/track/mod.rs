@@ -351,6 +351,32 @@ struct Attempt {
     initiator_reset: bool,
 }
 
+impl Attempt {
+    /// A new entry for a first probe seen at `ts`.
+    fn new(
+        key: FlowKey,
+        hash: u64,
+        ts: i64,
+        isn: u32,
+        vlan: [u16; 2],
+        state: State,
+        probe: Probe,
+    ) -> Attempt {
+        Attempt {
+            key,
+            hash,
+            first_ts: ts,
+            last_ts: ts,
+            isn,
+            retrans: 0,
+            vlan,
+            state,
+            probe,
+            initiator_reset: false,
+        }
+    }
+}
+
 /// A sketch of which flow directions sent ACK/data segments recently: a Bloom
 /// filter (two bits per direction) in two generations, the older cleared at
 /// each rotation. It tells a RST answering an ACK probe (the RST's sender never
@@ -815,18 +841,7 @@ impl Tracker {
             self.filter_inc(fh);
             self.store(
                 part,
-                Attempt {
-                    key: fwd,
-                    hash: fh,
-                    first_ts: s.ts,
-                    last_ts: s.ts,
-                    isn: seq,
-                    retrans: 0,
-                    vlan: s.vlan,
-                    state: State::SynPending,
-                    probe: Probe::Syn,
-                    initiator_reset: false,
-                },
+                Attempt::new(fwd, fh, s.ts, seq, s.vlan, State::SynPending, Probe::Syn),
             );
             return;
         }
@@ -860,18 +875,15 @@ impl Tracker {
                 if self.has_room(part) {
                     self.store(
                         part,
-                        Attempt {
-                            key: fwd,
-                            hash: fh,
-                            first_ts: s.ts,
-                            last_ts: s.ts,
-                            isn: seq,
-                            retrans: 0,
-                            vlan: s.vlan,
-                            state: State::StealthPending,
-                            probe: Probe::stealth(flags),
-                            initiator_reset: false,
-                        },
+                        Attempt::new(
+                            fwd,
+                            fh,
+                            s.ts,
+                            seq,
+                            s.vlan,
+                            State::StealthPending,
+                            Probe::stealth(flags),
+                        ),
                     );
                 }
             }
@@ -914,18 +926,7 @@ impl Tracker {
         // not an established connection.
         let p = self.parts[part].as_ref().expect("owned partition");
         if flags & ACK == 0 && p.sketch.contains(rh ^ Sketch::PURE_ACK) && !p.sketch.contains(fh) {
-            let a = Attempt {
-                key: rev,
-                hash: rh,
-                first_ts: s.ts,
-                last_ts: s.ts,
-                isn: 0,
-                retrans: 0,
-                vlan: s.vlan,
-                state: State::Reported,
-                probe: Probe::Ack,
-                initiator_reset: false,
-            };
+            let a = Attempt::new(rev, rh, s.ts, 0, s.vlan, State::Reported, Probe::Ack);
             self.stats.stealth_probes += 1;
             self.emit(&a, Reason::Rejected, None, s.ts, order, false);
             if self.has_room(part) {
@@ -976,18 +977,15 @@ impl Tracker {
                 self.store(part, a);
             }
             None => {
-                let a = Attempt {
+                let a = Attempt::new(
                     key,
-                    hash: h,
-                    first_ts: s.ts,
-                    last_ts: s.ts,
-                    isn: 0,
-                    retrans: 0,
-                    vlan: s.vlan,
-                    state: State::Reported,
-                    probe: Probe::datagram(key.proto),
-                    initiator_reset: false,
-                };
+                    h,
+                    s.ts,
+                    0,
+                    s.vlan,
+                    State::Reported,
+                    Probe::datagram(key.proto),
+                );
                 self.emit(&a, Reason::Unreachable, Some(icmp), s.ts, order, false);
                 if self.has_room(part) {
                     self.store(part, a);
@@ -1022,18 +1020,7 @@ impl Tracker {
                 if self.has_room(part) {
                     self.store(
                         part,
-                        Attempt {
-                            key,
-                            hash: h,
-                            first_ts: s.ts,
-                            last_ts: s.ts,
-                            isn: 0,
-                            retrans: 0,
-                            vlan: s.vlan,
-                            state: State::ArpPending,
-                            probe: Probe::Arp,
-                            initiator_reset: false,
-                        },
+                        Attempt::new(key, h, s.ts, 0, s.vlan, State::ArpPending, Probe::Arp),
                     );
                 }
             }
