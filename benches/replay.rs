@@ -102,6 +102,7 @@ fn scanwatch_alerts(path: &Path, threads: usize) -> u64 {
     let analysis = scanwatch::pipeline::Analysis {
         analytics: scanwatch::analyze::Analytics::new(config.detector),
         alerts: Some(Box::new(std::io::sink())),
+        sinks: Vec::new(),
         checkpoint: None,
     };
     let out = replay(

@@ -211,6 +211,7 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let analysis = Analysis {
         analytics,
         alerts: Some(alerts),
+        sinks: Vec::new(),
         checkpoint,
     };
     let progress = Arc::new(Progress::default());

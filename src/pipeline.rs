@@ -24,7 +24,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -223,13 +223,24 @@ enum ToOutput {
 /// state directory), where alerts go, and how to checkpoint.
 pub struct Analysis {
     pub analytics: Analytics,
+    /// JSON lines (a file or stdout).
     pub alerts: Option<Box<dyn Write + Send>>,
+    /// Further alert outputs (syslog).
+    pub sinks: Vec<Box<dyn AlertSink>>,
     /// Called every `checkpoint_interval` of event time and at the end.
     pub checkpoint: Option<Checkpoint>,
 }
 
 /// Saves the analytics' state; the error is for the log.
 pub type SaveFn = Box<dyn FnMut(&Analytics) -> Result<(), String> + Send>;
+
+/// An alert output that wants the alert, not just its line (syslog needs the
+/// severity and source for its header and structured data). Must not block.
+pub trait AlertSink: Send {
+    fn alert(&mut self, a: &Alert);
+    /// End of the run: deliver what can be delivered.
+    fn close(&mut self) {}
+}
 
 /// A checkpoint hook: every `interval` ns of event time, and at the end.
 pub struct Checkpoint {
@@ -261,15 +272,59 @@ pub fn check_inputs(paths: &[PathBuf]) -> Result<(), CaptureError> {
 pub fn replay(
     paths: &[PathBuf],
     cfg: &ReplayConfig,
-    mut events: Option<Box<dyn Write + Send>>,
+    events: Option<Box<dyn Write + Send>>,
     analysis: Option<Analysis>,
     progress: Arc<Progress>,
+) -> Result<RunOutcome, RunError> {
+    check_inputs(paths)?;
+    run(
+        Source::Files { paths, progress },
+        cfg,
+        events,
+        analysis,
+        Arc::default(),
+    )
+}
+
+/// Where a run's packets come from.
+pub enum Source<'a> {
+    /// Capture files, read in order.
+    Files {
+        paths: &'a [PathBuf],
+        progress: Arc<Progress>,
+    },
+    /// Blocks from live capture threads, until `stop` is set and they hang up.
+    /// On an idle link a tick with the wall clock advances the timers.
+    Live {
+        blocks: Receiver<Block>,
+        stop: Arc<AtomicBool>,
+    },
+}
+
+/// Gauges a running pipeline publishes for the stats line.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Attempts held by the trackers (sum of the shards' last reports).
+    pub pending: AtomicU64,
+    pub events: AtomicU64,
+    pub alerts: AtomicU64,
+    /// Hosts in the inventory, sources with state.
+    pub hosts: AtomicU64,
+    pub sources: AtomicU64,
+}
+
+/// Run the pipeline over `source`.
+pub fn run(
+    source: Source<'_>,
+    cfg: &ReplayConfig,
+    mut events: Option<Box<dyn Write + Send>>,
+    analysis: Option<Analysis>,
+    gauges: Arc<Gauges>,
 ) -> Result<RunOutcome, RunError> {
     let n = cfg.threads;
     if !(1..=PARTITIONS).contains(&n) {
         return Err(RunError::Threads(n));
     }
-    check_inputs(paths)?;
     let start = Instant::now();
 
     let (free_tx, free_rx) = bounded::<Block>(n * (QUEUE_DEPTH + 2) + 2);
@@ -293,9 +348,11 @@ pub fn replay(
         let to_workers: Vec<Sender<ToWorker>> = worker_ch.iter().map(|c| c.0.clone()).collect();
         let reader = thread::Builder::new()
             .name("reader".into())
-            .spawn_scoped(sc, {
-                let progress = progress.clone();
-                move || read_all(paths, &to_workers, &free_rx, &progress)
+            .spawn_scoped(sc, move || match source {
+                Source::Files { paths, progress } => {
+                    read_all(paths, &to_workers, &free_rx, &progress)
+                }
+                Source::Live { blocks, stop } => sequence(&blocks, &to_workers, &stop),
             })
             .expect("spawn reader");
 
@@ -321,7 +378,10 @@ pub fn replay(
             let tcfg = cfg.track.clone();
             thread::Builder::new()
                 .name(format!("track-{j}"))
-                .spawn_scoped(sc, move || shard(Tracker::new(tcfg, j, n), rxs, tx))
+                .spawn_scoped(sc, {
+                    let g = gauges.clone();
+                    move || shard(Tracker::new(tcfg, j, n), rxs, tx, &g)
+                })
                 .expect("spawn shard");
         }
         drop(worker_ch);
@@ -338,7 +398,10 @@ pub fn replay(
             a.analytics.set_delay(delay);
             thread::Builder::new()
                 .name("analytics".into())
-                .spawn_scoped(sc, move || analyze(a, rec_rx))
+                .spawn_scoped(sc, {
+                    let g = gauges.clone();
+                    move || analyze(a, rec_rx, &g)
+                })
                 .expect("spawn analytics")
         });
         let rec_tx = analytics.is_some().then_some(rec_tx);
@@ -387,6 +450,9 @@ pub fn replay(
                 }
                 block_events.append(&mut out.events);
             }
+            gauges
+                .events
+                .fetch_add(block_events.len() as u64, Ordering::Relaxed);
             write(&mut block_events, &mut line, &mut events_written);
             if let Some(tx) = &rec_tx {
                 sort_records(&mut records);
@@ -445,6 +511,54 @@ pub fn replay(
     s.oversize_records = oversize;
     s.wall = start.elapsed();
     Ok(outcome)
+}
+
+/// Live: number the capture threads' blocks in arrival order and deal them
+/// round robin; on an idle link, send an empty block every 100 ms whose
+/// watermark is the wall clock, so timers fire without traffic.
+fn sequence(
+    blocks: &Receiver<Block>,
+    to_workers: &[Sender<ToWorker>],
+    stop: &AtomicBool,
+) -> (Vec<InputProblem>, usize, u64) {
+    let n = to_workers.len() as u64;
+    let (mut block_no, mut base_idx, mut watermark) = (0u64, 0u64, i64::MIN);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0)
+    };
+    loop {
+        let (data, max_ts) = match blocks.recv_timeout(Duration::from_millis(100)) {
+            Ok(b) => {
+                let m = b.recs.iter().map(|r| r.ts).max().unwrap_or(i64::MIN);
+                (b, m)
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {
+                (Block::default(), now())
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        let count = data.recs.len() as u64;
+        let msg = ToWorker::Block {
+            block: block_no,
+            base_idx,
+            watermark,
+            data,
+        };
+        if to_workers[(block_no % n) as usize].send(msg).is_err() {
+            break;
+        }
+        block_no += 1;
+        base_idx += count;
+        watermark = watermark.max(max_ts);
+    }
+    for tx in to_workers {
+        let _ = tx.send(ToWorker::End { watermark });
+    }
+    (Vec::new(), 0, 0)
 }
 
 /// The reader thread: every file in order, cut into blocks, round robin.
@@ -615,7 +729,9 @@ fn decode_worker(
                 Decoded::Skip(why) => st.skipped[why as usize] += 1,
             }
         }
-        let _ = free.send(recycle(data));
+        // Never blocks: replay allocates no more blocks than this channel
+        // holds, and live capture does not recycle (a full channel drops).
+        let _ = free.try_send(recycle(data));
         for (tx, b) in to_shards.iter().zip(batches.drain(..)) {
             if tx.send(ToShard::Batch(b)).is_err() {
                 return st;
@@ -634,6 +750,7 @@ fn recycle(mut b: Block) -> Block {
 fn analyze(
     mut a: Analysis,
     rx: Receiver<Vec<Record>>,
+    gauges: &Gauges,
 ) -> (Analytics, u64, Option<std::io::Error>, Vec<String>) {
     let mut alerts = Vec::new();
     let mut written = 0u64;
@@ -642,9 +759,14 @@ fn analyze(
     let mut next_checkpoint = i64::MIN;
     let mut write = |alerts: &mut Vec<Alert>,
                      sink: &mut Option<Box<dyn Write + Send>>,
+                     sinks: &mut Vec<Box<dyn AlertSink>>,
                      err: &mut Option<std::io::Error>| {
         for al in alerts.drain(..) {
             written += 1;
+            gauges.alerts.fetch_add(1, Ordering::Relaxed);
+            for s in sinks.iter_mut() {
+                s.alert(&al);
+            }
             if let Some(w) = sink.as_mut()
                 && err.is_none()
                 && let Err(e) = w
@@ -657,8 +779,14 @@ fn analyze(
     };
     while let Ok(records) = rx.recv() {
         a.analytics.process(&records);
+        gauges
+            .hosts
+            .store(a.analytics.inventory().len() as u64, Ordering::Relaxed);
+        gauges
+            .sources
+            .store(a.analytics.sources_len() as u64, Ordering::Relaxed);
         a.analytics.drain_alerts(&mut alerts);
-        write(&mut alerts, &mut a.alerts, &mut err);
+        write(&mut alerts, &mut a.alerts, &mut a.sinks, &mut err);
         if let Some(cp) = a.checkpoint.as_mut() {
             let clock = a.analytics.clock();
             if next_checkpoint == i64::MIN {
@@ -676,8 +804,11 @@ fn analyze(
         }
     }
     a.analytics.finish();
+    for s in a.sinks.iter_mut() {
+        s.close();
+    }
     a.analytics.drain_alerts(&mut alerts);
-    write(&mut alerts, &mut a.alerts, &mut err);
+    write(&mut alerts, &mut a.alerts, &mut a.sinks, &mut err);
     if let Some(w) = a.alerts.as_mut()
         && err.is_none()
         && let Err(e) = w.flush()
@@ -692,7 +823,13 @@ fn analyze(
     (a.analytics, written, err, cp_errors)
 }
 
-fn shard(mut t: Tracker, from_workers: Vec<Receiver<ToShard>>, out: Sender<ToOutput>) {
+fn shard(
+    mut t: Tracker,
+    from_workers: Vec<Receiver<ToShard>>,
+    out: Sender<ToOutput>,
+    gauges: &Gauges,
+) {
+    let mut reported = 0u64;
     let n = from_workers.len();
     let mut o = ShardOut::default();
     for b in 0u64.. {
@@ -723,6 +860,13 @@ fn shard(mut t: Tracker, from_workers: Vec<Receiver<ToShard>>, out: Sender<ToOut
                     }
                 }
                 t.end_block();
+                let len = t.len() as u64;
+                if len >= reported {
+                    gauges.pending.fetch_add(len - reported, Ordering::Relaxed);
+                } else {
+                    gauges.pending.fetch_sub(reported - len, Ordering::Relaxed);
+                }
+                reported = len;
                 t.drain_events(&mut o.events);
                 t.drain_evidence(&mut o.alive, &mut o.contacts);
                 if out.send(ToOutput::Block(std::mem::take(&mut o))).is_err() {

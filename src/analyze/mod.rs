@@ -264,6 +264,11 @@ impl Analytics {
         &self.inv
     }
 
+    /// Sources with state.
+    pub fn sources_len(&self) -> usize {
+        self.sources.len()
+    }
+
     /// Latest event time processed.
     pub fn clock(&self) -> i64 {
         self.clock

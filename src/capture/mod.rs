@@ -7,6 +7,7 @@
 //! on how many bytes a `read(2)` call happened to return, so replay is deterministic.
 
 pub mod file;
+pub mod live;
 
 pub use file::{CaptureError, CaptureReader, Fill};
 

@@ -106,6 +106,7 @@ pub fn run_alerts(paths: &[PathBuf], threads: usize, sets: &[&str]) -> (RunOutco
     let analysis = Analysis {
         analytics: Analytics::new(config.detector.clone()),
         alerts: Some(Box::new(buf.clone())),
+        sinks: Vec::new(),
         checkpoint: None,
     };
     let out = replay(
