@@ -324,6 +324,68 @@ impl Default for StateSection {
     }
 }
 
+/// `[capture]`: `scanwatch live`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureSection {
+    /// Network interface of the SPAN/TAP port (`--interface`).
+    pub interface: String,
+    /// Capture handles in the fanout group, and decode/track threads
+    /// (`--threads`); 0 means the number of CPUs, at most 16.
+    pub threads: usize,
+    /// Bytes kept of each packet: headers are all scanwatch reads.
+    pub snaplen: u32,
+    /// Kernel ring buffer per handle, bytes. Larger rides out bursts.
+    pub buffer_size: u64,
+    /// Kernel BPF filter; absent: the default (SYN/FIN/RST and probe-like TCP,
+    /// ICMP and ICMPv6 errors, ARP, also under one or two VLAN tags); "" keeps
+    /// every packet (needed for capture-gap and ACK-probe inference).
+    pub bpf: Option<String>,
+    pub promisc: bool,
+    /// After opening the capture, switch to this user (when started as root);
+    /// falls back to `nobody` when it does not exist.
+    pub user: String,
+    /// How often a stats line is logged.
+    pub stats_interval: Dur,
+}
+
+impl Default for CaptureSection {
+    fn default() -> Self {
+        CaptureSection {
+            interface: String::new(),
+            threads: 0,
+            snaplen: 256,
+            buffer_size: 64 << 20,
+            bpf: None,
+            promisc: true,
+            user: "scanwatch".into(),
+            stats_interval: Dur::secs(60),
+        }
+    }
+}
+
+/// `[output]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Alerts as JSON lines: a path, "-" for stdout, "" for none.
+    pub alerts: String,
+    /// Failed-connection events as JSON lines: a path, "-", or "" for none.
+    pub events: String,
+    /// Syslog destinations: `unix:PATH`, `udp:HOST:PORT`, `tcp:HOST:PORT`.
+    pub syslog: Vec<String>,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            alerts: "-".into(),
+            events: String::new(),
+            syslog: Vec::new(),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -331,6 +393,8 @@ pub struct Config {
     pub tracker: TrackerSection,
     pub detector: DetectorSection,
     pub state: StateSection,
+    pub capture: CaptureSection,
+    pub output: OutputSection,
 }
 
 impl Config {
@@ -402,6 +466,18 @@ impl Config {
         }
         if d.home_net.is_empty() {
             return bad("detector.home_net is empty: no target would be tracked".into());
+        }
+        if self.capture.snaplen < 64 || self.capture.snaplen > 262_144 {
+            return bad(format!(
+                "capture.snaplen {} is outside 64..=262144 (headers need 64 bytes or more)",
+                self.capture.snaplen
+            ));
+        }
+        if self.capture.buffer_size > i32::MAX as u64 {
+            return bad("capture.buffer_size must be below 2 GiB".into());
+        }
+        if self.capture.stats_interval.0.is_zero() {
+            return bad("capture.stats_interval must be longer than 0".into());
         }
         if self.state.checkpoint_interval.0.is_zero() {
             return bad("state.checkpoint_interval must be longer than 0".into());

@@ -13,6 +13,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod config;
+pub mod daemon;
 pub mod decode;
 pub mod inventory;
 pub mod output;

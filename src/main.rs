@@ -55,6 +55,15 @@ enum Cmd {
     /// read or was damaged (every packet before the damage is still processed)
     /// or the configuration is wrong, 1 on other errors.
     Replay(ReplayArgs),
+    /// Watch a network interface (a SPAN or TAP port) and alert as it goes.
+    ///
+    /// Opens the interface with libpcap (several handles in a PACKET_FANOUT
+    /// group, a kernel BPF filter keeping only what the tracker needs), then
+    /// switches to an unprivileged user, then runs the pipeline until SIGINT
+    /// or SIGTERM, when it flushes pending attempts and alerts, checkpoints
+    /// the state and exits 0. SIGHUP reopens the output files. A stats line is
+    /// logged every capture.stats_interval. Needs CAP_NET_RAW.
+    Live(LiveArgs),
     /// Show what the inventory knows of a host (or of all hosts): when it was
     /// last seen alive, and how.
     Hosts {
@@ -85,6 +94,34 @@ struct ConfigArgs {
     /// Override one setting, e.g. --set detector.activation_period=0s (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct LiveArgs {
+    /// The interface to capture on (capture.interface).
+    #[arg(long, short = 'i', value_name = "IF")]
+    interface: Option<String>,
+    /// Capture handles and decode/track threads (capture.threads).
+    #[arg(long, short = 't', value_name = "N")]
+    threads: Option<usize>,
+    /// Kernel BPF filter instead of the default ("" keeps every packet).
+    #[arg(long, value_name = "FILTER")]
+    bpf: Option<String>,
+    /// Alerts as JSON lines to PATH ("-" for stdout; output.alerts).
+    #[arg(long, value_name = "PATH|-")]
+    alerts: Option<String>,
+    /// Failed-connection events as JSON lines to PATH (output.events).
+    #[arg(long, value_name = "PATH|-")]
+    events: Option<String>,
+    /// Send alerts to syslog: unix:PATH, udp:HOST:PORT or tcp:HOST:PORT
+    /// (repeatable; output.syslog).
+    #[arg(long, value_name = "ADDR")]
+    syslog: Vec<String>,
+    /// State directory (inventory, baselines, scanners, dedup, syslog spool).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -155,6 +192,7 @@ fn init_logging(verbose: u8, quiet: bool) {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Replay(a) => replay_cmd(a, cli.quiet),
+        Cmd::Live(a) => live_cmd(a, cli.quiet),
         Cmd::Hosts { state, addr } => hosts_cmd(&state, addr),
         Cmd::Scanners { state } => scanners_cmd(&state),
         Cmd::CheckConfig { config } => {
@@ -243,6 +281,203 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn threads_or_cpus(n: usize) -> usize {
+    if n > 0 {
+        return n;
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(16)
+}
+
+/// Open an output: "" none, "-" stdout, else a file appended to and reopened
+/// after SIGHUP.
+fn live_output(
+    path: &str,
+    generation: &Arc<std::sync::atomic::AtomicU64>,
+) -> anyhow::Result<Option<Box<dyn std::io::Write + Send>>> {
+    Ok(match path {
+        "" => None,
+        "-" => Some(open_sink(std::path::Path::new("-"))?),
+        p => Some(Box::new(
+            scanwatch::output::Reopen::open(std::path::Path::new(p), generation.clone())
+                .with_context(|| format!("cannot open '{p}'"))?,
+        )),
+    })
+}
+
+fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    use scanwatch::capture::live::{LiveCapture, LiveConfig, LiveStats, default_filter};
+    use scanwatch::pipeline::{Gauges, Source, run};
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+
+    let mut config = load_config(&a.config)?;
+    let c = &mut config.capture;
+    if let Some(i) = a.interface {
+        c.interface = i;
+    }
+    if let Some(t) = a.threads {
+        c.threads = t;
+    }
+    if let Some(b) = a.bpf {
+        c.bpf = Some(b);
+    }
+    let o = &mut config.output;
+    if let Some(p) = a.alerts {
+        o.alerts = p;
+    }
+    if let Some(p) = a.events {
+        o.events = p;
+    }
+    o.syslog.extend(a.syslog);
+    if config.capture.interface.is_empty() {
+        return Err(UsageError(ConfigError::Invalid(
+            "no interface: give --interface or capture.interface".into(),
+        ))
+        .into());
+    }
+    let threads = threads_or_cpus(config.capture.threads);
+    let live_cfg = LiveConfig {
+        interface: config.capture.interface.clone(),
+        handles: threads,
+        snaplen: config.capture.snaplen as i32,
+        buffer_size: config.capture.buffer_size as i32,
+        filter: config.capture.bpf.clone().unwrap_or_else(default_filter),
+        promisc: config.capture.promisc,
+    };
+    // 1. Open the capture (the only step that needs CAP_NET_RAW).
+    let capture = LiveCapture::open(&live_cfg)?;
+    // 2. Open state and outputs.
+    let generation = Arc::new(AtomicU64::new(0));
+    let mut db = match &a.state {
+        Some(dir) => Some(StateDb::open(dir)?),
+        None => None,
+    };
+    let analytics = match &db {
+        Some(db) => db.load(config.detector.clone())?,
+        None => Analytics::new(config.detector.clone()),
+    };
+    let alerts = live_output(&config.output.alerts, &generation)?;
+    let events = live_output(&config.output.events, &generation)?;
+    let sinks = scanwatch::output::syslog_sinks(&config.output.syslog, a.state.as_deref())?;
+    let syslog_backlog = sinks.iter().map(|s| s.backlog()).collect::<Vec<_>>();
+    // 3. Drop privileges.
+    let owned: Vec<&std::path::Path> = a.state.iter().map(|p| p.as_path()).collect();
+    match scanwatch::daemon::drop_privileges(&config.capture.user, &owned)? {
+        Some(u) => tracing::info!("capturing on {} as user {u}", capture.interface()),
+        None => tracing::info!("capturing on {}", capture.interface()),
+    }
+    // 4. Signals, workers, stats.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot handle signals")?;
+    }
+    {
+        let generation = generation.clone();
+        let mut hup = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+            .context("cannot handle SIGHUP")?;
+        std::thread::spawn(move || {
+            for _ in hup.forever() {
+                generation.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("SIGHUP: reopening output files");
+            }
+        });
+    }
+    let checkpoint = db.take().map(|mut db| Checkpoint {
+        interval: config.state.checkpoint_interval.ns(),
+        save: Box::new(move |a: &Analytics| db.save(a).map_err(|e| e.to_string())),
+    });
+    let analysis = Analysis {
+        analytics,
+        alerts,
+        sinks: sinks
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn scanwatch::pipeline::AlertSink>)
+            .collect(),
+        checkpoint,
+    };
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    let live_stats = Arc::new(LiveStats::default());
+    let captures = capture.start(tx, stop.clone(), live_stats.clone());
+    let gauges = Arc::new(Gauges::default());
+    let reporter = {
+        let (stop, live_stats, gauges) = (stop.clone(), live_stats.clone(), gauges.clone());
+        let every = config.capture.stats_interval.0;
+        let cap = config.tracker.max_pending;
+        std::thread::spawn(move || {
+            let mut last = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() >= every {
+                    last = std::time::Instant::now();
+                    tracing::info!("{}", stats_line(&live_stats, &gauges, cap, &syslog_backlog));
+                }
+            }
+            stats_line(&live_stats, &gauges, cap, &syslog_backlog)
+        })
+    };
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let cfg = ReplayConfig {
+        threads,
+        track: config.tracker.track_config(),
+    };
+    let result = run(
+        Source::Live {
+            blocks: rx,
+            stop: stop.clone(),
+        },
+        &cfg,
+        events,
+        Some(analysis),
+        gauges,
+    );
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    stop.store(true, Ordering::Relaxed);
+    for c in captures {
+        let _ = c.join();
+    }
+    let last = reporter.join().unwrap_or_default();
+    let outcome = result?;
+    tracing::info!("stopped: {last}");
+    for e in &outcome.checkpoint_errors {
+        tracing::error!("checkpoint failed: {e}");
+    }
+    if !quiet {
+        eprint!("{}", summary_for("live", &outcome, threads));
+    }
+    Ok(if outcome.checkpoint_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// One stats line, metric names after Vector's conventions.
+fn stats_line(
+    l: &scanwatch::capture::live::LiveStats,
+    g: &scanwatch::pipeline::Gauges,
+    pending_cap: usize,
+    syslog_backlog: &[Arc<std::sync::atomic::AtomicU64>],
+) -> String {
+    let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    format!(
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_backlog={}",
+        r(&l.received),
+        r(&l.packets),
+        r(&l.kernel_dropped),
+        r(&l.if_dropped),
+        r(&l.queue_dropped),
+        r(&g.pending),
+        pending_cap,
+        r(&g.hosts),
+        r(&g.sources),
+        r(&g.events),
+        r(&g.alerts),
+        syslog_backlog.iter().map(|b| r(b)).sum::<u64>()
+    )
 }
 
 fn minute(ns: i64) -> String {
@@ -335,6 +570,10 @@ fn progress_bar(
 }
 
 fn summary(o: &RunOutcome, threads: usize) -> String {
+    summary_for("replay", o, threads)
+}
+
+fn summary_for(what: &str, o: &RunOutcome, threads: usize) -> String {
     use std::fmt::Write;
     let s = &o.stats;
     let t = &s.track;
@@ -342,7 +581,7 @@ fn summary(o: &RunOutcome, threads: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "scanwatch replay: {} file(s), {} packets, {} bytes captured ({} on the wire), {:.3} s, {:.0} packets/s, {} thread(s)",
+        "scanwatch {what}: {} file(s), {} packets, {} bytes captured ({} on the wire), {:.3} s, {:.0} packets/s, {} thread(s)",
         s.files,
         s.packets,
         s.bytes_captured,

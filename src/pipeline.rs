@@ -212,6 +212,9 @@ struct ShardOut {
     events: Vec<Event>,
     alive: Vec<Alive>,
     contacts: Vec<Contact>,
+    /// The block's watermark: on an idle live link, the wall clock, which
+    /// lets the analytics release what it holds for reordering.
+    watermark: i64,
 }
 
 enum ToOutput {
@@ -388,7 +391,7 @@ pub fn run(
         drop(shard_ch);
 
         // Analytics.
-        let (rec_tx, rec_rx) = bounded::<Vec<Record>>(QUEUE_DEPTH * 2);
+        let (rec_tx, rec_rx) = bounded::<(Vec<Record>, i64)>(QUEUE_DEPTH * 2);
         // The longest a failure is known after its probe: a SYN timeout, the
         // reorder tolerance, and a block's span before its timers run.
         let delay = cfg.track.syn_timeout.max(cfg.track.arp_timeout)
@@ -427,11 +430,20 @@ pub fn run(
                         break;
                     }
                 }
+                // Each block's events leave at once (a live sensor's reader
+                // should not wait for 64 KiB of them).
+                if !ev.is_empty()
+                    && write_err.is_none()
+                    && let Err(err) = w.flush()
+                {
+                    write_err = Some(err);
+                }
             }
             *written += ev.len() as u64;
             ev.clear();
         };
         'blocks: loop {
+            let mut watermark = i64::MIN;
             for rx in &out_rx {
                 let mut out = match rx.recv() {
                     Ok(ToOutput::Block(o)) => o,
@@ -443,6 +455,7 @@ pub fn run(
                     // A shard died (it panicked): stop; the join below reports it.
                     Err(_) => break 'blocks,
                 };
+                watermark = watermark.max(out.watermark);
                 if rec_tx.is_some() {
                     records.extend(out.events.iter().map(|e| Record::Failed(*e)));
                     records.extend(out.contacts.drain(..).map(Record::Contact));
@@ -456,7 +469,7 @@ pub fn run(
             write(&mut block_events, &mut line, &mut events_written);
             if let Some(tx) = &rec_tx {
                 sort_records(&mut records);
-                if tx.send(std::mem::take(&mut records)).is_err() {
+                if tx.send((std::mem::take(&mut records), watermark)).is_err() {
                     break 'blocks;
                 }
             }
@@ -749,7 +762,7 @@ fn recycle(mut b: Block) -> Block {
 /// The analytics thread: records in canonical order in, alerts out.
 fn analyze(
     mut a: Analysis,
-    rx: Receiver<Vec<Record>>,
+    rx: Receiver<(Vec<Record>, i64)>,
     gauges: &Gauges,
 ) -> (Analytics, u64, Option<std::io::Error>, Vec<String>) {
     let mut alerts = Vec::new();
@@ -777,8 +790,8 @@ fn analyze(
             }
         }
     };
-    while let Ok(records) = rx.recv() {
-        a.analytics.process(&records);
+    while let Ok((records, watermark)) = rx.recv() {
+        a.analytics.process_until(&records, watermark);
         gauges
             .hosts
             .store(a.analytics.inventory().len() as u64, Ordering::Relaxed);
@@ -786,7 +799,16 @@ fn analyze(
             .sources
             .store(a.analytics.sources_len() as u64, Ordering::Relaxed);
         a.analytics.drain_alerts(&mut alerts);
+        let wrote = !alerts.is_empty();
         write(&mut alerts, &mut a.alerts, &mut a.sinks, &mut err);
+        // An alert must not wait in a buffer for the next one (live).
+        if wrote
+            && let Some(w) = a.alerts.as_mut()
+            && err.is_none()
+            && let Err(e) = w.flush()
+        {
+            err = Some(e);
+        }
         if let Some(cp) = a.checkpoint.as_mut() {
             let clock = a.analytics.clock();
             if next_checkpoint == i64::MIN {
@@ -840,6 +862,7 @@ fn shard(
             ToShard::Batch(batch) => {
                 debug_assert_eq!(batch.block, b);
                 t.begin_block(b, batch.watermark);
+                o.watermark = batch.watermark;
                 // Interesting packets and ACK/data segments, merged in capture order.
                 let (mut i, mut e) = (0, 0);
                 let (items, est) = (&batch.items, &batch.est);
@@ -875,6 +898,7 @@ fn shard(
             }
             ToShard::End { watermark } => {
                 t.flush(watermark);
+                o.watermark = watermark;
                 t.drain_events(&mut o.events);
                 t.drain_evidence(&mut o.alive, &mut o.contacts);
                 let _ = out.send(ToOutput::End(o, t.stats.clone()));

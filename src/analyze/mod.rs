@@ -281,6 +281,14 @@ impl Analytics {
 
     /// Process one block's records (already in canonical order).
     pub fn process(&mut self, records: &[Record]) {
+        self.process_until(records, i64::MIN);
+    }
+
+    /// Like [`Analytics::process`], also knowing that event time has reached
+    /// `watermark` (a block's; on an idle live link, the wall clock), so held
+    /// records are released even when no new record comes.
+    pub fn process_until(&mut self, records: &[Record], watermark: i64) {
+        self.known_clock = self.known_clock.max(watermark);
         for r in records {
             self.known_clock = self.known_clock.max(r.known_at());
             self.arrivals += 1;

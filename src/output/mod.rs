@@ -125,6 +125,78 @@ pub fn event_json(e: &Event, out: &mut String) {
     out.push_str("}\n");
 }
 
+/// A file that reopens itself after a SIGHUP (logrotate moves the file, then
+/// signals): each write checks a shared generation counter that the signal
+/// handler's thread bumps.
+pub struct Reopen {
+    path: std::path::PathBuf,
+    file: BufWriter<File>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    seen: u64,
+}
+
+impl Reopen {
+    pub fn open(
+        path: &Path,
+        generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> io::Result<Reopen> {
+        let seen = generation.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(Reopen {
+            path: path.to_path_buf(),
+            file: BufWriter::with_capacity(1 << 16, Reopen::append(path)?),
+            generation,
+            seen,
+        })
+    }
+
+    fn append(path: &Path) -> io::Result<File> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    }
+}
+
+impl Write for Reopen {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let g = self.generation.load(std::sync::atomic::Ordering::Relaxed);
+        if g != self.seen {
+            self.file.flush()?;
+            self.file = BufWriter::with_capacity(1 << 16, Reopen::append(&self.path)?);
+            self.seen = g;
+        }
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Syslog outputs for `addrs` (spooling in `state`); see [`syslog`] once it
+/// lands. Until then any syslog address is an error, not a silent no-op.
+pub fn syslog_sinks(addrs: &[String], _state: Option<&Path>) -> io::Result<Vec<NoSyslog>> {
+    if let Some(a) = addrs.first() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("syslog output '{a}' is not built yet"),
+        ));
+    }
+    Ok(Vec::new())
+}
+
+/// Stand-in type of a syslog sink (never constructed).
+pub struct NoSyslog;
+
+impl NoSyslog {
+    pub fn backlog(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        std::sync::Arc::default()
+    }
+}
+
+impl crate::pipeline::AlertSink for NoSyslog {
+    fn alert(&mut self, _a: &crate::analyze::Alert) {}
+}
+
 /// Where lines go: a file, or stdout for `-`.
 pub fn open_sink(path: &Path) -> io::Result<Box<dyn Write + Send>> {
     if path.as_os_str() == "-" {

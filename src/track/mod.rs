@@ -37,7 +37,7 @@
 //! they fire at the same points too. Events carry an [`Order`] key; sorting a
 //! block's events by it gives the same sequence for any number of shards.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use hashbrown::HashTable;
 
@@ -293,6 +293,8 @@ pub struct TrackStats {
     pub pending_cap_dropped: u64,
     /// Attempts reported `rejected` whose re-sent SYN was later answered by a SYN-ACK.
     pub rejected_then_answered: u64,
+    /// ICMP errors that arrived before the probe they quote and were matched.
+    pub icmp_reordered: u64,
     /// Largest number of table entries held at once, summed at each block end.
     pub peak_pending: u64,
 }
@@ -313,6 +315,7 @@ impl TrackStats {
         self.icmp_seq_mismatch += o.icmp_seq_mismatch;
         self.pending_cap_dropped += o.pending_cap_dropped;
         self.rejected_then_answered += o.rejected_then_answered;
+        self.icmp_reordered += o.icmp_reordered;
         // Shards peak at different moments: the sum bounds the true peak from above.
         self.peak_pending += o.peak_pending;
     }
@@ -449,7 +452,27 @@ struct Partition {
     /// removed entry's timer is dropped when popped. Per partition, so which
     /// timers fire at a block boundary does not depend on the thread count.
     timers: VecDeque<(i64, u64)>,
+    /// ICMP errors quoting a TCP probe not seen yet, by the probe's flow hash,
+    /// kept for `reorder_tolerance`: in live capture with several fanout
+    /// handles, the error and the probe it quotes can come through different
+    /// handles, the error first. A SYN arriving in time claims its error.
+    orphans: HashMap<u64, Orphan, ahash::RandomState>,
+    /// (time, hash) of each orphan, oldest first, for expiry.
+    orphan_queue: VecDeque<(i64, u64)>,
 }
+
+/// An ICMP error waiting for the probe it quotes.
+#[derive(Clone, Copy, Debug)]
+struct Orphan {
+    key: FlowKey,
+    seq: Option<u32>,
+    icmp: IcmpInfo,
+    ts: i64,
+}
+
+/// ICMP errors held per partition at most (the oldest give way, counted as
+/// unmatched): backscatter can bring many that no probe will ever claim.
+const ORPHAN_CAP: usize = 1024;
 
 /// One tracker shard: the partitions it owns, their timers, its counters.
 pub struct Tracker {
@@ -491,6 +514,8 @@ impl Tracker {
                     table: HashTable::new(),
                     sketch: Sketch::new(),
                     timers: VecDeque::new(),
+                    orphans: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+                    orphan_queue: VecDeque::new(),
                 })
             })
             .collect();
@@ -544,6 +569,66 @@ impl Tracker {
         let due = watermark.saturating_sub(self.cfg.reorder_tolerance);
         for part in 0..PARTITIONS {
             self.fire_timers(part, block, due);
+            self.expire_orphans(part, due);
+        }
+    }
+
+    /// ICMP errors no probe claimed in time are unmatched.
+    fn expire_orphans(&mut self, part: usize, due: i64) {
+        let Some(p) = self.parts[part].as_mut() else {
+            return;
+        };
+        while let Some(&(t, h)) = p.orphan_queue.front() {
+            if t >= due {
+                break;
+            }
+            p.orphan_queue.pop_front();
+            if p.orphans.get(&h).is_some_and(|o| o.ts == t) {
+                p.orphans.remove(&h);
+                self.stats.icmp_unmatched += 1;
+            }
+        }
+    }
+
+    /// A SYN attempt was just stored: did its ICMP error come first?
+    fn claim_orphan(
+        &mut self,
+        part: usize,
+        key: &FlowKey,
+        hash: u64,
+        isn: u32,
+        ts: i64,
+        order: Order,
+    ) {
+        let Some(p) = self.parts[part].as_mut() else {
+            return;
+        };
+        if p.orphans.is_empty() {
+            return;
+        }
+        let tolerance = self.cfg.reorder_tolerance;
+        let Some(o) = p.orphans.get(&hash).copied() else {
+            return;
+        };
+        if o.key != *key || o.seq.is_some_and(|q| q != isn) || o.ts < ts.saturating_sub(tolerance) {
+            return;
+        }
+        p.orphans.remove(&hash);
+        if let Some(p) = self.parts[part].as_ref()
+            && let Some(mut a) = p.table.find(hash, |a| a.key == *key).copied()
+        {
+            self.filter_dec(hash);
+            self.emit(
+                &a,
+                Reason::Unreachable,
+                Some(o.icmp),
+                o.ts.max(ts),
+                order,
+                false,
+            );
+            a.state = State::Reported;
+            self.store(part, a);
+            self.stats.icmp_reordered += 1;
         }
     }
 
@@ -843,6 +928,7 @@ impl Tracker {
                 part,
                 Attempt::new(fwd, fh, s.ts, seq, s.vlan, State::SynPending, Probe::Syn),
             );
+            self.claim_orphan(part, &fwd, fh, seq, s.ts, order);
             return;
         }
         if flags & ACK != 0 {
@@ -964,7 +1050,27 @@ impl Tracker {
                     self.store(part, a);
                 }
                 Some(_) => {}
-                None => self.stats.icmp_unmatched += 1,
+                None => {
+                    // Hold it: its probe may come later (another capture handle).
+                    let p = self.parts[part].as_mut().expect("owned partition");
+                    if p.orphans.len() >= ORPHAN_CAP
+                        && let Some((_, old)) = p.orphan_queue.pop_front()
+                        && p.orphans.remove(&old).is_some()
+                    {
+                        self.stats.icmp_unmatched += 1;
+                    }
+                    let p = self.parts[part].as_mut().expect("owned partition");
+                    p.orphans.insert(
+                        h,
+                        Orphan {
+                            key,
+                            seq: quoted_seq,
+                            icmp,
+                            ts: s.ts,
+                        },
+                    );
+                    p.orphan_queue.push_back((s.ts, h));
+                }
             }
             return;
         }
@@ -1075,6 +1181,9 @@ impl Tracker {
         let mut all = Vec::with_capacity(self.len);
         for p in self.parts.iter_mut().flatten() {
             all.extend(p.table.drain());
+            self.stats.icmp_unmatched += p.orphans.len() as u64;
+            p.orphans.clear();
+            p.orphan_queue.clear();
         }
         for p in self.parts.iter_mut().flatten() {
             p.timers.clear();

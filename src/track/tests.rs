@@ -514,3 +514,30 @@ fn liveness_and_contacts_are_reported() {
     t.drain_evidence(&mut alive, &mut contacts);
     assert_eq!(alive.len(), 4);
 }
+
+#[test]
+fn icmp_error_before_its_syn_is_held_and_claimed() {
+    // Live capture with several fanout handles can deliver the error first.
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let (ev, st) = run(&[unreach(S + 1, k, 13, Some(9)), tcp(S, k, SYN, 9)]);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].reason, Reason::Unreachable);
+    assert_eq!(ev[0].decided_ts, S + 1);
+    assert_eq!((st.icmp_reordered, st.icmp_unmatched), (1, 0));
+    // An error no probe claims within the tolerance is unmatched; a later SYN
+    // of the same tuple is its own attempt.
+    let mut input = vec![unreach(0, k, 13, Some(9))];
+    for i in 0..8 {
+        input.push(tcp(
+            20 * S + i,
+            key(5, 6, 1000 + i as u16, 22, Proto::Tcp),
+            SYN | ACK,
+            0,
+        ));
+    }
+    input.push(tcp(21 * S, k, SYN, 9));
+    let (ev, st) = run(&input);
+    assert_eq!(st.icmp_unmatched, 1);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].reason, Reason::Unanswered);
+}

@@ -1,0 +1,99 @@
+//! What the live sensor does as a daemon: drop privileges once the capture is
+//! open, and report.
+//!
+//! Order matters (as RustNet's sandbox does it): open the capture handles
+//! (CAP_NET_RAW), open the state database and the output files, then switch
+//! to an unprivileged user, then start the workers. After the switch nothing
+//! can open a new capture or touch root-owned files.
+
+use std::ffi::CString;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot switch to user '{user}': {detail}")]
+    User { user: String, detail: String },
+    #[error("cannot hand '{path}' to user '{user}': {source}")]
+    Chown {
+        path: String,
+        user: String,
+        source: std::io::Error,
+    },
+}
+
+/// When running as root, switch to `user` (or `nobody` when it does not
+/// exist), first handing `owned` paths (the state directory and its files) to
+/// it so checkpoints keep working. Returns the user switched to, or `None`
+/// when not root (a systemd `DynamicUser=` service already runs unprivileged,
+/// with `AmbientCapabilities=CAP_NET_RAW`).
+pub fn drop_privileges(user: &str, owned: &[&Path]) -> Result<Option<String>, DaemonError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let (name, uid, gid) = match lookup(user) {
+        Some((u, g)) => (user.to_string(), u, g),
+        None => match lookup("nobody") {
+            Some((u, g)) => ("nobody".to_string(), u, g),
+            None => {
+                return Err(DaemonError::User {
+                    user: user.into(),
+                    detail: "neither it nor 'nobody' exists".into(),
+                });
+            }
+        },
+    };
+    for p in owned {
+        chown_tree(p, uid, gid).map_err(|source| DaemonError::Chown {
+            path: p.display().to_string(),
+            user: name.clone(),
+            source,
+        })?;
+    }
+    let err = |what: &str| DaemonError::User {
+        user: name.clone(),
+        detail: format!("{what}: {}", std::io::Error::last_os_error()),
+    };
+    // SAFETY: plain credential syscalls; the order (groups, gid, uid) is the
+    // one that leaves no way back.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(err("setgroups"));
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(err("setgid"));
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(err("setuid"));
+        }
+        if libc::getuid() != uid || libc::geteuid() != uid {
+            return Err(err("still privileged after setuid"));
+        }
+    }
+    Ok(Some(name))
+}
+
+fn lookup(user: &str) -> Option<(libc::uid_t, libc::gid_t)> {
+    let c = CString::new(user).ok()?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; it is
+    // read at once, before any other call could overwrite it.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, points to a valid passwd entry.
+    unsafe { Some(((*pw).pw_uid, (*pw).pw_gid)) }
+}
+
+fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    if !p.exists() {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(p, Some(uid), Some(gid))?;
+    if p.is_dir() {
+        for e in std::fs::read_dir(p)? {
+            std::os::unix::fs::chown(e?.path(), Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
+}
