@@ -22,10 +22,21 @@ fn unit_verifies_without_a_word() {
     let unit = std::fs::read_to_string(repo("systemd/scanwatch.service")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("scanwatch.service");
-    std::fs::write(&copy, unit.replace("/usr/local/bin/scanwatch", env!("CARGO_BIN_EXE_scanwatch"))).unwrap();
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/scanwatch", env!("CARGO_BIN_EXE_scanwatch")),
+    )
+    .unwrap();
     let o = analyze(&["verify", copy.to_str().unwrap()]);
-    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success() && out.trim().is_empty(), "systemd-analyze verify:\n{out}");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && out.trim().is_empty(),
+        "systemd-analyze verify:\n{out}"
+    );
 }
 
 #[test]
@@ -46,14 +57,25 @@ fn unit_is_hardened() {
         "SystemCallFilter=@system-service",
         "Restart=on-failure",
     ] {
-        assert!(unit.lines().any(|l| l.trim() == line || l.trim().starts_with(line)), "missing: {line}");
+        assert!(
+            unit.lines()
+                .any(|l| l.trim() == line || l.trim().starts_with(line)),
+            "missing: {line}"
+        );
     }
     // The README quotes the exposure score; keep it from creeping up.
-    let o = analyze(&["security", "--offline=true", repo("systemd/scanwatch.service").to_str().unwrap()]);
+    let o = analyze(&[
+        "security",
+        "--offline=true",
+        repo("systemd/scanwatch.service").to_str().unwrap(),
+    ]);
     let out = String::from_utf8_lossy(&o.stdout);
     let score: f64 = out
         .lines()
-        .find_map(|l| l.split("Overall exposure level for scanwatch.service: ").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for scanwatch.service: ")
+                .nth(1)
+        })
         .and_then(|r| r.split_whitespace().next())
         .and_then(|x| x.parse().ok())
         .unwrap_or_else(|| panic!("no exposure score in:\n{out}"));
@@ -63,10 +85,17 @@ fn unit_is_hardened() {
 #[test]
 fn sample_config_is_valid() {
     let o = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
-        .args(["check-config", "--config", repo("systemd/scanwatch.toml").to_str().unwrap()])
+        .args([
+            "check-config",
+            "--config",
+            repo("systemd/scanwatch.toml").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("interface = \"eth1\"") && out.contains("unix:/dev/log"), "{out}");
+    assert!(
+        out.contains("interface = \"eth1\"") && out.contains("unix:/dev/log"),
+        "{out}"
+    );
 }
