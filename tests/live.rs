@@ -306,8 +306,7 @@ fn live_sensor_sees_a_real_scan_exactly() {
     // The stats: nothing dropped anywhere.
     let last = log()
         .lines()
-        .filter(|l| l.contains("stats:"))
-        .last()
+        .rfind(|l| l.contains("stats:"))
         .unwrap_or_default()
         .to_string();
     for m in [
