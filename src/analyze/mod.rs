@@ -68,7 +68,7 @@ use crate::decode::Addr;
 use crate::inventory::{Host, Inventory, TargetState};
 use crate::track::{Alive, Contact, Event, Order, Reason};
 
-pub use alert::Alert;
+pub use alert::{Alert, Severity};
 use source::Source;
 
 /// What the analytics consumes, in canonical order (see [`sort_records`]).

@@ -28,6 +28,7 @@
 //! ```
 
 pub mod community_id;
+pub mod syslog;
 pub mod time;
 
 use std::fmt::Write as _;

@@ -1,0 +1,1717 @@
+//! Syslog output: alerts (and, if wanted, failed-connection events) to a
+//! SOC's syslog server, without ever making the caller wait for the network.
+//!
+//! # Configuration (`[output.syslog]`)
+//!
+//! ```toml
+//! [output.syslog]
+//! address = "tcp:siem.example.org:6514"   # unix:PATH | udp:HOST:PORT | tcp:HOST:PORT
+//! format = "rfc5424"                      # or "rfc3164"
+//! facility = "local0"                     # user, daemon, auth, local0 .. local7
+//! max_message = 8192                      # bytes, unix and UDP
+//! tcp_max_message = 65536                 # bytes, TCP
+//! queue = 4096                            # messages held in memory for the sender
+//! reconnect_min = "100ms"                 # retry delay, doubling ...
+//! reconnect_max = "5s"                    # ... up to this
+//! timeout = "2s"                          # TCP connect, and any one send
+//! flush_timeout = "5s"                    # how long close() keeps trying
+//! events = false                          # also send failed-connection events
+//! ```
+//!
+//! See [`SyslogConfig`]. HOST is a name (resolved at each connection) or an
+//! address, an IPv6 one in brackets: `udp:[2001:db8::1]:514`.
+//!
+//! # Messages
+//!
+//! RFC 5424 (the default):
+//!
+//! ```text
+//! <132>1 2024-03-16T10:00:00.034000Z sensor1 scanwatch 4242 alert [scanwatch@32473 src="10.10.2.66" severity="low" signature="Failed Connections" variation="sequential_test"] {"timestamp":...}
+//! ```
+//!
+//! PRI is `facility * 8 + severity`: an alert of severity `low` is a syslog
+//! *warning* (4), an `informational` alert and a failed-connection event are
+//! *informational* (6). TIMESTAMP is the event time of the message (the JSON's
+//! `timestamp`), not the time of sending, so a spooled message keeps its time.
+//! MSGID is `alert` or `failed_connection`. The structured data repeats the
+//! fields a SOC filters on, escaped as RFC 5424 §6.3.3 says (`"`, `\` and `]`
+//! get a backslash; control characters, which would break the line-based
+//! spool, become spaces). MSG is the JSON line itself, without a BOM: JSON is
+//! UTF-8 by definition (RFC 8259), and collectors that keep the BOM in the
+//! message (rsyslog's `%msg%` does) would hand JSON parsers a line that does
+//! not start with `{`.
+//!
+//! RFC 3164 (BSD): `<132>Mar 16 10:00:00 sensor1 scanwatch[4242]: {"timestamp":...}`,
+//! the time in UTC, to the second. Over a unix socket the HOSTNAME is left
+//! out, as syslog(3) and logger(1) do: the local socket's usual parsers
+//! (rsyslog's imuxsock "special parser", journald) expect `<PRI>TIMESTAMP
+//! TAG: MSG` there and would read the host name as the tag.
+//!
+//! **RFC 5424 over a unix socket** needs a server that parses it there: a
+//! stock rsyslog reads `/dev/log` with the special parser, which keeps the
+//! whole RFC 5424 line as the message (with tag `1`). Either set
+//! `module(load="imuxsock" SysSock.UseSpecialParser="off"
+//! SysSock.ParseHostname="on")`, or use `format = "rfc3164"` for `/dev/log`.
+//! imuxsock also replaces TIMESTAMP with the time of receipt unless
+//! `SysSock.IgnoreTimestamp="off"` (the JSON keeps the event time either
+//! way). rsyslog's default `maxMessageSize` is 8 KiB: raise it
+//! (`global(maxMessageSize="64k")`) to receive longer TCP messages whole.
+//!
+//! # Length
+//!
+//! A message longer than the transport takes (`max_message` for unix and UDP,
+//! `tcp_max_message` for TCP) is shortened by removing entries from the end of
+//! the alert's `evidence.sample` array and serialising the JSON again, down to
+//! an empty array; the JSON is never cut. A message still too long is dropped
+//! and counted in [`SyslogStats::dropped`].
+//!
+//! # Delivery
+//!
+//! [`SyslogSink::send`] formats the message on the caller's thread and hands
+//! it to a sender thread through a bounded queue; it never waits for the
+//! network. When the queue is full, or the server is unreachable, messages go
+//! to the **spool**, `syslog.spool` in the spool directory: append-only, one
+//! message per line, mode 0600. While the spool holds messages, new ones are
+//! appended to it too, and the sender sends the spool, oldest first, before
+//! anything newer, so the order is kept across an outage. How far the spool
+//! was sent is kept in `syslog.spool.sent` (a byte offset, rewritten after
+//! each message), so a crash does not send it again; `close()` compacts the
+//! spool to what is left, and the next [`SyslogSink::start`] with the same
+//! directory sends that first. A `syslog.lock` file keeps two processes from
+//! sharing a spool. Without a spool directory, what the queue cannot hold is
+//! dropped and counted. Appending to the spool is the only I/O the caller
+//! does: a local file write, under a lock the sender holds only to append or
+//! truncate.
+//!
+//! Retries back off from `reconnect_min`, doubling, to `reconnect_max`.
+//!
+//! ## What "exactly once" means per transport
+//!
+//! A message leaves the queue or the spool only when its send succeeded, so
+//! scanwatch sends nothing twice, with two exceptions: a crash between a
+//! successful send and the update of `syslog.spool.sent` repeats that one
+//! message at the next start, and a TCP write that times out part-way (a
+//! server that stopped reading for `timeout`) closes the connection and sends
+//! the whole message again on a new one, while the server may keep the
+//! partial frame as a truncated message. What "succeeded" promises depends on
+//! the transport:
+//!
+//! - **unix datagram**: a successful `sendto` put the whole message into the
+//!   receiving socket's queue. A server that then exits before reading its
+//!   queue loses those messages; while the server is down `sendto` fails
+//!   (`ENOENT` or `ECONNREFUSED`) and nothing is lost.
+//! - **TCP**: success means the kernel accepted the bytes. Before each write
+//!   the sender checks, without blocking, whether the server closed the
+//!   connection (a read returning 0 or an error) and reconnects first, so a
+//!   server that was stopped or restarted costs nothing. But bytes accepted
+//!   just before the server (or the path to it) dies are lost without an
+//!   error: TCP has no application acknowledgement (RFC 6587 framing; RELP
+//!   would be needed for that).
+//! - **UDP**: fire and forget. A datagram to a port with no server is lost;
+//!   the ICMP error makes the *next* send fail, which is then spooled and
+//!   retried. So the first message (or first few) after a server goes away is
+//!   lost. Retries while it is away lose nothing where the ICMP error comes
+//!   back within 20 ms (the first send on a new socket waits that long for
+//!   it); where ICMP is filtered, UDP loses everything sent while the server
+//!   is down, and the counters cannot tell.
+//!
+//! Messages in the queue when the process dies (not closed) are lost; those
+//! in the spool are not.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, select};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::analyze::{Alert, Severity};
+use crate::config::Dur;
+use crate::output::time::rfc3339;
+use crate::track::Event;
+
+/// APP-NAME (and the RFC 3164 tag).
+pub const APP_NAME: &str = "scanwatch";
+/// SD-ID of the structured data element: `scanwatch@32473`, under the private
+/// enterprise number that RFC 5612 reserves for documentation and examples.
+pub const SD_ID: &str = "scanwatch@32473";
+/// The spool, its sent offset and its lock, in the spool directory.
+pub const SPOOL_FILE: &str = "syslog.spool";
+pub const SPOOL_SENT_FILE: &str = "syslog.spool.sent";
+pub const SPOOL_LOCK_FILE: &str = "syslog.lock";
+
+/// How long a new UDP socket waits after its first send for an ICMP error.
+const UDP_CHECK: Duration = Duration::from_millis(20);
+
+/// Errors of the syslog output.
+#[derive(Debug, thiserror::Error)]
+pub enum SyslogError {
+    #[error("syslog address '{0}': expected unix:PATH, udp:HOST:PORT or tcp:HOST:PORT")]
+    Address(String),
+    #[error("syslog: {0}")]
+    Invalid(String),
+    #[error("syslog spool '{path}': {source}")]
+    Spool { path: String, source: io::Error },
+    #[error("syslog spool '{0}' is in use (by another scanwatch?)")]
+    SpoolLocked(String),
+    #[error("syslog: cannot start the sender thread: {0}")]
+    Thread(io::Error),
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+/// Where messages go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyslogAddr {
+    /// A unix datagram socket (`/dev/log`).
+    Unix(PathBuf),
+    Udp {
+        host: String,
+        port: u16,
+    },
+    /// TCP with octet-counting framing (RFC 6587 §3.4.1).
+    Tcp {
+        host: String,
+        port: u16,
+    },
+}
+
+impl Default for SyslogAddr {
+    fn default() -> Self {
+        SyslogAddr::Unix(PathBuf::from("/dev/log"))
+    }
+}
+
+impl FromStr for SyslogAddr {
+    type Err = SyslogError;
+    fn from_str(s: &str) -> Result<SyslogAddr, SyslogError> {
+        let bad = || SyslogError::Address(s.to_string());
+        let (scheme, rest) = s.split_once(':').ok_or_else(bad)?;
+        match scheme {
+            "unix" if !rest.is_empty() => Ok(SyslogAddr::Unix(PathBuf::from(rest))),
+            "udp" | "tcp" => {
+                let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+                let port: u16 = port.parse().ok().filter(|&p| p != 0).ok_or_else(bad)?;
+                let host = if let Some(h) = host.strip_prefix('[') {
+                    let h = h.strip_suffix(']').ok_or_else(bad)?;
+                    h.parse::<Ipv6Addr>().map_err(|_| bad())?;
+                    h
+                } else {
+                    let ok = !host.is_empty()
+                        && host
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+                    if !ok {
+                        return Err(bad());
+                    }
+                    host
+                };
+                let host = host.to_string();
+                Ok(if scheme == "udp" {
+                    SyslogAddr::Udp { host, port }
+                } else {
+                    SyslogAddr::Tcp { host, port }
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for SyslogAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hp = |f: &mut fmt::Formatter<'_>, host: &str, port: u16| {
+            if host.contains(':') {
+                write!(f, "[{host}]:{port}")
+            } else {
+                write!(f, "{host}:{port}")
+            }
+        };
+        match self {
+            SyslogAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            SyslogAddr::Udp { host, port } => {
+                f.write_str("udp:")?;
+                hp(f, host, *port)
+            }
+            SyslogAddr::Tcp { host, port } => {
+                f.write_str("tcp:")?;
+                hp(f, host, *port)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SyslogAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SyslogAddr, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for SyslogAddr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// The message format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogFormat {
+    #[default]
+    Rfc5424,
+    Rfc3164,
+}
+
+/// The syslog facility (the part of PRI that says who logs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Facility {
+    User,
+    Daemon,
+    Auth,
+    #[default]
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+impl Facility {
+    pub fn code(self) -> u8 {
+        match self {
+            Facility::User => 1,
+            Facility::Daemon => 3,
+            Facility::Auth => 4,
+            Facility::Local0 => 16,
+            Facility::Local1 => 17,
+            Facility::Local2 => 18,
+            Facility::Local3 => 19,
+            Facility::Local4 => 20,
+            Facility::Local5 => 21,
+            Facility::Local6 => 22,
+            Facility::Local7 => 23,
+        }
+    }
+}
+
+/// `[output.syslog]`. Every field has a default, so an empty section sends
+/// RFC 5424 to `unix:/dev/log`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    /// `unix:PATH`, `udp:HOST:PORT` or `tcp:HOST:PORT`.
+    pub address: SyslogAddr,
+    pub format: SyslogFormat,
+    pub facility: Facility,
+    /// Longest message, in bytes, over unix and UDP; longer ones lose
+    /// `evidence.sample` entries, and are dropped if that is not enough.
+    pub max_message: usize,
+    /// The same for TCP.
+    pub tcp_max_message: usize,
+    /// Messages waiting in memory for the sender thread; beyond, the spool.
+    pub queue: usize,
+    /// First delay before retrying an unreachable server ...
+    pub reconnect_min: Dur,
+    /// ... doubled after each failure up to this.
+    pub reconnect_max: Dur,
+    /// Limit on a TCP connect and on any one send.
+    pub timeout: Dur,
+    /// How long `close()` keeps sending what is queued and spooled.
+    pub flush_timeout: Dur,
+    /// Send failed-connection events too, not only alerts (read by the
+    /// pipeline, not by the sink).
+    pub events: bool,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            address: SyslogAddr::default(),
+            format: SyslogFormat::default(),
+            facility: Facility::default(),
+            max_message: 8192,
+            tcp_max_message: 65_536,
+            queue: 4096,
+            reconnect_min: Dur(Duration::from_millis(100)),
+            reconnect_max: Dur::secs(5),
+            timeout: Dur::secs(2),
+            flush_timeout: Dur::secs(5),
+            events: false,
+        }
+    }
+}
+
+impl SyslogConfig {
+    /// Check the values together; the message names the key.
+    pub fn validate(&self) -> Result<(), SyslogError> {
+        let bad = |m: &str| Err(SyslogError::Invalid(m.to_string()));
+        // RFC 5424 §6.1: every receiver takes 480 bytes; less leaves no room
+        // for an alert anyway.
+        if self.max_message < 480 {
+            return bad("output.syslog.max_message must be at least 480 bytes");
+        }
+        if self.tcp_max_message < 480 {
+            return bad("output.syslog.tcp_max_message must be at least 480 bytes");
+        }
+        if self.queue == 0 {
+            return bad("output.syslog.queue must be at least 1");
+        }
+        if self.reconnect_min.0.is_zero() || self.reconnect_min > self.reconnect_max {
+            return bad("output.syslog: need 0 < reconnect_min <= reconnect_max");
+        }
+        if self.timeout.0.is_zero() {
+            return bad("output.syslog.timeout must be longer than 0");
+        }
+        Ok(())
+    }
+
+    /// The longest message the configured transport takes.
+    pub fn max_len(&self) -> usize {
+        match self.address {
+            SyslogAddr::Tcp { .. } => self.tcp_max_message,
+            _ => self.max_message,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+
+/// Syslog severity (RFC 5424 §6.2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyslogSeverity {
+    Emergency = 0,
+    Alert = 1,
+    Critical = 2,
+    Error = 3,
+    Warning = 4,
+    Notice = 5,
+    Informational = 6,
+    Debug = 7,
+}
+
+impl SyslogSeverity {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<Severity> for SyslogSeverity {
+    /// `low` alerts are warnings, `informational` ones informational.
+    fn from(s: Severity) -> SyslogSeverity {
+        match s {
+            Severity::Low => SyslogSeverity::Warning,
+            Severity::Informational => SyslogSeverity::Informational,
+        }
+    }
+}
+
+/// What a message carries: its MSGID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgKind {
+    Alert,
+    FailedConnection,
+}
+
+impl MsgKind {
+    pub fn msgid(self) -> &'static str {
+        match self {
+            MsgKind::Alert => "alert",
+            MsgKind::FailedConnection => "failed_connection",
+        }
+    }
+}
+
+/// One message to send.
+#[derive(Clone, Copy, Debug)]
+pub struct Message<'a> {
+    pub kind: MsgKind,
+    /// Event time, nanoseconds since the epoch (TIMESTAMP).
+    pub ts_ns: i64,
+    pub severity: SyslogSeverity,
+    /// Structured-data parameters, in order (names: at most 32 printable
+    /// ASCII characters other than `=`, space, `]` and `"`; others are removed).
+    pub sd: &'a [(&'a str, &'a str)],
+    /// The JSON object on one line (a trailing newline is removed).
+    pub json: &'a str,
+}
+
+/// How a message fitted the length limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fit {
+    Whole(String),
+    /// `removed` entries of `evidence.sample` were taken out.
+    Trimmed {
+        line: String,
+        removed: usize,
+    },
+    /// Too long even without sample entries (the length it had).
+    TooLong(usize),
+}
+
+/// Formats messages; holds what is the same in all of them.
+#[derive(Clone, Debug)]
+pub struct Formatter {
+    pub format: SyslogFormat,
+    pub facility: Facility,
+    /// HOSTNAME (`-` when unknown).
+    pub hostname: String,
+    pub pid: u32,
+    /// Sending to a local (unix) socket: RFC 3164 leaves out HOSTNAME.
+    pub local: bool,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+impl Formatter {
+    /// For `cfg`, with this host's name and this process's id.
+    pub fn new(cfg: &SyslogConfig) -> Formatter {
+        Formatter {
+            format: cfg.format,
+            facility: cfg.facility,
+            hostname: hostname(),
+            pid: std::process::id(),
+            local: matches!(cfg.address, SyslogAddr::Unix(_)),
+        }
+    }
+
+    /// The message, without transport framing, into `out`.
+    pub fn format(&self, m: &Message<'_>, out: &mut String) {
+        let pri = self.facility.code() * 8 + m.severity.code();
+        let json = one_line(m.json);
+        match self.format {
+            SyslogFormat::Rfc5424 => {
+                out.push('<');
+                out.push_str(&pri.to_string());
+                out.push_str(">1 ");
+                rfc3339(m.ts_ns, out);
+                out.push(' ');
+                out.push_str(&self.hostname);
+                out.push(' ');
+                out.push_str(APP_NAME);
+                out.push(' ');
+                out.push_str(&self.pid.to_string());
+                out.push(' ');
+                out.push_str(m.kind.msgid());
+                out.push(' ');
+                structured_data(m.sd, out);
+                out.push(' ');
+                out.push_str(&json);
+            }
+            SyslogFormat::Rfc3164 => {
+                let mut t = String::with_capacity(32);
+                rfc3339(m.ts_ns, &mut t);
+                // "2024-03-01T10:00:05.000000Z" → "Mar  1 10:00:05"
+                let month: usize = t[5..7].parse().unwrap_or(1);
+                let day: u32 = t[8..10].parse().unwrap_or(1);
+                out.push('<');
+                out.push_str(&pri.to_string());
+                out.push('>');
+                out.push_str(MONTHS[month.clamp(1, 12) - 1]);
+                out.push_str(&format!(" {day:>2} "));
+                out.push_str(&t[11..19]);
+                out.push(' ');
+                if !self.local {
+                    out.push_str(short_host(&self.hostname));
+                    out.push(' ');
+                }
+                out.push_str(APP_NAME);
+                out.push_str(&format!("[{}]: ", self.pid));
+                out.push_str(&json);
+            }
+        }
+    }
+
+    /// The message if it is at most `max` bytes, else with fewer
+    /// `evidence.sample` entries (as many as fit), else [`Fit::TooLong`].
+    pub fn fit(&self, m: &Message<'_>, max: usize) -> Fit {
+        let mut line = String::with_capacity(m.json.len() + 256);
+        self.format(m, &mut line);
+        if line.len() <= max {
+            return Fit::Whole(line);
+        }
+        let too_long = Fit::TooLong(line.len());
+        let Ok(mut v) = serde_json::from_str::<Value>(m.json) else {
+            return too_long;
+        };
+        let Some(total) = sample(&mut v).map(|s| s.len()) else {
+            return too_long;
+        };
+        let v = v;
+        // Fewer entries, shorter line: find the most that fit by bisection.
+        let try_keep = |v: &Value, keep: usize| -> Option<String> {
+            let mut w = v.clone();
+            sample(&mut w)?.truncate(keep);
+            let json = serde_json::to_string(&w).ok()?;
+            let mut line = String::with_capacity(json.len() + 256);
+            self.format(&Message { json: &json, ..*m }, &mut line);
+            (line.len() <= max).then_some(line)
+        };
+        let Some(mut best) = try_keep(&v, 0) else {
+            return too_long;
+        };
+        let (mut lo, mut hi) = (0, total); // lo fits, hi does not
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            match try_keep(&v, mid) {
+                Some(l) => {
+                    lo = mid;
+                    best = l;
+                }
+                None => hi = mid,
+            }
+        }
+        Fit::Trimmed {
+            line: best,
+            removed: total - lo,
+        }
+    }
+}
+
+fn sample(v: &mut Value) -> Option<&mut Vec<Value>> {
+    v.pointer_mut("/evidence/sample")?.as_array_mut()
+}
+
+/// The JSON without its trailing newline, and with any other CR or LF (only
+/// possible as whitespace between tokens) turned into spaces: one message
+/// must be one spool line.
+fn one_line(json: &str) -> Cow<'_, str> {
+    let json = json.trim_end_matches(['\n', '\r']);
+    if json.contains(['\n', '\r']) {
+        Cow::Owned(json.replace(['\n', '\r'], " "))
+    } else {
+        Cow::Borrowed(json)
+    }
+}
+
+/// `[scanwatch@32473 name="value" ...]`, or `-` without parameters.
+fn structured_data(sd: &[(&str, &str)], out: &mut String) {
+    if sd.is_empty() {
+        out.push('-');
+        return;
+    }
+    out.push('[');
+    out.push_str(SD_ID);
+    for (name, value) in sd {
+        out.push(' ');
+        out.extend(
+            name.chars()
+                .filter(|c| c.is_ascii_graphic() && !matches!(c, '=' | ']' | '"'))
+                .take(32),
+        );
+        out.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '"' | '\\' | ']' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if c.is_control() => out.push(' '),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push(']');
+}
+
+/// RFC 3164 wants the host name without its domain (an address stays whole).
+fn short_host(h: &str) -> &str {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        h
+    } else {
+        h.split('.').next().filter(|s| !s.is_empty()).unwrap_or(h)
+    }
+}
+
+/// gethostname(2), as printable ASCII (at most 255), or `-`.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid and writable for buf.len() bytes; gethostname
+    // writes at most that many.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "-".to_string();
+    }
+    let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let h: String = String::from_utf8_lossy(&buf[..n])
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect();
+    if h.is_empty() { "-".to_string() } else { h }
+}
+
+/// Octet-counting framing (RFC 6587 §3.4.1): `LEN SP MSG`.
+pub fn octet_frame(msg: &str) -> Vec<u8> {
+    let mut f = Vec::with_capacity(msg.len() + 8);
+    f.extend_from_slice(msg.len().to_string().as_bytes());
+    f.push(b' ');
+    f.extend_from_slice(msg.as_bytes());
+    f
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+/// Counters, readable from any thread while the sink runs.
+#[derive(Debug, Default)]
+pub struct SyslogStats {
+    /// Messages the transport accepted (see the module docs for what that
+    /// promises).
+    pub sent: AtomicU64,
+    /// Messages written to the spool (since start).
+    pub spooled: AtomicU64,
+    /// Messages in the spool not yet sent.
+    pub backlog: AtomicU64,
+    /// Messages lost: too long even without sample entries, or no spool to
+    /// take them (or the spool could not be written).
+    pub dropped: AtomicU64,
+    /// Messages shortened by removing `evidence.sample` entries.
+    pub trimmed: AtomicU64,
+    /// Connections made again after a failure or a closed connection.
+    pub reconnects: AtomicU64,
+    /// The last send (or TCP connect) succeeded.
+    pub connected: AtomicBool,
+}
+
+/// The counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub sent: u64,
+    pub spooled: u64,
+    pub backlog: u64,
+    pub dropped: u64,
+    pub trimmed: u64,
+    pub reconnects: u64,
+    pub connected: bool,
+}
+
+impl SyslogStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            sent: l(&self.sent),
+            spooled: l(&self.spooled),
+            backlog: l(&self.backlog),
+            dropped: l(&self.dropped),
+            trimmed: l(&self.trimmed),
+            reconnects: l(&self.reconnects),
+            connected: self.connected.load(Ordering::Relaxed),
+        }
+    }
+    fn add(a: &AtomicU64, n: u64) {
+        a.fetch_add(n, Ordering::Relaxed);
+    }
+    fn sub(a: &AtomicU64, n: u64) {
+        // Saturating: backlog never wraps, whatever the accounting.
+        let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(n))
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The spool
+
+/// The writing side, shared by the caller and the sender under a mutex.
+struct SpoolWriter {
+    file: File,
+    path: PathBuf,
+    /// Bytes in the file.
+    len: u64,
+    /// New messages go to the spool, not the queue.
+    active: bool,
+    /// A write failed already (logged once).
+    failed: bool,
+}
+
+struct Shared {
+    /// `None` without a spool directory.
+    spool: Mutex<Option<SpoolWriter>>,
+    /// `SpoolWriter::len`, for the sender to read without the lock; stored
+    /// after the line is in the file.
+    spool_len: AtomicU64,
+    stats: Arc<SyslogStats>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Option<SpoolWriter>> {
+        self.spool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Append one message as one line; false (and counted as dropped) when
+    /// the write failed.
+    fn append(&self, w: &mut SpoolWriter, msg: &str) -> bool {
+        let mut line = Vec::with_capacity(msg.len() + 1);
+        line.extend_from_slice(msg.as_bytes());
+        line.push(b'\n');
+        match w.file.write_all(&line) {
+            Ok(()) => {
+                w.len += line.len() as u64;
+                self.spool_len.store(w.len, Ordering::Release);
+                SyslogStats::add(&self.stats.spooled, 1);
+                SyslogStats::add(&self.stats.backlog, 1);
+                w.failed = false;
+                true
+            }
+            Err(e) => {
+                // Take back a partial line, so the next one starts a line.
+                let _ = w.file.set_len(w.len);
+                if !w.failed {
+                    warn!("syslog spool {}: {e}: dropping messages", w.path.display());
+                    w.failed = true;
+                }
+                SyslogStats::add(&self.stats.dropped, 1);
+                false
+            }
+        }
+    }
+
+    /// Switch to the spool: what waits in the queue goes first (it is older
+    /// than anything a caller sends from now on).
+    fn activate(&self, w: &mut SpoolWriter, rx: &Receiver<String>) {
+        w.active = true;
+        while let Ok(m) = rx.try_recv() {
+            self.append(w, &m);
+        }
+    }
+}
+
+/// The reading side, the sender's alone.
+struct SpoolReader {
+    reader: BufReader<File>,
+    /// Offset of the first message not yet sent.
+    pos: u64,
+    /// Where `reader` is (past a message being sent).
+    read_to: u64,
+    sent: File,
+}
+
+impl SpoolReader {
+    fn save_pos(&self) {
+        let _ = self
+            .sent
+            .write_at(format!("{:020}\n", self.pos).as_bytes(), 0);
+    }
+}
+
+/// Open (or create) the spool in `dir`: lock it, drop a torn last line, find
+/// where sending stopped, count the backlog.
+fn open_spool(
+    dir: &Path,
+    stats: &SyslogStats,
+) -> Result<(SpoolWriter, SpoolReader, File), SyslogError> {
+    let err = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| SyslogError::Spool { path: p, source }
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err(dir))?;
+    let create = |name: &str, append: bool| -> Result<(File, PathBuf), SyslogError> {
+        let p = dir.join(name);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(!append)
+            .append(append)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&p)
+            .map_err(err(&p))?;
+        // Ours: keep it private even if it was made otherwise.
+        let _ = f.set_permissions(fs::Permissions::from_mode(0o600));
+        Ok((f, p))
+    };
+    let (lock, lock_path) = create(SPOOL_LOCK_FILE, false)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(SyslogError::SpoolLocked(lock_path.display().to_string()));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(err(&lock_path)(e)),
+    }
+    let (file, path) = create(SPOOL_FILE, true)?;
+    let (sent, sent_path) = create(SPOOL_SENT_FILE, false)?;
+
+    let mut data = Vec::new();
+    File::open(&path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(err(&path))?;
+    // A crash in the middle of a write leaves a torn last line: never send
+    // half a message.
+    if !data.is_empty() && !data.ends_with(b"\n") {
+        let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        warn!(
+            "syslog spool {}: dropping a partly written last message",
+            path.display()
+        );
+        data.truncate(keep);
+        file.set_len(keep as u64).map_err(err(&path))?;
+        SyslogStats::add(&stats.dropped, 1);
+    }
+    let mut pos_text = String::new();
+    File::open(&sent_path)
+        .and_then(|mut f| f.read_to_string(&mut pos_text))
+        .map_err(err(&sent_path))?;
+    let len = data.len() as u64;
+    let mut pos = pos_text.trim().parse::<u64>().unwrap_or(0);
+    if pos > len || (pos > 0 && data[pos as usize - 1] != b'\n') {
+        warn!(
+            "syslog spool {}: {} does not match it; sending the whole spool (some messages may be sent twice)",
+            path.display(),
+            sent_path.display()
+        );
+        pos = 0;
+    }
+    if pos == len && len > 0 {
+        file.set_len(0).map_err(err(&path))?;
+        pos = 0;
+        data.clear();
+    }
+    let backlog = data[pos as usize..]
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
+    stats.backlog.store(backlog, Ordering::Relaxed);
+    let len = data.len() as u64;
+    let mut rf = File::open(&path).map_err(err(&path))?;
+    rf.seek(SeekFrom::Start(pos)).map_err(err(&path))?;
+    let reader = SpoolReader {
+        reader: BufReader::with_capacity(1 << 16, rf),
+        pos,
+        read_to: pos,
+        sent,
+    };
+    reader.save_pos();
+    if backlog > 0 {
+        info!(
+            "syslog spool {}: {backlog} messages from before to send first",
+            path.display()
+        );
+    }
+    Ok((
+        SpoolWriter {
+            file,
+            path,
+            len,
+            active: pos < len,
+            failed: false,
+        },
+        reader,
+        lock,
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Transports
+
+enum Conn {
+    Unix(UnixDatagram, PathBuf),
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+}
+
+/// Why a send did not happen.
+enum SendError {
+    /// This message can never be sent (too long for the socket): drop it.
+    Poison(io::Error),
+    /// The server is unreachable: keep the message, retry later.
+    Down(io::Error),
+}
+
+fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let v: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    if v.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host} has no address"),
+        ));
+    }
+    Ok(v)
+}
+
+impl Conn {
+    fn open(addr: &SyslogAddr, timeout: Duration) -> io::Result<Conn> {
+        match addr {
+            SyslogAddr::Unix(p) => {
+                let s = UnixDatagram::unbound()?;
+                s.set_write_timeout(Some(timeout))?;
+                Ok(Conn::Unix(s, p.clone()))
+            }
+            SyslogAddr::Udp { host, port } => {
+                let mut last = None;
+                for a in resolve(host, *port)? {
+                    let local: SocketAddr = if a.is_ipv4() {
+                        "0.0.0.0:0".parse().expect("valid")
+                    } else {
+                        "[::]:0".parse().expect("valid")
+                    };
+                    match UdpSocket::bind(local).and_then(|s| s.connect(a).map(|()| s)) {
+                        Ok(s) => {
+                            s.set_write_timeout(Some(timeout))?;
+                            return Ok(Conn::Udp(s));
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.expect("resolve returns an address"))
+            }
+            SyslogAddr::Tcp { host, port } => {
+                let mut last = None;
+                for a in resolve(host, *port)? {
+                    match TcpStream::connect_timeout(&a, timeout) {
+                        Ok(s) => {
+                            s.set_write_timeout(Some(timeout))?;
+                            let _ = s.set_nodelay(true);
+                            return Ok(Conn::Tcp(s));
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.expect("resolve returns an address"))
+            }
+        }
+    }
+
+    /// For TCP: whether the server closed the connection (or reset it). A
+    /// syslog server never sends, so a non-blocking read that finds the end
+    /// of the stream (or an error) means the connection is dead; anything it
+    /// did send is read and ignored.
+    fn peer_closed(&self) -> bool {
+        let Conn::Tcp(s) = self else { return false };
+        let mut buf = [0u8; 512];
+        for _ in 0..64 {
+            // SAFETY: the descriptor belongs to `s`, alive here; buf is
+            // writable for buf.len() bytes.
+            let n = unsafe {
+                libc::recv(
+                    s.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n == 0 {
+                return true;
+            }
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => return false,
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return true,
+                }
+            }
+        }
+        false
+    }
+
+    /// A pending error on a UDP socket (an ICMP error for an earlier send).
+    fn udp_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Conn::Udp(s) => s.take_error(),
+            _ => Ok(None),
+        }
+    }
+
+    fn send(&mut self, msg: &str) -> Result<(), SendError> {
+        let classify = |e: io::Error| {
+            if e.raw_os_error() == Some(libc::EMSGSIZE) {
+                SendError::Poison(e)
+            } else {
+                SendError::Down(e)
+            }
+        };
+        match self {
+            Conn::Unix(s, p) => s.send_to(msg.as_bytes(), &*p).map(drop).map_err(classify),
+            Conn::Udp(s) => s.send(msg.as_bytes()).map(drop).map_err(classify),
+            Conn::Tcp(s) => s.write_all(&octet_frame(msg)).map_err(SendError::Down),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The sender thread
+
+/// A message taken for sending, and where it came from.
+enum Held {
+    /// From the queue; only in memory.
+    Memory(String),
+    /// From the spool; `end` is the offset after its line.
+    Spool { line: String, end: u64 },
+}
+
+impl Held {
+    fn text(&self) -> &str {
+        match self {
+            Held::Memory(m) => m,
+            Held::Spool { line, .. } => line,
+        }
+    }
+}
+
+enum Delivery {
+    Sent,
+    Dropped,
+    Failed,
+}
+
+struct Worker {
+    addr: SyslogAddr,
+    timeout: Duration,
+    max_len: usize,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    flush_timeout: Duration,
+    rx: Receiver<String>,
+    wake: Receiver<()>,
+    stop: Receiver<()>,
+    shared: Arc<Shared>,
+    stats: Arc<SyslogStats>,
+    reader: Option<SpoolReader>,
+    conn: Option<Conn>,
+    head: Option<Held>,
+    backoff: Duration,
+    ever_connected: bool,
+    /// `conn` was opened and has not sent yet.
+    fresh: bool,
+    /// Failing since the last success (logged once).
+    failing: bool,
+    /// Kept to hold the spool's lock until the sender ends.
+    _lock: Option<File>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            if self.stopping() {
+                break;
+            }
+            if self.head.is_none() {
+                match self.next() {
+                    Next::Got(h) => self.head = Some(h),
+                    Next::Again => continue,
+                    Next::Stop => break,
+                }
+            }
+            match self.deliver_head() {
+                Delivery::Sent | Delivery::Dropped => {}
+                Delivery::Failed => {
+                    self.park_head();
+                    let stop = select! {
+                        recv(self.stop) -> _ => true,
+                        default(self.backoff) => false,
+                    };
+                    self.backoff = (self.backoff * 2).min(self.backoff_max);
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        }
+        self.finish();
+    }
+
+    fn stopping(&self) -> bool {
+        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    /// Lines in the spool past the reader.
+    fn spool_has_more(&self) -> bool {
+        self.reader
+            .as_ref()
+            .is_some_and(|r| r.read_to < self.shared.spool_len.load(Ordering::Acquire))
+    }
+
+    fn spool_active(&self) -> bool {
+        self.shared.lock().as_ref().is_some_and(|w| w.active)
+    }
+
+    /// The next message: from the spool while it is active, else the queue.
+    fn next(&mut self) -> Next {
+        if self.spool_active() {
+            if let Some(h) = self.spool_line() {
+                return Next::Got(h);
+            }
+            if self.try_close_spool() || self.spool_has_more() {
+                return Next::Again;
+            }
+            // The spool cannot be read just now: do not spin.
+            return select! {
+                recv(self.stop) -> _ => Next::Stop,
+                default(Duration::from_millis(50)) => Next::Again,
+            };
+        }
+        select! {
+            recv(self.rx) -> m => match m {
+                Ok(m) => Next::Got(Held::Memory(m)),
+                Err(_) => Next::Stop,
+            },
+            // A caller switched to the spool.
+            recv(self.wake) -> _ => Next::Again,
+            recv(self.stop) -> _ => Next::Stop,
+        }
+    }
+
+    /// The next unsent line of the spool, if there is one.
+    fn spool_line(&mut self) -> Option<Held> {
+        let r = self.reader.as_mut()?;
+        loop {
+            if r.read_to >= self.shared.spool_len.load(Ordering::Acquire) {
+                return None;
+            }
+            let mut buf = Vec::new();
+            match r.reader.read_until(b'\n', &mut buf) {
+                Ok(0) => return None,
+                Ok(n) => {
+                    if !buf.ends_with(b"\n") {
+                        // Cannot happen (lines are written whole before the
+                        // length is published); read it again later.
+                        let _ = r.reader.seek(SeekFrom::Start(r.read_to));
+                        return None;
+                    }
+                    let end = r.read_to + n as u64;
+                    r.read_to = end;
+                    buf.pop();
+                    if buf.is_empty() {
+                        r.pos = end;
+                        continue;
+                    }
+                    let line = String::from_utf8_lossy(&buf).into_owned();
+                    return Some(Held::Spool { line, end });
+                }
+                Err(e) => {
+                    warn!("syslog spool: read: {e}");
+                    let _ = r.reader.seek(SeekFrom::Start(r.read_to));
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Everything in the spool was sent: empty it and go back to the queue,
+    /// unless a caller appended in the meantime. True when it was emptied.
+    fn try_close_spool(&mut self) -> bool {
+        let Some(r) = self.reader.as_mut() else {
+            return false;
+        };
+        let mut g = self.shared.lock();
+        let Some(w) = g.as_mut() else { return false };
+        if w.len != r.read_to || r.pos != r.read_to {
+            return false;
+        }
+        if let Err(e) = w.file.set_len(0) {
+            warn!("syslog spool {}: cannot empty it: {e}", w.path.display());
+            return false;
+        }
+        w.len = 0;
+        self.shared.spool_len.store(0, Ordering::Release);
+        let _ = r.reader.seek(SeekFrom::Start(0));
+        r.pos = 0;
+        r.read_to = 0;
+        r.save_pos();
+        w.active = false;
+        self.stats.backlog.store(0, Ordering::Relaxed);
+        true
+    }
+
+    /// Send the held message; on success account for it.
+    fn deliver_head(&mut self) -> Delivery {
+        let Some(h) = self.head.take() else {
+            return Delivery::Sent;
+        };
+        match self.deliver(h.text()) {
+            Delivery::Failed => {
+                self.head = Some(h);
+                Delivery::Failed
+            }
+            d => {
+                if let Held::Spool { end, .. } = h
+                    && let Some(r) = self.reader.as_mut()
+                {
+                    r.pos = end;
+                    r.save_pos();
+                    SyslogStats::sub(&self.stats.backlog, 1);
+                }
+                d
+            }
+        }
+    }
+
+    fn deliver(&mut self, msg: &str) -> Delivery {
+        if msg.len() > self.max_len {
+            warn!(
+                "syslog: dropping a spooled message of {} bytes, longer than {} allows",
+                msg.len(),
+                self.addr
+            );
+            SyslogStats::add(&self.stats.dropped, 1);
+            return Delivery::Dropped;
+        }
+        // A dead TCP connection is replaced before writing into it.
+        if self.conn.as_ref().is_some_and(Conn::peer_closed) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            match Conn::open(&self.addr, self.timeout) {
+                Ok(c) => {
+                    self.conn = Some(c);
+                    self.fresh = true;
+                }
+                Err(e) => return self.failed(e),
+            }
+        }
+        let conn = self.conn.as_mut().expect("opened above");
+        let mut res = conn.send(msg);
+        if res.is_ok() && self.fresh && matches!(conn, Conn::Udp(_)) {
+            // A UDP send "succeeds" whether or not a server listens; the
+            // ICMP error shows up on the socket a moment later. Wait for it
+            // on a new socket (after a failure, the retry of the spool's
+            // first message), so retries during an outage lose nothing
+            // where the ICMP error comes back quickly.
+            std::thread::sleep(UDP_CHECK);
+            if let Ok(Some(e)) = conn.udp_error() {
+                res = Err(SendError::Down(e));
+            }
+        }
+        match res {
+            Ok(()) => {
+                if self.fresh {
+                    // A connection that works (for unix and UDP, whose
+                    // sockets are made without the server, the first send
+                    // that went through).
+                    if self.ever_connected {
+                        SyslogStats::add(&self.stats.reconnects, 1);
+                    }
+                    self.ever_connected = true;
+                    self.fresh = false;
+                }
+                SyslogStats::add(&self.stats.sent, 1);
+                self.stats.connected.store(true, Ordering::Relaxed);
+                self.backoff = self.backoff_min;
+                if self.failing {
+                    self.failing = false;
+                    info!(
+                        "syslog {}: sending again ({} messages in the spool)",
+                        self.addr,
+                        self.stats.backlog.load(Ordering::Relaxed)
+                    );
+                }
+                Delivery::Sent
+            }
+            Err(SendError::Poison(e)) => {
+                warn!(
+                    "syslog {}: dropping a message of {} bytes: {e}",
+                    self.addr,
+                    msg.len()
+                );
+                SyslogStats::add(&self.stats.dropped, 1);
+                Delivery::Dropped
+            }
+            Err(SendError::Down(e)) => {
+                // A connection that failed part-way is unusable (framing).
+                self.conn = None;
+                self.failed(e)
+            }
+        }
+    }
+
+    fn failed(&mut self, e: io::Error) -> Delivery {
+        self.stats.connected.store(false, Ordering::Relaxed);
+        if !self.failing {
+            self.failing = true;
+            let then = if self.reader.is_some() {
+                "spooling until it is back"
+            } else {
+                "queueing, dropping what the queue cannot hold (no spool)"
+            };
+            warn!("syslog {}: {e}: {then}", self.addr);
+        }
+        Delivery::Failed
+    }
+
+    /// After a failure: a message from the queue goes to the spool (with the
+    /// rest of the queue behind it) unless the spool is active already, in
+    /// which case it is older than the spool's content and waits in memory.
+    fn park_head(&mut self) {
+        let Some(Held::Memory(m)) = &self.head else {
+            return;
+        };
+        let mut g = self.shared.lock();
+        let Some(w) = g.as_mut() else { return };
+        if w.active {
+            return;
+        }
+        w.active = true;
+        if self.shared.append(w, m) {
+            self.head = None;
+        }
+        self.shared.activate(w, &self.rx);
+    }
+
+    /// On close: one more try at everything waiting, until the first failure
+    /// or `flush_timeout`; what is left stays in the spool (or is dropped and
+    /// counted without one).
+    fn finish(&mut self) {
+        let deadline = Instant::now() + self.flush_timeout;
+        while Instant::now() < deadline {
+            if self.head.is_none() {
+                self.head = if self.spool_active() {
+                    match self.spool_line() {
+                        Some(h) => Some(h),
+                        None if self.try_close_spool() => continue,
+                        None if self.spool_has_more() => continue,
+                        None => None,
+                    }
+                } else {
+                    self.rx.try_recv().ok().map(Held::Memory)
+                };
+            }
+            if self.head.is_none() {
+                break;
+            }
+            if let Delivery::Failed = self.deliver_head() {
+                break;
+            }
+        }
+        self.persist();
+    }
+
+    /// Write what was not sent back to the spool, oldest first: the held
+    /// message, the spool's unsent lines, the queue.
+    fn persist(&mut self) {
+        let mut queued: Vec<String> = self.rx.try_iter().collect();
+        let memory = match self.head.take() {
+            Some(Held::Memory(m)) => Some(m),
+            _ => None, // a spool line is still in the spool (pos not moved)
+        };
+        let shared = Arc::clone(&self.shared);
+        let mut g = shared.lock();
+        let (Some(w), Some(r)) = (g.as_mut(), self.reader.as_mut()) else {
+            let lost = queued.len() + usize::from(memory.is_some());
+            if lost > 0 {
+                warn!("syslog {}: {lost} messages not sent (no spool)", self.addr);
+                SyslogStats::add(&self.stats.dropped, lost as u64);
+            }
+            return;
+        };
+        if memory.is_none() && r.pos == 0 {
+            for m in queued.drain(..) {
+                shared.append(w, &m);
+            }
+            let _ = w.file.sync_all();
+        } else {
+            // Compact: the held message first, then the unsent rest.
+            let tmp = w.path.with_extension("spool.tmp");
+            let res = (|| -> io::Result<u64> {
+                let mut rest = Vec::new();
+                let mut f = File::open(&w.path)?;
+                f.seek(SeekFrom::Start(r.pos))?;
+                f.read_to_end(&mut rest)?;
+                let mut out = Vec::with_capacity(rest.len() + 4096);
+                let mut n = 0u64;
+                for m in memory.iter().map(String::as_str) {
+                    out.extend_from_slice(m.as_bytes());
+                    out.push(b'\n');
+                    n += 1;
+                }
+                n += rest
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .count() as u64;
+                out.extend_from_slice(&rest);
+                for m in &queued {
+                    out.extend_from_slice(m.as_bytes());
+                    out.push(b'\n');
+                    n += 1;
+                }
+                let mut t = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                t.write_all(&out)?;
+                t.sync_all()?;
+                fs::rename(&tmp, &w.path)?;
+                r.pos = 0;
+                r.save_pos();
+                Ok(n)
+            })();
+            match res {
+                Ok(n) => {
+                    let added = queued.len() as u64 + u64::from(memory.is_some());
+                    SyslogStats::add(&self.stats.spooled, added);
+                    self.stats.backlog.store(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    // The spool and its offset are as they were: only the
+                    // messages held in memory are lost.
+                    let lost = queued.len() + usize::from(memory.is_some());
+                    warn!(
+                        "syslog spool {}: cannot compact it ({e}): {lost} messages lost",
+                        w.path.display()
+                    );
+                    let _ = fs::remove_file(&tmp);
+                    SyslogStats::add(&self.stats.dropped, lost as u64);
+                }
+            }
+        }
+    }
+}
+
+enum Next {
+    Got(Held),
+    Again,
+    Stop,
+}
+
+// ---------------------------------------------------------------------------
+// The sink
+
+/// What [`SyslogSink::send`] did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handed to the sender thread.
+    Queued,
+    /// Written to the spool, to be sent when the server is back.
+    Spooled,
+    /// Lost (too long, or no room and no spool); counted.
+    Dropped,
+}
+
+/// Sends messages to syslog from its own thread; see the module docs.
+pub struct SyslogSink {
+    fmt: Formatter,
+    max_len: usize,
+    tx: Sender<String>,
+    /// To move the queue into the spool when switching to it.
+    rx: Receiver<String>,
+    wake: Sender<()>,
+    stop: Option<Sender<()>>,
+    shared: Arc<Shared>,
+    stats: Arc<SyslogStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SyslogSink {
+    /// Start the sender thread. With `spool_dir`, messages that cannot be
+    /// sent are kept in `spool_dir/syslog.spool`, and whatever an earlier run
+    /// left there is sent first. An unreachable server is not an error here.
+    pub fn start(cfg: &SyslogConfig, spool_dir: Option<&Path>) -> Result<SyslogSink, SyslogError> {
+        cfg.validate()?;
+        let stats = Arc::new(SyslogStats::default());
+        let (writer, reader, lock) = match spool_dir {
+            Some(d) => {
+                let (w, r, l) = open_spool(d, &stats)?;
+                (Some(w), Some(r), Some(l))
+            }
+            None => (None, None, None),
+        };
+        let spool_len = writer.as_ref().map_or(0, |w| w.len);
+        let shared = Arc::new(Shared {
+            spool: Mutex::new(writer),
+            spool_len: AtomicU64::new(spool_len),
+            stats: Arc::clone(&stats),
+        });
+        let (tx, rx) = bounded(cfg.queue);
+        let (wake_tx, wake_rx) = bounded(1);
+        let (stop_tx, stop_rx) = bounded(0);
+        let worker = Worker {
+            addr: cfg.address.clone(),
+            timeout: cfg.timeout.0,
+            max_len: cfg.max_len(),
+            backoff_min: cfg.reconnect_min.0,
+            backoff_max: cfg.reconnect_max.0,
+            flush_timeout: cfg.flush_timeout.0,
+            rx: rx.clone(),
+            wake: wake_rx,
+            stop: stop_rx,
+            shared: Arc::clone(&shared),
+            stats: Arc::clone(&stats),
+            reader,
+            conn: None,
+            head: None,
+            backoff: cfg.reconnect_min.0,
+            ever_connected: false,
+            fresh: false,
+            failing: false,
+            _lock: lock,
+        };
+        let thread = std::thread::Builder::new()
+            .name("syslog".into())
+            .spawn(move || worker.run())
+            .map_err(SyslogError::Thread)?;
+        Ok(SyslogSink {
+            fmt: Formatter::new(cfg),
+            max_len: cfg.max_len(),
+            tx,
+            rx,
+            wake: wake_tx,
+            stop: Some(stop_tx),
+            shared,
+            stats,
+            thread: Some(thread),
+        })
+    }
+
+    /// The counters, to read from any thread.
+    pub fn stats(&self) -> Arc<SyslogStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The formatter in use (host name, pid, format).
+    pub fn formatter(&self) -> &Formatter {
+        &self.fmt
+    }
+
+    /// Send one message. Never waits for the network: the message is queued
+    /// for the sender thread, or appended to the spool (queue full, server
+    /// down, or older messages still spooled), or dropped and counted.
+    pub fn send(&self, m: &Message<'_>) -> Outcome {
+        let line = match self.fmt.fit(m, self.max_len) {
+            Fit::Whole(l) => l,
+            Fit::Trimmed { line, removed } => {
+                SyslogStats::add(&self.stats.trimmed, 1);
+                tracing::debug!("syslog: {removed} sample entries removed to fit");
+                line
+            }
+            Fit::TooLong(n) => {
+                warn!(
+                    "syslog: dropping a {} message of {n} bytes (limit {})",
+                    m.kind.msgid(),
+                    self.max_len
+                );
+                SyslogStats::add(&self.stats.dropped, 1);
+                return Outcome::Dropped;
+            }
+        };
+        let mut g = self.shared.lock();
+        match g.as_mut() {
+            Some(w) if w.active => {
+                if self.shared.append(w, &line) {
+                    Outcome::Spooled
+                } else {
+                    Outcome::Dropped
+                }
+            }
+            Some(w) => match self.tx.try_send(line) {
+                Ok(()) => Outcome::Queued,
+                Err(e) => {
+                    // Queue full (the sender is slow or stuck): switch to the
+                    // spool, moving the queue there first to keep the order.
+                    self.shared.activate(w, &self.rx);
+                    let _ = self.wake.try_send(());
+                    if self.shared.append(w, &e.into_inner()) {
+                        Outcome::Spooled
+                    } else {
+                        Outcome::Dropped
+                    }
+                }
+            },
+            None => match self.tx.try_send(line) {
+                Ok(()) => Outcome::Queued,
+                Err(_) => {
+                    SyslogStats::add(&self.stats.dropped, 1);
+                    Outcome::Dropped
+                }
+            },
+        }
+    }
+
+    /// An alert: MSGID `alert`, severity from the alert's, structured data
+    /// `src`, `severity`, `signature`, `variation`.
+    pub fn send_alert(&self, a: &Alert) -> Outcome {
+        let src = a.src.to_string();
+        let sd = alert_sd(a, &src);
+        self.send(&Message {
+            kind: MsgKind::Alert,
+            ts_ns: a.ts,
+            severity: a.severity.into(),
+            sd: &sd,
+            json: &a.json,
+        })
+    }
+
+    /// A failed-connection event (its line from [`super::event_json`]):
+    /// MSGID `failed_connection`, informational, structured data `src`,
+    /// `dest`, `reason`, `probe`.
+    pub fn send_event(&self, e: &Event, json: &str) -> Outcome {
+        let (src, dest) = (e.key.src.to_string(), e.key.dst.to_string());
+        let sd = [
+            ("src", src.as_str()),
+            ("dest", dest.as_str()),
+            ("reason", e.reason.name()),
+            ("probe", e.probe.name()),
+        ];
+        self.send(&Message {
+            kind: MsgKind::FailedConnection,
+            ts_ns: e.first_ts,
+            severity: SyslogSeverity::Informational,
+            sd: &sd,
+            json,
+        })
+    }
+
+    /// Stop: send what is queued and spooled (one more try, at most
+    /// `flush_timeout`), keep the rest in the spool for the next start.
+    /// Returns the final counters.
+    pub fn close(mut self) -> StatsSnapshot {
+        self.shutdown();
+        self.stats.snapshot()
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            warn!("syslog: the sender thread panicked");
+        }
+    }
+}
+
+impl Drop for SyslogSink {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The structured data of an alert.
+pub fn alert_sd<'a>(a: &'a Alert, src: &'a str) -> [(&'static str, &'a str); 4] {
+    [
+        ("src", src),
+        ("severity", a.severity.name()),
+        ("signature", "Failed Connections"),
+        ("variation", a.variation),
+    ]
+}
+
+#[cfg(test)]
+mod tests;

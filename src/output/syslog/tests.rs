@@ -1,0 +1,672 @@
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::analyze::{Alert, Severity};
+use crate::decode::Addr;
+
+const TS: i64 = 1_710_583_200_034_000_000; // 2024-03-16T10:00:00.034000Z
+
+fn fmt(format: SyslogFormat, local: bool) -> Formatter {
+    Formatter {
+        format,
+        facility: Facility::Local0,
+        hostname: "sensor1.example.org".into(),
+        pid: 4242,
+        local,
+    }
+}
+
+fn alert(severity: Severity, json: &str) -> Alert {
+    Alert {
+        ts: TS,
+        src: Addr::v4([10, 10, 2, 66]),
+        severity,
+        variation: "sequential_test",
+        json: json.to_string(),
+    }
+}
+
+fn format_alert(f: &Formatter, a: &Alert) -> String {
+    let src = a.src.to_string();
+    let sd = alert_sd(a, &src);
+    let mut out = String::new();
+    f.format(
+        &Message {
+            kind: MsgKind::Alert,
+            ts_ns: a.ts,
+            severity: a.severity.into(),
+            sd: &sd,
+            json: &a.json,
+        },
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn rfc5424_alert() {
+    let a = alert(Severity::Low, "{\"event_type\":\"alert\",\"seq\":1}\n");
+    assert_eq!(
+        format_alert(&fmt(SyslogFormat::Rfc5424, false), &a),
+        "<132>1 2024-03-16T10:00:00.034000Z sensor1.example.org scanwatch 4242 alert \
+         [scanwatch@32473 src=\"10.10.2.66\" severity=\"low\" signature=\"Failed Connections\" \
+         variation=\"sequential_test\"] {\"event_type\":\"alert\",\"seq\":1}"
+    );
+    // An informational alert, facility auth: PRI 4 * 8 + 6.
+    let a = alert(Severity::Informational, "{}");
+    let mut f = fmt(SyslogFormat::Rfc5424, true);
+    f.facility = Facility::Auth;
+    assert!(format_alert(&f, &a).starts_with("<38>1 "));
+}
+
+#[test]
+fn rfc5424_escapes_structured_data() {
+    let f = fmt(SyslogFormat::Rfc5424, false);
+    let mut out = String::new();
+    f.format(
+        &Message {
+            kind: MsgKind::FailedConnection,
+            ts_ns: 1_709_283_907_000_000_000,
+            severity: SyslogSeverity::Informational,
+            sd: &[
+                ("signature", r#"a "quoted" \ back]slash"#),
+                ("bad name=", "line\nbreak"),
+            ],
+            json: "{\"a\":1}",
+        },
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        "<134>1 2024-03-01T09:05:07.000000Z sensor1.example.org scanwatch 4242 failed_connection \
+         [scanwatch@32473 signature=\"a \\\"quoted\\\" \\\\ back\\]slash\" badname=\"line break\"] {\"a\":1}"
+    );
+    // No parameters: the nil value.
+    let mut out = String::new();
+    f.format(
+        &Message {
+            kind: MsgKind::Alert,
+            ts_ns: TS,
+            severity: SyslogSeverity::Warning,
+            sd: &[],
+            json: "{}",
+        },
+        &mut out,
+    );
+    assert!(out.ends_with(" 4242 alert - {}"), "{out}");
+}
+
+#[test]
+fn rfc3164_alert() {
+    let a = alert(Severity::Informational, "{\"event_type\":\"alert\"}");
+    // Over the network: short host name; the day is space-padded.
+    assert_eq!(
+        format_alert(&fmt(SyslogFormat::Rfc3164, false), &a),
+        "<134>Mar 16 10:00:00 sensor1 scanwatch[4242]: {\"event_type\":\"alert\"}"
+    );
+    // To a local socket: no host name, as syslog(3) writes it.
+    let mut a = alert(Severity::Low, "{}");
+    a.ts = 1_709_283_907_000_000_000;
+    assert_eq!(
+        format_alert(&fmt(SyslogFormat::Rfc3164, true), &a),
+        "<132>Mar  1 09:05:07 scanwatch[4242]: {}"
+    );
+}
+
+#[test]
+fn json_stays_one_line() {
+    assert_eq!(one_line("{\"a\":1}\n"), "{\"a\":1}");
+    assert_eq!(one_line("{\"a\":\r\n1}\r\n"), "{\"a\":  1}");
+}
+
+#[test]
+fn octet_counting() {
+    assert_eq!(
+        octet_frame("<134>1 - - - - - - x"),
+        b"20 <134>1 - - - - - - x"
+    );
+    // The count is in octets, not characters.
+    assert_eq!(octet_frame("é"), "2 é".as_bytes());
+}
+
+#[test]
+fn addresses() {
+    let p = |s: &str| s.parse::<SyslogAddr>();
+    assert_eq!(
+        p("unix:/dev/log").unwrap(),
+        SyslogAddr::Unix("/dev/log".into())
+    );
+    assert_eq!(
+        p("udp:siem.example.org:514").unwrap(),
+        SyslogAddr::Udp {
+            host: "siem.example.org".into(),
+            port: 514
+        }
+    );
+    assert_eq!(
+        p("tcp:192.0.2.7:6514").unwrap(),
+        SyslogAddr::Tcp {
+            host: "192.0.2.7".into(),
+            port: 6514
+        }
+    );
+    let v6 = p("tcp:[2001:db8::1]:514").unwrap();
+    assert_eq!(
+        v6,
+        SyslogAddr::Tcp {
+            host: "2001:db8::1".into(),
+            port: 514
+        }
+    );
+    for s in [
+        "unix:/dev/log",
+        "udp:siem.example.org:514",
+        "tcp:[2001:db8::1]:514",
+    ] {
+        assert_eq!(p(s).unwrap().to_string(), s);
+    }
+    assert_eq!(SyslogAddr::default().to_string(), "unix:/dev/log");
+    for bad in [
+        "x",
+        "/dev/log",
+        "unix:",
+        "http://x:1",
+        "udp:host",
+        "udp:host:",
+        "udp:host:0",
+        "udp:host:65536",
+        "tcp::514",
+        "tcp:2001:db8::1:514",
+        "tcp:[2001:db8::1:514",
+        "tcp:[not-v6]:514",
+        "tcp:bad host:514",
+    ] {
+        let e = p(bad).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("syslog address '{bad}': expected unix:PATH, udp:HOST:PORT or tcp:HOST:PORT")
+        );
+    }
+}
+
+#[test]
+fn config_section() {
+    let c: SyslogConfig = toml::from_str("").unwrap();
+    assert_eq!(c, SyslogConfig::default());
+    assert_eq!(c.address, SyslogAddr::Unix("/dev/log".into()));
+    assert_eq!(c.format, SyslogFormat::Rfc5424);
+    assert_eq!(c.facility, Facility::Local0);
+    assert_eq!(c.max_message, 8192);
+    assert_eq!(c.max_len(), 8192);
+    c.validate().unwrap();
+    let c: SyslogConfig = toml::from_str(
+        "address = \"tcp:[::1]:6514\"\nformat = \"rfc3164\"\nfacility = \"local7\"\nreconnect_max = \"2s\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.facility.code(), 23);
+    assert_eq!(c.format, SyslogFormat::Rfc3164);
+    assert_eq!(c.reconnect_max, Dur::secs(2));
+    assert_eq!(c.max_len(), 65_536);
+    // Round trip, as `check-config` prints it.
+    let again: SyslogConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+    assert_eq!(again, c);
+    for (text, needle) in [
+        ("adress = \"unix:/x\"", "adress"),
+        ("address = \"syslog.example.org\"", "expected unix:PATH"),
+        ("facility = \"local8\"", "local8"),
+        ("format = \"json\"", "json"),
+    ] {
+        let e = toml::from_str::<SyslogConfig>(text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+    let c = SyslogConfig {
+        max_message: 100,
+        ..SyslogConfig::default()
+    };
+    assert!(
+        c.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_message")
+    );
+    let c = SyslogConfig {
+        reconnect_min: Dur::secs(10),
+        ..SyslogConfig::default()
+    };
+    assert!(c.validate().is_err());
+    for (name, code) in [("user", 1), ("daemon", 3), ("auth", 4), ("local0", 16)] {
+        let c: SyslogConfig = toml::from_str(&format!("facility = \"{name}\"")).unwrap();
+        assert_eq!(c.facility.code(), code);
+    }
+}
+
+fn big_alert(samples: usize) -> String {
+    let sample: Vec<Value> = (0..samples)
+        .map(|i| {
+            json!({"timestamp": "2024-03-16T10:00:00.000000Z", "dest_ip": format!("10.1.0.{i}"),
+                   "dest_port": 445, "proto": "TCP", "reason": "unanswered",
+                   "target_state": "never_seen", "community_id": "1:abcdefghijklmnopqrstuvwxyz0="})
+        })
+        .collect();
+    json!({"timestamp": "2024-03-16T10:00:00.034000Z", "event_type": "alert",
+           "src_ip": "10.10.2.66", "alert": {"signature": "Failed Connections", "score": 5.55},
+           "evidence": {"failed_attempts": 40, "sample": sample, "ports": [445]},
+           "summary": "x".repeat(300)})
+    .to_string()
+}
+
+#[test]
+fn trimming_keeps_valid_json() {
+    let f = fmt(SyslogFormat::Rfc5424, false);
+    let json = big_alert(10);
+    let m = Message {
+        kind: MsgKind::Alert,
+        ts_ns: TS,
+        severity: SyslogSeverity::Warning,
+        sd: &[("src", "10.10.2.66")],
+        json: &json,
+    };
+    let Fit::Whole(whole) = f.fit(&m, 100_000) else {
+        panic!("fits")
+    };
+    let limit = whole.len() - 500;
+    let Fit::Trimmed { line, removed } = f.fit(&m, limit) else {
+        panic!("trimmed")
+    };
+    assert!(line.len() <= limit);
+    let j = &line[line.find("] {").unwrap() + 2..];
+    let v: Value = serde_json::from_str(j).unwrap();
+    let kept = v["evidence"]["sample"].as_array().unwrap().len();
+    assert_eq!(kept + removed, 10);
+    assert!(kept > 0 && removed > 0, "kept {kept}");
+    // As many as fit: one more would not.
+    assert!(line.len() + 220 > limit);
+    // Everything else is untouched, in order.
+    let orig: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["summary"], orig["summary"]);
+    assert_eq!(v["alert"], orig["alert"]);
+    assert_eq!(v["evidence"]["sample"][0], orig["evidence"]["sample"][0]);
+    assert!(j.starts_with("{\"timestamp\":"));
+    // Down to none.
+    let header = whole.len() - json.len();
+    let empty = serde_json::to_string(&{
+        let mut o = orig.clone();
+        o["evidence"]["sample"] = json!([]);
+        o
+    })
+    .unwrap();
+    let Fit::Trimmed { line, removed } = f.fit(&m, header + empty.len()) else {
+        panic!("trimmed to none")
+    };
+    assert_eq!(removed, 10);
+    assert!(line.ends_with(&empty));
+    // Not even then: too long.
+    assert_eq!(
+        f.fit(&m, header + empty.len() - 1),
+        Fit::TooLong(whole.len())
+    );
+    // No sample to trim.
+    let plain = format!("{{\"a\":\"{}\"}}", "y".repeat(1000));
+    let m = Message { json: &plain, ..m };
+    assert!(matches!(f.fit(&m, 900), Fit::TooLong(_)));
+}
+
+// --- The sink, against a unix datagram socket of our own -----------------
+
+fn test_cfg(sock: &Path) -> SyslogConfig {
+    SyslogConfig {
+        address: SyslogAddr::Unix(sock.to_path_buf()),
+        reconnect_min: Dur(Duration::from_millis(10)),
+        reconnect_max: Dur(Duration::from_millis(100)),
+        timeout: Dur(Duration::from_millis(100)),
+        flush_timeout: Dur::secs(2),
+        ..SyslogConfig::default()
+    }
+}
+
+fn msg_json(seq: usize) -> String {
+    format!("{{\"event_type\":\"alert\",\"seq\":{seq}}}")
+}
+
+fn send_seq(sink: &SyslogSink, seq: usize) -> Outcome {
+    let json = msg_json(seq);
+    sink.send(&Message {
+        kind: MsgKind::Alert,
+        ts_ns: TS,
+        severity: SyslogSeverity::Warning,
+        sd: &[("src", "10.0.0.1")],
+        json: &json,
+    })
+}
+
+/// Read datagrams until `n` arrived (or 10 s): the sequence numbers.
+fn receive(rx: &UnixDatagram, n: usize) -> Vec<u64> {
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seqs = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    while seqs.len() < n && Instant::now() < deadline {
+        if let Ok(len) = rx.recv(&mut buf) {
+            let m = std::str::from_utf8(&buf[..len]).unwrap();
+            let v: Value = serde_json::from_str(&m[m.find('{').unwrap()..]).unwrap();
+            seqs.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    seqs
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn outage_spools_in_order_and_resends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    let spool = dir.path().join("spool");
+    let sink = SyslogSink::start(&test_cfg(&sock), Some(&spool)).unwrap();
+    let stats = sink.stats();
+    let mode = std::fs::metadata(spool.join(SPOOL_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Nobody listens yet: everything goes to the spool.
+    for i in 0..20 {
+        send_seq(&sink, i);
+    }
+    wait_for("backlog 20", || stats.snapshot().backlog == 20);
+    assert_eq!(stats.snapshot().sent, 0);
+    assert!(!stats.snapshot().connected);
+    // While the spool holds messages, new ones join it.
+    assert_eq!(send_seq(&sink, 20), Outcome::Spooled);
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    let got = receive(&rx, 21);
+    assert_eq!(got, (0..21).collect::<Vec<_>>());
+    wait_for("empty spool", || stats.snapshot().backlog == 0);
+    assert_eq!(
+        std::fs::metadata(spool.join(SPOOL_FILE)).unwrap().len(),
+        0,
+        "the spool is emptied once sent"
+    );
+    // Back to the queue.
+    wait_for("queue mode", || send_seq(&sink, 21) == Outcome::Queued);
+    let s = sink.close();
+    assert_eq!(s.spooled, 21);
+    assert_eq!(s.dropped, 0);
+    assert_eq!(s.sent, 22);
+    assert_eq!(receive(&rx, 1), vec![21]);
+}
+
+#[test]
+fn full_queue_spills_to_the_spool_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    // A server that does not read: its socket queue fills, sends time out.
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    let cfg = SyslogConfig {
+        queue: 4,
+        ..test_cfg(&sock)
+    };
+    let sink = SyslogSink::start(&cfg, Some(dir.path())).unwrap();
+    let t0 = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut outcomes = Vec::new();
+    for i in 0..300 {
+        let t = Instant::now();
+        outcomes.push(send_seq(&sink, i));
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(100),
+        "send waited {slowest:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert!(outcomes.contains(&Outcome::Spooled));
+    assert!(!outcomes.contains(&Outcome::Dropped));
+    let got = receive(&rx, 300);
+    assert_eq!(got, (0..300).collect::<Vec<_>>(), "exactly once, in order");
+    let s = sink.close();
+    assert_eq!((s.sent, s.dropped, s.backlog), (300, 0, 0));
+}
+
+#[test]
+fn close_keeps_the_spool_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    let cfg = SyslogConfig {
+        flush_timeout: Dur(Duration::from_millis(300)),
+        ..test_cfg(&sock)
+    };
+    let sink = SyslogSink::start(&cfg, Some(dir.path())).unwrap();
+    // One process per spool.
+    let e = SyslogSink::start(&cfg, Some(dir.path())).err().unwrap();
+    assert!(matches!(e, SyslogError::SpoolLocked(_)), "{e}");
+    for i in 0..5 {
+        send_seq(&sink, i);
+    }
+    let s = sink.close();
+    assert_eq!((s.sent, s.backlog, s.dropped), (0, 5, 0));
+    let text = std::fs::read_to_string(dir.path().join(SPOOL_FILE)).unwrap();
+    assert_eq!(text.lines().count(), 5);
+    assert!(text.lines().all(|l| l.starts_with("<132>1 ")));
+
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    let sink = SyslogSink::start(&cfg, Some(dir.path())).unwrap();
+    for i in 5..8 {
+        send_seq(&sink, i);
+    }
+    assert_eq!(receive(&rx, 8), (0..8).collect::<Vec<_>>());
+    let s = sink.close();
+    assert_eq!((s.sent, s.backlog, s.dropped), (8, 0, 0));
+}
+
+#[test]
+fn a_partly_sent_spool_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    // A spool of 4 whose first 2 were sent before a crash.
+    let f = fmt(SyslogFormat::Rfc5424, true);
+    let mut text = String::new();
+    for i in 0..4 {
+        let j = msg_json(i);
+        let Fit::Whole(l) = f.fit(
+            &Message {
+                kind: MsgKind::Alert,
+                ts_ns: TS,
+                severity: SyslogSeverity::Warning,
+                sd: &[],
+                json: &j,
+            },
+            8192,
+        ) else {
+            panic!()
+        };
+        text.push_str(&l);
+        text.push('\n');
+    }
+    let second_end = text.match_indices('\n').nth(1).unwrap().0 + 1;
+    text.push_str("<132>1 torn"); // a crash in the middle of a write
+    std::fs::write(dir.path().join(SPOOL_FILE), &text).unwrap();
+    std::fs::write(dir.path().join(SPOOL_SENT_FILE), format!("{second_end}\n")).unwrap();
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    let sink = SyslogSink::start(&test_cfg(&sock), Some(dir.path())).unwrap();
+    assert_eq!(receive(&rx, 2), vec![2, 3]);
+    let s = sink.close();
+    assert_eq!((s.sent, s.dropped, s.backlog), (2, 1, 0));
+}
+
+#[test]
+fn without_a_spool_what_cannot_be_sent_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("nobody.sock");
+    let cfg = SyslogConfig {
+        queue: 2,
+        flush_timeout: Dur(Duration::from_millis(200)),
+        ..test_cfg(&sock)
+    };
+    let sink = SyslogSink::start(&cfg, None).unwrap();
+    let outcomes: Vec<Outcome> = (0..10).map(|i| send_seq(&sink, i)).collect();
+    assert!(outcomes.contains(&Outcome::Dropped));
+    assert!(!outcomes.contains(&Outcome::Spooled));
+    let s = sink.close();
+    assert_eq!((s.sent, s.dropped, s.spooled), (0, 10, 0));
+}
+
+#[test]
+fn too_long_is_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    let cfg = SyslogConfig {
+        max_message: 600,
+        ..test_cfg(&sock)
+    };
+    let sink = SyslogSink::start(&cfg, Some(dir.path())).unwrap();
+    let long = format!("{{\"seq\":0,\"pad\":\"{}\"}}", "z".repeat(700));
+    let o = sink.send(&Message {
+        kind: MsgKind::Alert,
+        ts_ns: TS,
+        severity: SyslogSeverity::Warning,
+        sd: &[],
+        json: &long,
+    });
+    assert_eq!(o, Outcome::Dropped);
+    // An alert whose sample can go: trimmed, sent.
+    let a = alert(Severity::Low, &big_alert(3));
+    let mut cfg_json: Value = serde_json::from_str(&a.json).unwrap();
+    cfg_json["seq"] = json!(1);
+    cfg_json["summary"] = json!("s");
+    let a = Alert {
+        json: cfg_json.to_string(),
+        ..a
+    };
+    assert_eq!(sink.send_alert(&a), Outcome::Queued);
+    assert_eq!(receive(&rx, 1), vec![1]);
+    let s = sink.close();
+    assert_eq!((s.sent, s.dropped, s.trimmed), (1, 1, 1));
+}
+
+#[test]
+fn close_with_a_stuck_server_keeps_every_message_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    // A server that never reads: once its socket queue is full every send
+    // times out.
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    let cfg = SyslogConfig {
+        queue: 4,
+        flush_timeout: Dur(Duration::from_millis(300)),
+        ..test_cfg(&sock)
+    };
+    let sink = SyslogSink::start(&cfg, Some(dir.path())).unwrap();
+    let stats = sink.stats();
+    // One at a time until one does not go through: the sender is stuck
+    // sending it (the socket queue holds /proc/sys/net/unix/max_dgram_qlen).
+    let mut n = 0;
+    loop {
+        assert!(n < 10_000, "the socket never filled");
+        assert_eq!(send_seq(&sink, n), Outcome::Queued);
+        n += 1;
+        let t = Instant::now();
+        while stats.snapshot().sent < n as u64 && t.elapsed() < Duration::from_millis(50) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if stats.snapshot().sent < n as u64 {
+            break;
+        }
+    }
+    // Now the queue fills and the rest goes to the spool, behind the message
+    // the sender holds: when its send fails it must stay first.
+    for i in n..n + 40 {
+        assert_ne!(send_seq(&sink, i), Outcome::Dropped);
+    }
+    let total = n + 40;
+    std::thread::sleep(Duration::from_millis(150));
+    let s = sink.close();
+    assert_eq!(s.dropped, 0);
+    // What reached the socket, then what the spool kept: all, once, in order.
+    let mut got = Vec::new();
+    rx.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(len) = rx.recv(&mut buf) {
+        let m = std::str::from_utf8(&buf[..len]).unwrap();
+        let v: Value = serde_json::from_str(&m[m.find('{').unwrap()..]).unwrap();
+        got.push(v["seq"].as_u64().unwrap());
+    }
+    let sent = got.len();
+    assert_eq!(s.sent as usize, sent);
+    assert!(sent < total);
+    let text = std::fs::read_to_string(dir.path().join(SPOOL_FILE)).unwrap();
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(&l[l.find('{').unwrap()..]).unwrap();
+        got.push(v["seq"].as_u64().unwrap());
+    }
+    assert_eq!(got, (0..total as u64).collect::<Vec<_>>());
+    assert_eq!(s.backlog as usize, total - sent);
+    // The next start sends the rest.
+    rx.set_nonblocking(false).unwrap();
+    let sink = SyslogSink::start(&cfg, Some(dir.path())).unwrap();
+    assert_eq!(
+        receive(&rx, total - sent),
+        (sent as u64..total as u64).collect::<Vec<_>>()
+    );
+    let s = sink.close();
+    assert_eq!((s.backlog, s.dropped), (0, 0));
+}
+
+#[test]
+fn udp_retries_lose_nothing_when_icmp_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on, yet.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = SyslogConfig {
+        address: SyslogAddr::Udp {
+            host: "127.0.0.1".into(),
+            port,
+        },
+        ..test_cfg(Path::new("/nonexistent"))
+    };
+    let sink = SyslogSink::start(&cfg, Some(dir.path())).unwrap();
+    let stats = sink.stats();
+    for i in 0..10 {
+        send_seq(&sink, i);
+    }
+    // The first send on a new socket waits for the port-unreachable error:
+    // nothing went out into the void.
+    wait_for("backlog 10", || stats.snapshot().backlog == 10);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(stats.snapshot().sent, 0);
+    let rx = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 10 && Instant::now() < deadline {
+        if let Ok(n) = rx.recv(&mut buf) {
+            let m = std::str::from_utf8(&buf[..n]).unwrap();
+            let v: Value = serde_json::from_str(&m[m.find('{').unwrap()..]).unwrap();
+            got.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    let s = sink.close();
+    assert_eq!((s.sent, s.dropped, s.backlog), (10, 0, 0));
+}
