@@ -372,8 +372,9 @@ pub struct OutputSection {
     pub alerts: String,
     /// Failed-connection events as JSON lines: a path, "-", or "" for none.
     pub events: String,
-    /// Syslog destinations: `unix:PATH`, `udp:HOST:PORT`, `tcp:HOST:PORT`.
-    pub syslog: Vec<String>,
+    /// `[output.syslog]`: alerts to syslog (RFC 5424 by default) at its
+    /// `address`; each `--syslog ADDR` adds a destination with these settings.
+    pub syslog: Option<crate::output::syslog::SyslogConfig>,
 }
 
 impl Default for OutputSection {
@@ -381,7 +382,7 @@ impl Default for OutputSection {
         OutputSection {
             alerts: "-".into(),
             events: String::new(),
-            syslog: Vec::new(),
+            syslog: None,
         }
     }
 }
@@ -478,6 +479,10 @@ impl Config {
         }
         if self.capture.stats_interval.0.is_zero() {
             return bad("capture.stats_interval must be longer than 0".into());
+        }
+        if let Some(sl) = &self.output.syslog {
+            sl.validate()
+                .map_err(|e| ConfigError::Invalid(format!("output.syslog: {e}")))?;
         }
         if self.state.checkpoint_interval.0.is_zero() {
             return bad("state.checkpoint_interval must be longer than 0".into());

@@ -135,6 +135,10 @@ struct ReplayArgs {
     /// Write alerts (JSON lines) to PATH instead of stdout.
     #[arg(long, value_name = "PATH|-", default_value = "-")]
     alerts: PathBuf,
+    /// Also send alerts to syslog: unix:PATH, udp:HOST:PORT or tcp:HOST:PORT
+    /// (repeatable; settings from [output.syslog]).
+    #[arg(long, value_name = "ADDR")]
+    syslog: Vec<String>,
     /// Keep the inventory, baselines, learned scanners and dedup in DIR
     /// (SQLite), and continue from what is there. Without it, state lives in
     /// memory for the run.
@@ -246,10 +250,18 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let sinks = scanwatch::output::syslog_sinks(
+        config.output.syslog.as_ref(),
+        &a.syslog,
+        a.state.as_deref(),
+    )?;
     let analysis = Analysis {
         analytics,
         alerts: Some(alerts),
-        sinks: Vec::new(),
+        sinks: sinks
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn scanwatch::pipeline::AlertSink>)
+            .collect(),
         checkpoint,
     };
     let progress = Arc::new(Progress::default());
@@ -332,7 +344,6 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(p) = a.events {
         o.events = p;
     }
-    o.syslog.extend(a.syslog);
     if config.capture.interface.is_empty() {
         return Err(UsageError(ConfigError::Invalid(
             "no interface: give --interface or capture.interface".into(),
@@ -362,8 +373,12 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     let alerts = live_output(&config.output.alerts, &generation)?;
     let events = live_output(&config.output.events, &generation)?;
-    let sinks = scanwatch::output::syslog_sinks(&config.output.syslog, a.state.as_deref())?;
-    let syslog_backlog = sinks.iter().map(|s| s.backlog()).collect::<Vec<_>>();
+    let sinks = scanwatch::output::syslog_sinks(
+        config.output.syslog.as_ref(),
+        &a.syslog,
+        a.state.as_deref(),
+    )?;
+    let syslog_stats: Vec<_> = sinks.iter().map(|s| s.stats()).collect();
     // 3. Drop privileges.
     let owned: Vec<&std::path::Path> = a.state.iter().map(|p| p.as_path()).collect();
     match scanwatch::daemon::drop_privileges(&config.capture.user, &owned)? {
@@ -413,10 +428,10 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 std::thread::sleep(Duration::from_millis(100));
                 if last.elapsed() >= every {
                     last = std::time::Instant::now();
-                    tracing::info!("{}", stats_line(&live_stats, &gauges, cap, &syslog_backlog));
+                    tracing::info!("{}", stats_line(&live_stats, &gauges, cap, &syslog_stats));
                 }
             }
-            stats_line(&live_stats, &gauges, cap, &syslog_backlog)
+            stats_line(&live_stats, &gauges, cap, &syslog_stats)
         })
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -460,7 +475,7 @@ fn stats_line(
     l: &scanwatch::capture::live::LiveStats,
     g: &scanwatch::pipeline::Gauges,
     pending_cap: usize,
-    syslog_backlog: &[Arc<std::sync::atomic::AtomicU64>],
+    syslog: &[Arc<scanwatch::output::syslog::SyslogStats>],
 ) -> String {
     let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     format!(
@@ -476,7 +491,7 @@ fn stats_line(
         r(&g.sources),
         r(&g.events),
         r(&g.alerts),
-        syslog_backlog.iter().map(|b| r(b)).sum::<u64>()
+        syslog.iter().map(|s| r(&s.backlog)).sum::<u64>()
     )
 }
 

@@ -177,6 +177,71 @@ fn live_sensor_sees_a_real_scan_exactly() {
         .arg("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('10.99.0.20',22)); s.listen(8)\nwhile True:\n c,_=s.accept(); c.close()")
         .spawn()
         .unwrap();
+    // A real rsyslogd in the sensor's namespace: a unix socket and a loopback
+    // TCP port, writing what scanwatch sends to a file.
+    std::fs::create_dir_all(p("rsyslog")).unwrap();
+    let conf = format!(
+        r#"global(workDirectory="{work}" maxMessageSize="64k")
+module(load="imuxsock" SysSock.Use="off")
+module(load="imtcp")
+input(type="imuxsock" Socket="{sock}" CreatePath="on" UseSpecialParser="off" ParseHostname="on" RateLimit.Interval="0")
+input(type="imtcp" address="127.0.0.1" port="10514")
+template(name="t" type="string" string="%inputname% %msgid% %structured-data% %msg%\n")
+if $app-name == "scanwatch" then {{
+    action(type="omfile" file="{out}" template="t")
+    stop
+}}
+"#,
+        work = p("rsyslog"),
+        sock = p("log.sock"),
+        out = p("syslog.out"),
+    );
+    std::fs::write(p("rsyslog.conf"), conf).unwrap();
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg("command -v rsyslogd")
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "rsyslogd is needed: run `bash scripts/setup-deps test`"
+    );
+    lab.exec("sensor", "ip link set lo up");
+    let rsyslogd = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("sensor"),
+            "rsyslogd",
+            "-n",
+            "-f",
+            &p("rsyslog.conf"),
+            "-i",
+            &p("rsyslog.pid"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _rsyslogd = Sensor(Some(rsyslogd));
+    wait_for("rsyslogd's unix socket", 10, || {
+        Path::new(&p("log.sock")).exists()
+    });
+    wait_for("rsyslogd's TCP port", 10, || {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns("sensor"),
+                "python3",
+                "-c",
+                "import socket; socket.create_connection(('127.0.0.1',10514),1).close()",
+            ])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+
     let bin = env!("CARGO_BIN_EXE_scanwatch");
     let stderr = std::fs::File::create(p("sensor.log")).unwrap();
     let child = Command::new("ip")
@@ -198,6 +263,12 @@ fn live_sensor_sees_a_real_scan_exactly() {
             &p("events.json"),
             "--state",
             &p("state"),
+        ])
+        .args([
+            "--syslog",
+            &format!("unix:{}", p("log.sock")),
+            "--syslog",
+            "tcp:127.0.0.1:10514",
         ])
         // Short timers so the test does not wait the 40 s SYN timeout.
         .args([
@@ -320,6 +391,31 @@ fn live_sensor_sees_a_real_scan_exactly() {
         Path::new(&p("state")).join("scanwatch.db").exists(),
         "checkpointed at exit"
     );
+
+    // The alert reached rsyslog, once per transport, as valid JSON with the
+    // structured data a SOC filters on.
+    let syslog_out = || std::fs::read_to_string(p("syslog.out")).unwrap_or_default();
+    wait_for("the alert in rsyslog's file (unix and TCP)", 10, || {
+        syslog_out().matches("\"src_ip\":\"10.99.0.10\"").count() >= 2
+    });
+    let out = syslog_out();
+    let mut inputs = Vec::new();
+    for line in out.lines() {
+        let (input, rest) = line.split_once(' ').unwrap();
+        let (msgid, rest) = rest.split_once(' ').unwrap();
+        assert_eq!(msgid, "alert", "{line}");
+        assert!(
+            rest.starts_with("[scanwatch@32473 src=\"10.99.0.10\""),
+            "{line}"
+        );
+        let json = &rest[rest.find("] ").unwrap() + 2..];
+        let a: serde_json::Value =
+            serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!(a["src_ip"], "10.99.0.10");
+        inputs.push(input.to_string());
+    }
+    inputs.sort();
+    assert_eq!(inputs, vec!["imtcp", "imuxsock"], "{out}");
     drop(lab);
 }
 

@@ -173,29 +173,44 @@ impl Write for Reopen {
     }
 }
 
-/// Syslog outputs for `addrs` (spooling in `state`); see [`syslog`] once it
-/// lands. Until then any syslog address is an error, not a silent no-op.
-pub fn syslog_sinks(addrs: &[String], _state: Option<&Path>) -> io::Result<Vec<NoSyslog>> {
-    if let Some(a) = addrs.first() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("syslog output '{a}' is not built yet"),
-        ));
+/// One syslog sink per destination: `addrs` (the `--syslog` flags), or the
+/// `[output.syslog]` address when none is given. Each spools in its own
+/// directory under `state` (no spool, and counted drops, without `--state`).
+pub fn syslog_sinks(
+    settings: Option<&syslog::SyslogConfig>,
+    addrs: &[String],
+    state: Option<&Path>,
+) -> Result<Vec<syslog::SyslogSink>, syslog::SyslogError> {
+    let base = settings.cloned().unwrap_or_default();
+    let mut targets: Vec<syslog::SyslogAddr> = Vec::new();
+    for a in addrs {
+        targets.push(a.parse()?);
     }
-    Ok(Vec::new())
+    if targets.is_empty() && settings.is_some() {
+        targets.push(base.address.clone());
+    }
+    targets
+        .into_iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            let cfg = syslog::SyslogConfig {
+                address: addr,
+                ..base.clone()
+            };
+            let spool = state.map(|d| d.join(format!("syslog-{i}")));
+            syslog::SyslogSink::start(&cfg, spool.as_deref())
+        })
+        .collect()
 }
 
-/// Stand-in type of a syslog sink (never constructed).
-pub struct NoSyslog;
-
-impl NoSyslog {
-    pub fn backlog(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
-        std::sync::Arc::default()
+impl crate::pipeline::AlertSink for syslog::SyslogSink {
+    fn alert(&mut self, a: &crate::analyze::Alert) {
+        self.send_alert(a);
     }
-}
-
-impl crate::pipeline::AlertSink for NoSyslog {
-    fn alert(&mut self, _a: &crate::analyze::Alert) {}
+    fn close(&mut self) {
+        // Delivers or spools what is queued; a second call (drop) does nothing.
+        self.shutdown();
+    }
 }
 
 /// Where lines go: a file, or stdout for `-`.

@@ -1687,7 +1687,7 @@ impl SyslogSink {
         self.stats.snapshot()
     }
 
-    fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         drop(self.stop.take());
         if let Some(t) = self.thread.take()
             && t.join().is_err()
