@@ -422,3 +422,173 @@ if $app-name == "scanwatch" then {{
 unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
+
+/// One namespace with only a loopback: a private link to capture on.
+struct Ns(String);
+
+impl Ns {
+    fn new(tag: &str) -> Ns {
+        let uid = unsafe { libc_geteuid() };
+        assert_eq!(uid, 0, "the live tests need root (CI runs as root)");
+        let n = format!("swl{tag}{}", std::process::id() % 100_000);
+        sh(&format!("ip netns add {n} && ip -n {n} link set lo up"));
+        Ns(n)
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// CAP_NET_RAW alone is enough; without it the error says what is missing.
+#[test]
+fn capture_needs_cap_net_raw_and_says_so() {
+    let ns = Ns::new("c");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_scanwatch");
+    // As nobody, no capabilities: a clear error, exit status 1.
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .args([bin, "-q", "live", "--interface", "lo", "--alerts", ""])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("CAP_NET_RAW") && err.contains("'lo'"), "{err}");
+    // As nobody with CAP_NET_RAW (ambient): it captures, and stops on SIGTERM.
+    let log = dir.path().join("log");
+    let mut c = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .args([
+            "--inh-caps=+net_raw",
+            "--ambient-caps=+net_raw",
+            bin,
+            "live",
+            "--interface",
+            "lo",
+            "--alerts",
+            "",
+        ])
+        .args(["--set", "capture.stats_interval=1s"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("a stats line from the unprivileged sensor", 15, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("stats:")
+    });
+    unsafe { kill(c.id() as i32, 15) };
+    let status = c.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+/// SIGHUP reopens the output files (logrotate moves them, then signals).
+#[test]
+fn sighup_reopens_output_files() {
+    let ns = Ns::new("h");
+    let dir = tempfile::tempdir().unwrap();
+    // Started as root, the sensor runs as nobody: the directory of its
+    // output files must let that user create the reopened file.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let events = dir.path().join("events.json");
+    let log = dir.path().join("log");
+    let bin = env!("CARGO_BIN_EXE_scanwatch");
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            bin,
+            "live",
+            "--interface",
+            "lo",
+            "--alerts",
+            "",
+        ])
+        .args([
+            "--events",
+            events.to_str().unwrap(),
+            "--set",
+            "capture.stats_interval=1s",
+        ])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut sensor = Sensor(Some(child));
+    wait_for("the sensor's first stats line", 15, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("stats:")
+    });
+    // A refused connection on loopback: one failed-connection event.
+    let refused = |port: u16| {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "python3", "-c"])
+            .arg(format!("import socket\ntry: socket.create_connection(('127.0.0.1',{port}),1)\nexcept OSError: pass"))
+            .status();
+    };
+    refused(7);
+    wait_for("the first event", 10, || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .contains("\"dest_port\":7")
+    });
+    // Rotate: move the file away, signal, make another event.
+    let rotated = dir.path().join("events.json.1");
+    std::fs::rename(&events, &rotated).unwrap();
+    let pid = sensor.0.as_ref().unwrap().id();
+    // The sensor runs under `ip netns exec`, which execs it: same pid.
+    unsafe { kill(pid as i32, 1) };
+    wait_for("the reopen to be logged", 10, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("reopening")
+    });
+    refused(9);
+    wait_for("the second event in a new file", 10, || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .contains("\"dest_port\":9")
+    });
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        old.contains("\"dest_port\":7") && !old.contains("\"dest_port\":9"),
+        "{old}"
+    );
+    let mut c = sensor.0.take().unwrap();
+    unsafe { kill(c.id() as i32, 15) };
+    assert!(c.wait().unwrap().success());
+}

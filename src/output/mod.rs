@@ -162,9 +162,19 @@ impl Write for Reopen {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let g = self.generation.load(std::sync::atomic::Ordering::Relaxed);
         if g != self.seen {
-            self.file.flush()?;
-            self.file = BufWriter::with_capacity(1 << 16, Reopen::append(&self.path)?);
             self.seen = g;
+            self.file.flush()?;
+            match Reopen::append(&self.path) {
+                Ok(f) => self.file = BufWriter::with_capacity(1 << 16, f),
+                // Losing output is worse than writing to the moved file: keep
+                // the old one, say why, try again at the next SIGHUP. (After
+                // the privilege drop the directory must be writable by the
+                // capture user.)
+                Err(e) => tracing::error!(
+                    "cannot reopen '{}' after SIGHUP: {e}; still writing to the file open before",
+                    self.path.display()
+                ),
+            }
         }
         self.file.write(buf)
     }
@@ -277,5 +287,47 @@ mod tests {
         assert_eq!(v["last_probe"], "2024-03-01T10:00:01.000000Z");
         assert!(v["community_id"].as_str().unwrap().starts_with("1:"));
         assert!(v.get("conn_state").is_none());
+    }
+}
+
+#[cfg(test)]
+mod reopen_tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn reopen_follows_a_rotation_and_survives_a_failed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        let gen_ = Arc::new(AtomicU64::new(0));
+        let mut w = Reopen::open(&path, gen_.clone()).unwrap();
+        w.write_all(b"one\n").unwrap();
+        w.flush().unwrap();
+        std::fs::rename(&path, dir.path().join("out.json.1")).unwrap();
+        gen_.fetch_add(1, Ordering::Relaxed);
+        w.write_all(b"two\n").unwrap();
+        w.flush().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.json.1")).unwrap(),
+            "one\n"
+        );
+        // The directory disappears: the reopen fails, writing goes on to the
+        // file already open.
+        let moved = dir.path().join("elsewhere");
+        std::fs::create_dir(&moved).unwrap();
+        std::fs::rename(&path, moved.join("out.json")).unwrap();
+        let gone = Reopen::open(&moved.join("x/y.json"), gen_.clone());
+        assert!(gone.is_err());
+        let mut w2 = w;
+        w2.path = dir.path().join("no-such-dir/out.json");
+        gen_.fetch_add(1, Ordering::Relaxed);
+        w2.write_all(b"three\n").unwrap();
+        w2.flush().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(moved.join("out.json")).unwrap(),
+            "two\nthree\n"
+        );
     }
 }
