@@ -425,9 +425,11 @@ pub fn run(
                 for e in ev.iter() {
                     line.clear();
                     event_json(e, line);
-                                        if let Err(err) = w.write_all(line.as_bytes()) {
+                    if let Err(err) = w.write_all(line.as_bytes()) {
                         // Said now, not only at exit: a live sensor runs for weeks.
-                        tracing::error!("cannot write events: {err}; no more events will be written");
+                        tracing::error!(
+                            "cannot write events: {err}; no more events will be written"
+                        );
                         write_err = Some(err);
                         break;
                     }
@@ -787,7 +789,7 @@ fn analyze(
                 && let Err(e) = w
                     .write_all(al.json.as_bytes())
                     .and_then(|_| w.write_all(b"\n"))
-                        {
+            {
                 tracing::error!("cannot write alerts: {e}; alerts still go to the other outputs");
                 *err = Some(e);
             }
