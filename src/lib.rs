@@ -3,13 +3,15 @@
 //! The pipeline, one module per stage:
 //!
 //! ```text
-//! capture  ->  decode  ->  track  ->  output
-//! (pcap,       (frame ->   (attempts,  (JSON events,
-//!  pcapng)      Summary)    outcomes)   sinks)
+//! capture  ->  decode  ->  track  ->  analyze  ->  output
+//! (pcap,       (frame ->   (attempts,  (inventory,   (JSON events and
+//!  pcapng,      Summary)    outcomes)   detector,     alerts, syslog)
+//!  live)                                alerts)
 //! ```
 //!
-//! [`pipeline`] runs the stages on threads; [`synth`] generates the captures
-//! the tests and benchmarks use.
+//! [`pipeline`] runs the stages on threads; [`state`] persists the analytics;
+//! [`config`] reads the settings; [`synth`] generates the captures the tests
+//! and benchmarks use.
 pub mod analyze;
 pub mod capture;
 pub mod config;
