@@ -18,7 +18,7 @@
 //!   timers against the watermark (latest timestamp of all earlier blocks),
 //!   which the reader computed over every packet, so all shards agree.
 //! * The output reads block `b` from every shard, sorts the events by their
-//!   [`Order`](crate::track::Order), and writes them. Same input, same lines,
+//!   [`Order`], and writes them. Same input, same lines,
 //!   same order, for any number of threads.
 
 use std::io::Write;

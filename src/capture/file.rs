@@ -84,7 +84,7 @@ pub enum Fill {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read capture '{path}': {}", Located(.kind, .offset))]
 pub struct CaptureError {
-    /// The file as the user named it ("<stdin>" for "-").
+    /// The file as the user named it (`<stdin>` for "-").
     pub path: String,
     /// Byte offset in the file where the problem was found (0 where none applies).
     pub offset: u64,

@@ -34,7 +34,7 @@ const FILTER_BASE: &str = "(tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0) \
      or (ip6 and ip6[6] == 58 and ip6[40] == 1) \
      or arp";
 
-/// The kernel filter used unless `--bpf` replaces it: [`FILTER_BASE`] untagged,
+/// The kernel filter used unless `--bpf` replaces it: `FILTER_BASE` untagged,
 /// under one 802.1Q/802.1ad tag, and under two (QinQ).
 ///
 /// It removes the mid-connection data and ACKs (most of a SPAN port's

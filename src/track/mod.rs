@@ -24,7 +24,7 @@
 //!   prior SYN) is not decoded (it looks like any established segment), so it is
 //!   inferred from the bare RST (no ACK flag, RFC 793) that answers it, when the
 //!   ACK-probe direction was seen and the RST's sender never sent an ACK/data
-//!   segment on that flow (see [`Sketch`]);
+//!   segment on that flow (a per-partition Bloom sketch);
 //! * an ARP request that no reply answers within `arp_timeout` is an *unresolved*
 //!   attempt: on-link targets that do not exist produce nothing but ARP.
 //!

@@ -1,11 +1,11 @@
 //! Traffic profiles: functions of (seed, size) that stream frames, in timestamp
 //! order, to a [`Sink`], and return a [`Truth`] describing what they generated.
 //!
-//! * [`golden`]: a small hand-written capture, one instance of each case a
+//! * [`golden()`]: a small hand-written capture, one instance of each case a
 //!   tracker must get right, each on its own addresses.
-//! * [`enterprise`]: a realistic SPAN-port mix with a few scanners, for
+//! * [`enterprise()`]: a realistic SPAN-port mix with a few scanners, for
 //!   throughput benchmarks and for checking the tracker on realistic noise.
-//! * [`flood`]: the worst case for state: masscan-style scanners over 10/8 and
+//! * [`flood()`]: the worst case for state: masscan-style scanners over 10/8 and
 //!   a spoofed-source SYN flood, almost every frame a new 5-tuple.
 //! * [`multiday`](mod@multiday): days to weeks of a small enterprise network,
 //!   compact, with benign failures, a sanctioned nightly scanner and new
