@@ -7,7 +7,7 @@
 //! that ties the error to one attempt; we read them ourselves because
 //! etherparse's TCP slice wants a whole 20-byte header.
 
-use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice};
+use etherparse::{IpNumber, LaxIpSlice};
 
 use super::{Addr, Decoded, FlowKey, Proto, Skip, Summary, What};
 
@@ -65,9 +65,10 @@ fn parse_quote(quote: &[u8]) -> Option<(FlowKey, Option<u32>, Option<u8>)> {
     // A quoted non-first fragment has no transport header to key on.
     let later_fragment = match &ip {
         LaxIpSlice::Ipv4(v4) => v4.header().fragments_offset().value() != 0,
-        LaxIpSlice::Ipv6(v6) => v6.extensions().clone().into_iter().any(
-            |e| matches!(e, Ipv6ExtensionSlice::Fragment(f) if f.fragment_offset().value() != 0),
-        ),
+        // Our own walker, not etherparse's extension iterator: that one panics
+        // on some truncated lax slices (etherparse 0.21,
+        // ipv6_raw_ext_header_slice.rs:87; found by `cargo fuzz run decode`).
+        LaxIpSlice::Ipv6(_) => matches!(super::ipv6_transport(quote), Err(Skip::Fragment)),
     };
     if later_fragment {
         return None;

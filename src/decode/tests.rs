@@ -609,3 +609,23 @@ mod never_panics {
         }
     }
 }
+
+/// Found by `cargo fuzz run decode` (fuzz/fuzz_targets/decode.rs): the first
+/// byte picks the link type (107 mod 11 = 8: LINUX_SLL), the rest is the
+/// frame. It reached a panic inside etherparse's IPv6 extension iterator
+/// through an ICMPv6 error's quote.
+const FUZZ_CRASH_ICMPV6_QUOTE_EXT: [u8; 119] = [
+    107, 107, 107, 4, 0, 0, 209, 1, 0, 107, 107, 107, 114, 107, 0, 0, 0, 107, 107, 168, 107, 3, 0,
+    0, 49, 255, 209, 107, 0, 255, 138, 107, 0, 17, 0, 0, 204, 107, 107, 171, 107, 3, 0, 0, 107, 0,
+    0, 0, 107, 107, 168, 107, 3, 253, 0, 0, 49, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 209, 107, 0, 255, 138, 107, 0, 17, 0, 0, 204, 107, 107, 171, 107,
+    3, 0, 0, 0, 0, 155, 0, 0, 75, 75, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45,
+    45, 45, 45, 47, 75, 75,
+];
+
+#[test]
+fn fuzz_regression_icmpv6_quote_with_truncated_extension() {
+    let (sel, frame) = FUZZ_CRASH_ICMPV6_QUOTE_EXT.split_first().unwrap();
+    let links = [0u16, 1, 12, 14, 101, 108, 113, 228, 229, 276, 999];
+    let _ = decode(links[*sel as usize % links.len()], 0, frame);
+}
