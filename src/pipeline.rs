@@ -264,7 +264,19 @@ struct WorkerStats {
 /// Open every capture once to check it before any packet is processed: a typo
 /// in the fifth file name should not cost the analyst a replay of the first four.
 pub fn check_inputs(paths: &[PathBuf]) -> Result<(), CaptureError> {
+    use std::os::unix::fs::FileTypeExt;
     for p in paths {
+        // A FIFO, a device or standard input can be read once only: opening
+        // it here would eat its header (and wait for a writer). It is checked
+        // when its turn comes.
+        if p.as_os_str() == "-"
+            || std::fs::metadata(p).is_ok_and(|m| {
+                let t = m.file_type();
+                t.is_fifo() || t.is_char_device() || t.is_socket()
+            })
+        {
+            continue;
+        }
         CaptureReader::open(p)?;
     }
     Ok(())
