@@ -120,6 +120,10 @@ struct LiveArgs {
     /// State directory (inventory, baselines, scanners, dedup, syslog spool).
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
+    /// If the state database is damaged, keep it aside and start from nothing
+    /// (without this, a damaged state is an error).
+    #[arg(long)]
+    reset_state: bool,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -144,6 +148,10 @@ struct ReplayArgs {
     /// memory for the run.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
+    /// If the state database is damaged, keep it aside and start from nothing
+    /// (without this, a damaged state is an error).
+    #[arg(long)]
+    reset_state: bool,
     /// Decode workers and tracker shards (1 to 64). The output does not depend
     /// on it. Default: the number of CPUs, at most 16.
     #[arg(long, short = 't', value_name = "N")]
@@ -231,7 +239,7 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     // Check the inputs before touching the state or the outputs.
     scanwatch::pipeline::check_inputs(&a.pcaps).map_err(RunError::Capture)?;
     let mut db = match &a.state {
-        Some(dir) => Some(StateDb::open(dir)?),
+        Some(dir) => Some(StateDb::open_or_quarantine(dir, a.reset_state)?),
         None => None,
     };
     let analytics = match &db {
@@ -364,7 +372,7 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     // 2. Open state and outputs.
     let generation = Arc::new(AtomicU64::new(0));
     let mut db = match &a.state {
-        Some(dir) => Some(StateDb::open(dir)?),
+        Some(dir) => Some(StateDb::open_or_quarantine(dir, a.reset_state)?),
         None => None,
     };
     let analytics = match &db {

@@ -47,6 +47,14 @@ pub enum StateError {
     Newer { path: String, found: i64 },
     #[error("state database '{path}' is damaged: {detail}")]
     Damaged { path: String, detail: String },
+    #[error(
+        "state database '{path}' is damaged ({detail}); it was moved to '{aside}' for inspection. Start again with --reset-state to begin from nothing (the inventory and baselines are relearned, and the activation period starts over)"
+    )]
+    Quarantined {
+        path: String,
+        detail: String,
+        aside: String,
+    },
     #[error("no state database in '{path}' (run replay or live with --state first)")]
     Missing { path: String },
 }
@@ -98,6 +106,45 @@ impl StateDb {
         let db = StateDb::connect(&path)?;
         db.init()?;
         Ok(db)
+    }
+
+    /// [`StateDb::open`], and if the database is damaged, move it aside (with
+    /// its WAL files) for inspection; then start afresh only if `reset`, else
+    /// fail with an error that says where the file went and what to do.
+    pub fn open_or_quarantine(dir: &Path, reset: bool) -> Result<StateDb, StateError> {
+        match StateDb::open(dir) {
+            Err(StateError::Damaged { path, detail }) => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let aside = format!("{path}.damaged-{stamp}");
+                for ext in ["", "-wal", "-shm"] {
+                    let from = format!("{path}{ext}");
+                    if Path::new(&from).exists() {
+                        std::fs::rename(&from, format!("{aside}{ext}")).map_err(|source| {
+                            StateError::Dir {
+                                path: from.clone(),
+                                source,
+                            }
+                        })?;
+                    }
+                }
+                if reset {
+                    tracing::warn!(
+                        "state database '{path}' was damaged ({detail}); kept as '{aside}', starting afresh (--reset-state)"
+                    );
+                    StateDb::open(dir)
+                } else {
+                    Err(StateError::Quarantined {
+                        path,
+                        detail,
+                        aside,
+                    })
+                }
+            }
+            other => other,
+        }
     }
 
     /// Open an existing database for reading (`scanwatch hosts`, `scanners`).
