@@ -836,6 +836,9 @@ fn analyze(
                     let _ = w.flush();
                 }
                 if let Err(e) = (cp.save)(&a.analytics) {
+                    // Said now (a live sensor runs for weeks); capture and
+                    // alerts go on, and the next checkpoint tries again.
+                    tracing::error!("checkpoint failed: {e}; capture and alerts go on");
                     cp_errors.push(e);
                 }
                 next_checkpoint = clock.saturating_add(cp.interval);
