@@ -288,9 +288,6 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             tracing::warn!("{p}");
         }
     }
-    for e in &outcome.checkpoint_errors {
-        tracing::error!("checkpoint failed: {e}");
-    }
     if !quiet {
         eprint!("{}", summary(&outcome, threads));
     }
@@ -465,9 +462,6 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let last = reporter.join().unwrap_or_default();
     let outcome = result?;
     tracing::info!("stopped: {last}");
-    for e in &outcome.checkpoint_errors {
-        tracing::error!("checkpoint failed: {e}");
-    }
     if !quiet {
         eprint!("{}", summary_for("live", &outcome, threads));
     }

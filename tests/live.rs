@@ -442,16 +442,22 @@ impl Drop for Ns {
     }
 }
 
-/// CAP_NET_RAW alone is enough; without it the error says what is missing.
-#[test]
-fn capture_needs_cap_net_raw_and_says_so() {
-    let ns = Ns::new("c");
+/// A temp dir the sensor can write in after it dropped to `nobody`.
+fn open_tempdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
         dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
+    dir
+}
+
+/// CAP_NET_RAW alone is enough; without it the error says what is missing.
+#[test]
+fn capture_needs_cap_net_raw_and_says_so() {
+    let ns = Ns::new("c");
+    let dir = open_tempdir();
     let bin = env!("CARGO_BIN_EXE_scanwatch");
     // As nobody, no capabilities: a clear error, exit status 1.
     let o = Command::new("ip")
@@ -515,14 +521,7 @@ fn capture_needs_cap_net_raw_and_says_so() {
 #[test]
 fn sighup_reopens_output_files() {
     let ns = Ns::new("h");
-    let dir = tempfile::tempdir().unwrap();
-    // Started as root, the sensor runs as nobody: the directory of its
-    // output files must let that user create the reopened file.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    let dir = open_tempdir();
     let events = dir.path().join("events.json");
     let log = dir.path().join("log");
     let bin = env!("CARGO_BIN_EXE_scanwatch");

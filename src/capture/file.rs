@@ -349,6 +349,14 @@ impl Input {
     }
 }
 
+/// Whether `recs` span `max_span` ns or more (a block ends there).
+fn span_reached(max_span: Option<u64>, recs: &[RecordMeta]) -> bool {
+    match (recs.first(), recs.last(), max_span) {
+        (Some(a), Some(b), Some(m)) => b.ts.abs_diff(a.ts) >= m,
+        _ => false,
+    }
+}
+
 /// Reads a `u16`/`u32`/`u64` at `at`. Callers check lengths first; the fallback to 0
 /// keeps a mistake there from becoming a panic.
 fn rd<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
@@ -862,7 +870,7 @@ impl CaptureReader {
                 link: p.link,
             });
             pos += len;
-            if self.span_reached(recs) {
+            if span_reached(self.max_span, recs) {
                 return (pos, Stop::Full);
             }
         }
@@ -910,9 +918,7 @@ impl CaptureReader {
                 return (pos, Stop::Fail(k, pos));
             }
             pos += total;
-            if let (Some(a), Some(b), Some(span)) = (recs.first(), recs.last(), self.max_span)
-                && b.ts.abs_diff(a.ts) >= span
-            {
+            if span_reached(self.max_span, recs) {
                 return (pos, Stop::Full);
             }
         }
@@ -941,9 +947,6 @@ impl CaptureReader {
         &self.name
     }
 
-    /// Records whose captured length exceeds the snaplen of their file or interface.
-    /// They are delivered whole (some writers produce them); the count is for a
-    /// diagnostic.
     /// End each block once its records span `ns` of capture time, as well as
     /// at `target_bytes`. Timers downstream fire at block boundaries, so in a
     /// sparse capture (a packet a minute) a byte-sized block could hold days and
@@ -953,13 +956,9 @@ impl CaptureReader {
         self.max_span = Some(ns.max(1) as u64);
     }
 
-    fn span_reached(&self, recs: &[RecordMeta]) -> bool {
-        match (recs.first(), recs.last()) {
-            (Some(a), Some(b)) => self.max_span.is_some_and(|m| b.ts.abs_diff(a.ts) >= m),
-            _ => false,
-        }
-    }
-
+    /// Records whose captured length exceeds the snaplen of their file or interface.
+    /// They are delivered whole (some writers produce them); the count is for a
+    /// diagnostic.
     pub fn oversize_records(&self) -> u64 {
         self.oversize
     }

@@ -282,19 +282,7 @@ fn capture_loop(
         if last_stats.elapsed() >= Duration::from_secs(1)
             && let Ok(s) = cap.stats()
         {
-            // libpcap's counters are per handle and wrap at 2^32: add deltas.
-            stats.received.fetch_add(
-                u64::from(s.received.wrapping_sub(prev.received)),
-                Ordering::Relaxed,
-            );
-            stats.kernel_dropped.fetch_add(
-                u64::from(s.dropped.wrapping_sub(prev.dropped)),
-                Ordering::Relaxed,
-            );
-            stats.if_dropped.fetch_add(
-                u64::from(s.if_dropped.wrapping_sub(prev.if_dropped)),
-                Ordering::Relaxed,
-            );
+            add_deltas(&stats, &prev, &s);
             prev = s;
             last_stats = Instant::now();
         }
@@ -303,19 +291,19 @@ fn capture_loop(
         hand_on(&out, &mut blk, &stats);
     }
     if let Ok(s) = cap.stats() {
-        stats.received.fetch_add(
-            u64::from(s.received.wrapping_sub(prev.received)),
-            Ordering::Relaxed,
-        );
-        stats.kernel_dropped.fetch_add(
-            u64::from(s.dropped.wrapping_sub(prev.dropped)),
-            Ordering::Relaxed,
-        );
-        stats.if_dropped.fetch_add(
-            u64::from(s.if_dropped.wrapping_sub(prev.if_dropped)),
-            Ordering::Relaxed,
-        );
+        add_deltas(&stats, &prev, &s);
     }
+}
+
+/// libpcap's counters are per handle and wrap at 2^32: add what changed
+/// since `prev`.
+fn add_deltas(stats: &LiveStats, prev: &pcap::Stat, now: &pcap::Stat) {
+    let add = |c: &AtomicU64, a: u32, b: u32| {
+        c.fetch_add(u64::from(b.wrapping_sub(a)), Ordering::Relaxed)
+    };
+    add(&stats.received, prev.received, now.received);
+    add(&stats.kernel_dropped, prev.dropped, now.dropped);
+    add(&stats.if_dropped, prev.if_dropped, now.if_dropped);
 }
 
 fn hand_on(out: &Sender<Block>, blk: &mut Block, stats: &LiveStats) {
