@@ -136,6 +136,60 @@ impl Ord for Pending {
     }
 }
 
+/// The reorder buffer: one priority queue by (happened, arrival), built for
+/// the common case. Records arrive almost in the order they happened (block
+/// by block); only failures decided by a timer arrive late. Those that are in
+/// order go to a FIFO run (one move in, one out), the rest to a binary heap;
+/// popping the smaller head of the two gives exactly the order of one heap.
+/// (A heap of everything held, ~46 s of records, cost a third of the run.)
+#[derive(Default)]
+struct Reorder {
+    run: VecDeque<Pending>,
+    late: std::collections::BinaryHeap<Pending>,
+}
+
+impl Reorder {
+    fn push(&mut self, p: Pending) {
+        // Arrival numbers only grow, so `run` stays sorted by (time, arrival).
+        match self.run.back() {
+            Some(b) if p.0 < b.0 => self.late.push(p),
+            _ => self.run.push_back(p),
+        }
+    }
+
+    /// The time of the record that pops next.
+    fn first(&self) -> Option<i64> {
+        self.head_is_run().map(|run| {
+            if run {
+                self.run[0].0
+            } else {
+                self.late.peek().expect("not empty").0
+            }
+        })
+    }
+
+    /// Which head pops next: `Some(true)` the run's, `Some(false)` the heap's.
+    fn head_is_run(&self) -> Option<bool> {
+        match (self.run.front(), self.late.peek()) {
+            (None, None) => None,
+            (Some(_), None) => Some(true),
+            (None, Some(_)) => Some(false),
+            (Some(r), Some(l)) => Some((r.0, r.1) < (l.0, l.1)),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Pending> {
+        match self.head_is_run()? {
+            true => self.run.pop_front(),
+            false => self.late.pop(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.run.len() + self.late.len()
+    }
+}
+
 pub(crate) fn population_median(p: &VecDeque<PopWindow>) -> Option<u32> {
     let mut v: Vec<u32> = p.iter().map(|w| w.p99).collect();
     v.sort_unstable();
@@ -217,7 +271,7 @@ pub struct Analytics {
     out: Vec<Alert>,
     /// Reorder buffer: records by the time they happened, released once
     /// `delay` of event time has passed since (see [`Analytics::set_delay`]).
-    buffer: std::collections::BinaryHeap<Pending>,
+    buffer: Reorder,
     arrivals: u64,
     known_clock: i64,
     delay: i64,
@@ -242,7 +296,7 @@ impl Analytics {
             pop_median: None,
             stats: AnalyticsStats::default(),
             out: Vec::new(),
-            buffer: std::collections::BinaryHeap::new(),
+            buffer: Reorder::default(),
             arrivals: 0,
             known_clock: i64::MIN,
             delay: 0,
@@ -296,14 +350,14 @@ impl Analytics {
                 .push(Pending(r.happened_at(), self.arrivals, *r));
         }
         let horizon = self.known_clock.saturating_sub(self.delay);
-        while let Some(p) = self.buffer.peek() {
-            if p.0 > horizon && self.buffer.len() <= MAX_BUFFERED {
+        while let Some(first) = self.buffer.first() {
+            if first > horizon && self.buffer.len() <= MAX_BUFFERED {
                 break;
             }
-            if p.0 > horizon {
+            if first > horizon {
                 self.stats.reorder_overflow += 1;
             }
-            let Pending(_, _, r) = self.buffer.pop().expect("peeked");
+            let Pending(_, _, r) = self.buffer.pop().expect("not empty");
             self.handle(&r);
         }
     }

@@ -574,3 +574,56 @@ fn sweep_is_judged_in_probe_order_and_stamped_with_the_deciding_probe() {
     assert_eq!(al["evidence"]["failed_attempts"], 4);
     assert_eq!(al["evidence"]["ports"], serde_json::json!([445]));
 }
+
+mod reorder {
+    use super::*;
+    use crate::track::Order;
+    use proptest::prelude::*;
+
+    fn rec(ts: i64) -> Record {
+        Record::Alive(Alive {
+            addr: a([10, 0, 0, 1]),
+            ts,
+            how: Seen::SynAck,
+            order: Order {
+                block: 0,
+                phase: 0,
+                at: 0,
+            },
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The FIFO-plus-heap buffer releases records in exactly the order of
+        /// one binary heap by (time, arrival), for any arrival pattern: mostly
+        /// in order, late failures, ties, pops interleaved with pushes.
+        #[test]
+        fn reorder_buffer_orders_like_one_heap(
+            ops in prop::collection::vec((any::<bool>(), -3i64..4, 0usize..3), 0..300)
+        ) {
+            let (mut split, mut heap) = (Reorder::default(), std::collections::BinaryHeap::new());
+            let (mut t, mut arrivals) = (0i64, 0u64);
+            for (late, step, pops) in ops {
+                // Mostly forward in time; sometimes a record from the past.
+                let ts = if late { t - step.abs() * 5 } else { t + step.max(0) };
+                t = t.max(ts);
+                arrivals += 1;
+                split.push(Pending(ts, arrivals, rec(ts)));
+                heap.push(Pending(ts, arrivals, rec(ts)));
+                for _ in 0..pops {
+                    let (x, y) = (split.pop(), heap.pop());
+                    prop_assert_eq!(x.as_ref().map(|p| (p.0, p.1)), y.as_ref().map(|p| (p.0, p.1)));
+                    prop_assert_eq!(split.first(), heap.peek().map(|p| p.0));
+                    prop_assert_eq!(split.len(), heap.len());
+                }
+            }
+            while let Some(y) = heap.pop() {
+                let x = split.pop().expect("same length");
+                prop_assert_eq!((x.0, x.1), (y.0, y.1));
+            }
+            prop_assert!(split.pop().is_none());
+        }
+    }
+}
