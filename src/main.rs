@@ -246,10 +246,10 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         Some(db) => db.load(config.detector.clone())?,
         None => Analytics::new(config.detector.clone()),
     };
-    let checkpoint = db.take().map(|mut db| Checkpoint {
-        interval: config.state.checkpoint_interval.ns(),
-        save: Box::new(move |a: &Analytics| db.save(a).map_err(|e| e.to_string())),
-    });
+    let health = Arc::new(CheckpointHealth::default());
+    let checkpoint = db
+        .take()
+        .map(|db| checkpoint(db, config.state.checkpoint_interval.ns(), health.clone()));
     let alerts = open_sink(&a.alerts)
         .with_context(|| format!("cannot open alerts file '{}'", a.alerts.display()))?;
     let events = match &a.events {
@@ -288,6 +288,7 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             tracing::warn!("{p}");
         }
     }
+    report_checkpoints(&outcome, &health, a.state.as_deref());
     if !quiet {
         eprint!("{}", summary(&outcome, threads));
     }
@@ -406,10 +407,10 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let checkpoint = db.take().map(|mut db| Checkpoint {
-        interval: config.state.checkpoint_interval.ns(),
-        save: Box::new(move |a: &Analytics| db.save(a).map_err(|e| e.to_string())),
-    });
+    let health = Arc::new(CheckpointHealth::default());
+    let checkpoint = db
+        .take()
+        .map(|db| checkpoint(db, config.state.checkpoint_interval.ns(), health.clone()));
     let analysis = Analysis {
         analytics,
         alerts,
@@ -424,7 +425,12 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let captures = capture.start(tx, stop.clone(), live_stats.clone());
     let gauges = Arc::new(Gauges::default());
     let reporter = {
-        let (stop, live_stats, gauges) = (stop.clone(), live_stats.clone(), gauges.clone());
+        let (stop, live_stats, gauges, health) = (
+            stop.clone(),
+            live_stats.clone(),
+            gauges.clone(),
+            health.clone(),
+        );
         let every = config.capture.stats_interval.0;
         let cap = config.tracker.max_pending;
         std::thread::spawn(move || {
@@ -433,10 +439,13 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 std::thread::sleep(Duration::from_millis(100));
                 if last.elapsed() >= every {
                     last = std::time::Instant::now();
-                    tracing::info!("{}", stats_line(&live_stats, &gauges, cap, &syslog_stats));
+                    tracing::info!(
+                        "{}",
+                        stats_line(&live_stats, &gauges, &health, cap, &syslog_stats)
+                    );
                 }
             }
-            stats_line(&live_stats, &gauges, cap, &syslog_stats)
+            stats_line(&live_stats, &gauges, &health, cap, &syslog_stats)
         })
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -462,6 +471,7 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let last = reporter.join().unwrap_or_default();
     let outcome = result?;
     tracing::info!("stopped: {last}");
+    report_checkpoints(&outcome, &health, a.state.as_deref());
     if !quiet {
         eprint!("{}", summary_for("live", &outcome, threads));
     }
@@ -476,12 +486,13 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 fn stats_line(
     l: &scanwatch::capture::live::LiveStats,
     g: &scanwatch::pipeline::Gauges,
+    health: &CheckpointHealth,
     pending_cap: usize,
     syslog: &[Arc<scanwatch::output::syslog::SyslogStats>],
 ) -> String {
     let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     format!(
-        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_backlog={}",
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_backlog={} scanwatch_checkpoint_errors_total={}",
         r(&l.received),
         r(&l.packets),
         r(&l.kernel_dropped),
@@ -489,12 +500,71 @@ fn stats_line(
         r(&l.queue_dropped),
         r(&g.pending),
         pending_cap,
+        r(&g.evicted),
         r(&g.hosts),
         r(&g.sources),
         r(&g.events),
         r(&g.alerts),
-        syslog.iter().map(|s| r(&s.backlog)).sum::<u64>()
+        syslog.iter().map(|s| r(&s.backlog)).sum::<u64>(),
+        r(&health.errors)
     )
+}
+
+/// How the checkpoints of a run went, for the stats line and the end of the run.
+#[derive(Debug, Default)]
+struct CheckpointHealth {
+    /// Checkpoints that failed (`scanwatch_checkpoint_errors_total`).
+    errors: std::sync::atomic::AtomicU64,
+    /// Whether the latest one failed.
+    failing: std::sync::atomic::AtomicBool,
+}
+
+/// The checkpoint hook: save to `db`, counting failures in `health`. The
+/// pipeline logs each failure as it happens (and goes on); a success after
+/// failures is logged here, so that the log says when the state is safe again.
+fn checkpoint(mut db: StateDb, interval: i64, health: Arc<CheckpointHealth>) -> Checkpoint {
+    let mut failed_in_a_row = 0u64;
+    Checkpoint {
+        interval,
+        save: Box::new(move |a: &Analytics| match db.save(a) {
+            Ok(()) => {
+                if failed_in_a_row > 0 {
+                    tracing::info!(
+                        "checkpoint to '{}' succeeded again, after {failed_in_a_row} failed attempt(s)",
+                        db.path().display()
+                    );
+                }
+                failed_in_a_row = 0;
+                health.failing.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                failed_in_a_row += 1;
+                health.errors.fetch_add(1, Ordering::Relaxed);
+                health.failing.store(true, Ordering::Relaxed);
+                Err(e.to_string())
+            }
+        }),
+    }
+}
+
+/// At the end of a run: say whether the state on disk is the final one.
+/// (The pipeline logged each failure when it happened, but the final one.)
+fn report_checkpoints(o: &RunOutcome, health: &CheckpointHealth, dir: Option<&std::path::Path>) {
+    let (Some(last), Some(dir)) = (o.checkpoint_errors.last(), dir) else {
+        return;
+    };
+    let n = o.checkpoint_errors.len();
+    if health.failing.load(Ordering::Relaxed) {
+        tracing::error!(
+            "the final checkpoint failed: {last}; '{}' holds the last checkpoint that succeeded ({n} failed in all)",
+            dir.display()
+        );
+    } else {
+        tracing::warn!(
+            "{n} checkpoint(s) failed during the run (the last: {last}); the final one succeeded"
+        );
+    }
 }
 
 fn minute(ns: i64) -> String {
@@ -640,11 +710,12 @@ fn summary_for(what: &str, o: &RunOutcome, threads: usize) -> String {
     );
     let _ = writeln!(
         out,
-        "  unmatched: {} SYN-ACK, {} RST, {} ICMP errors ({} with another ISN); cap hits: {} attempts dropped (peak {} held)",
+        "  unmatched: {} SYN-ACK, {} RST, {} ICMP errors ({} with another ISN); cap hits: {} attempts decided early, {} dropped (peak {} held)",
         t.synack_unmatched,
         t.rst_unmatched,
         t.icmp_unmatched,
         t.icmp_seq_mismatch,
+        t.pending_evicted,
         t.pending_cap_dropped,
         t.peak_pending
     );
@@ -663,15 +734,28 @@ fn summary_for(what: &str, o: &RunOutcome, threads: usize) -> String {
             st.suppressed_dedup,
             a.inventory().len()
         );
-        if st.sources_cap_dropped + st.targets_cap_hit + a.inventory().hosts_cap_dropped > 0 {
+        if st.sources_cap_dropped
+            + st.sources_evicted
+            + st.targets_cap_hit
+            + a.inventory().hosts_cap_dropped
+            > 0
+        {
             let _ = writeln!(
                 out,
-                "  analytics cap hits: {} sources refused, {} target sets full, {} hosts refused",
+                "  analytics cap hits: {} one-off sources evicted, {} sources refused, {} target sets full, {} hosts refused",
+                st.sources_evicted,
                 st.sources_cap_dropped,
                 st.targets_cap_hit,
                 a.inventory().hosts_cap_dropped
             );
         }
+    }
+    if let Some(last) = o.checkpoint_errors.last() {
+        let _ = writeln!(
+            out,
+            "  state: {} checkpoint(s) failed, the last: {last}",
+            o.checkpoint_errors.len()
+        );
     }
     if s.oversize_records > 0 {
         let _ = writeln!(

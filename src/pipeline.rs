@@ -326,6 +326,8 @@ pub struct Gauges {
     /// Hosts in the inventory, sources with state.
     pub hosts: AtomicU64,
     pub sources: AtomicU64,
+    /// Attempts decided early because the pending table was full.
+    pub evicted: AtomicU64,
 }
 
 /// Run the pipeline over `source`.
@@ -445,8 +447,7 @@ pub fn run(
         let mut block_events = Vec::new();
         let mut ended = 0;
         let mut write_err = None;
-        let mut write = |ev: &mut Vec<Event>, line: &mut String, written: &mut u64| {
-            sort_events(ev);
+        let mut write = |ev: &[Event], line: &mut String, written: &mut u64| {
             if let Some(w) = events.as_mut()
                 && write_err.is_none()
             {
@@ -472,7 +473,6 @@ pub fn run(
                 }
             }
             *written += ev.len() as u64;
-            ev.clear();
         };
         'blocks: loop {
             let mut watermark = i64::MIN;
@@ -489,19 +489,32 @@ pub fn run(
                 };
                 watermark = watermark.max(out.watermark);
                 if rec_tx.is_some() {
-                    records.extend(out.events.iter().map(|e| Record::Failed(*e)));
                     records.extend(out.contacts.drain(..).map(Record::Contact));
                     records.extend(out.alive.drain(..).map(Record::Alive));
                 }
                 block_events.append(&mut out.events);
                 out.alive.clear();
                 out.contacts.clear();
-                let _ = out_pool[j].0.try_send(out);
+                // A burst's vectors are dropped, not kept for reuse.
+                if out.events.capacity() <= 1 << 16 {
+                    let _ = out_pool[j].0.try_send(out);
+                }
             }
             gauges
                 .events
                 .fetch_add(block_events.len() as u64, Ordering::Relaxed);
-            write(&mut block_events, &mut line, &mut events_written);
+            sort_events(&mut block_events);
+            write(&block_events, &mut line, &mut events_written);
+            if rec_tx.is_some() {
+                // Moved, not copied, after writing: the end of a flood
+                // flushes up to `max_pending` events in one block.
+                records.extend(block_events.drain(..).map(Record::Failed));
+            }
+            block_events.clear();
+            // A burst (the end-of-input flush) must not keep its memory.
+            if block_events.capacity() > 1 << 16 {
+                block_events = Vec::new();
+            }
             if let Some(tx) = &rec_tx {
                 sort_records(&mut records);
                 let next = rec_pool_rx.try_recv().unwrap_or_default();
@@ -839,7 +852,9 @@ fn analyze(
     while let Ok((mut records, watermark)) = rx.recv() {
         a.analytics.process_until(&records, watermark);
         records.clear();
-        let _ = pool.try_send(records);
+        if records.capacity() <= 1 << 16 {
+            let _ = pool.try_send(records);
+        }
         gauges
             .hosts
             .store(a.analytics.inventory().len() as u64, Ordering::Relaxed);
@@ -910,7 +925,7 @@ fn shard(
     pools: Pools,
     gauges: &Gauges,
 ) {
-    let mut reported = 0u64;
+    let (mut reported, mut evicted) = (0u64, 0u64);
     let n = from_workers.len();
     let mut o = ShardOut::default();
     for b in 0u64.. {
@@ -952,6 +967,9 @@ fn shard(
                     gauges.pending.fetch_sub(reported - len, Ordering::Relaxed);
                 }
                 reported = len;
+                let ev = t.stats.pending_evicted;
+                gauges.evicted.fetch_add(ev - evicted, Ordering::Relaxed);
+                evicted = ev;
                 t.drain_events(&mut o.events);
                 t.drain_evidence(&mut o.alive, &mut o.contacts);
                 let next = pools.outs.try_recv().unwrap_or_default();

@@ -1,6 +1,10 @@
 //! State that is never lost or silently replaced: a damaged or truncated
 //! database is kept aside and refused unless `--reset-state`; `kill -9`
-//! leaves the last checkpoint, never a corrupt file.
+//! leaves the last checkpoint, never a corrupt file; a full disk or a state
+//! directory gone read-only while running is logged, counted and survived:
+//! capture and alerts go on, and the next checkpoint once there is room again
+//! succeeds. The file-system tests mount file systems and need root (CI runs
+//! as root); without it they say so and pass.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -193,4 +197,668 @@ fn kill_9_leaves_the_last_checkpoint() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The day-40 scanner is alerted: activation and inventory came through.
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"src_ip\":\"10.10.2.99\""));
+}
+
+// ---- A full disk and a read-only file system (root) ----
+
+unsafe extern "C" {
+    fn geteuid() -> u32;
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Whether the test can mount file systems; if not, says why it is skipped.
+/// With it, the lock that keeps such tests apart: `ip netns exec` copies the
+/// mounts of the moment into the sensor's mount namespace, where another
+/// test's file system would stay mounted after that test unmounted it.
+fn root_or_skip(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    static MOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        eprintln!("skipped {test}: it mounts file systems and needs root (CI runs as root)");
+        return None;
+    }
+    Some(MOUNTS.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn sh(cmd: &str) -> String {
+    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Wait up to `secs` for `f`; on a timeout, fail with `log()` (what the
+/// process under test said).
+fn wait_for(what: &str, secs: u64, log: impl Fn() -> String, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs} s waiting for {what}; its log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A file system mounted for a test, unmounted when dropped (failed test or
+/// not; lazily if something still holds it), with its loop device if any.
+struct Mount {
+    at: PathBuf,
+    loop_dev: Option<String>,
+}
+
+impl Mount {
+    /// A tmpfs of `size` (mount's syntax: "16m") at `at`.
+    fn tmpfs(at: &Path, size: &str) -> Mount {
+        std::fs::create_dir_all(at).unwrap();
+        sh(&format!(
+            "mount -t tmpfs -o size={size},mode=0755 tmpfs '{}'",
+            p(at)
+        ));
+        Mount {
+            at: at.to_path_buf(),
+            loop_dev: None,
+        }
+    }
+
+    /// The ext4 image `img` at `at`, remounted read-only by the kernel at its
+    /// first error, as a data disk usually is (errors=remount-ro). A loop
+    /// device of its own each time: `mount -o loop` would reuse one still
+    /// attached to the image, and with it the old, read-only, file system.
+    fn ext4(img: &Path, at: &Path) -> Mount {
+        std::fs::create_dir_all(at).unwrap();
+        let dev = sh(&format!("losetup --find --show '{}'", p(img)))
+            .trim()
+            .to_string();
+        let m = Mount {
+            at: at.to_path_buf(),
+            loop_dev: Some(dev.clone()),
+        };
+        sh(&format!("mount -o errors=remount-ro {dev} '{}'", p(at)));
+        m
+    }
+
+    /// Make the kernel see an error in this ext4 file system, so that it
+    /// turns it read-only under the open files (what a failing disk does).
+    fn ext4_error(&self) {
+        let dev = self
+            .loop_dev
+            .as_deref()
+            .unwrap()
+            .trim_start_matches("/dev/");
+        std::fs::write(
+            format!("/sys/fs/ext4/{dev}/trigger_fs_error"),
+            "scanwatch state_faults test\n",
+        )
+        .unwrap();
+    }
+
+    /// Unmount, and wait until the loop device has let the image go (the
+    /// kernel may take a moment after an error).
+    fn unmount(&mut self) {
+        sh(&format!("umount '{}'", p(&self.at)));
+        if let Some(dev) = self.loop_dev.take() {
+            let _ = Command::new("losetup").args(["-d", &dev]).status();
+            let backing = format!(
+                "/sys/block/{}/loop/backing_file",
+                dev.trim_start_matches("/dev/")
+            );
+            wait_for("the loop device to let go", 15, String::new, || {
+                !Path::new(&backing).exists()
+            });
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let mounted = Command::new("findmnt")
+            .arg(&self.at)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if mounted
+            && !Command::new("umount")
+                .arg(&self.at)
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+        }
+        if let Some(dev) = &self.loop_dev {
+            let _ = Command::new("losetup").args(["-d", dev]).status();
+        }
+    }
+}
+
+/// Fill the file system holding `dir` to the last byte; the file to remove
+/// to give the room back.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 1 << 16];
+    let mut n = chunk.len();
+    while n > 0 {
+        match f.write(&chunk[..n]) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => n /= 2,
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+    let _ = f.sync_all();
+    path
+}
+
+/// A child killed when dropped (a test that fails leaves no process behind).
+struct Proc(Option<std::process::Child>);
+
+impl Proc {
+    /// SIGTERM, and the exit status within `secs`.
+    fn term(&mut self, secs: u64) -> std::process::ExitStatus {
+        let mut c = self.0.take().unwrap();
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { kill(c.id() as i32, 15) };
+        let t = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(secs),
+                "no exit {secs} s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The exit status within `secs`, without a signal.
+    fn wait(&mut self, secs: u64) -> std::process::ExitStatus {
+        let mut c = self.0.take().unwrap();
+        let t = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(secs),
+                "no exit after {secs} s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A real rsyslogd listening on the unix socket `dir/log.sock`, writing what
+/// scanwatch sends to `dir/syslog.out`.
+fn rsyslogd(dir: &Path) -> Proc {
+    assert!(
+        have("rsyslogd"),
+        "rsyslogd is needed: run `bash scripts/setup-deps test`"
+    );
+    let work = dir.join("rsyslog");
+    std::fs::create_dir_all(&work).unwrap();
+    let conf = format!(
+        r#"global(workDirectory="{work}" maxMessageSize="64k")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="{sock}" CreatePath="on" UseSpecialParser="off" ParseHostname="on" RateLimit.Interval="0")
+template(name="t" type="string" string="%msgid% %structured-data% %msg%\n")
+if $app-name == "scanwatch" then {{
+    action(type="omfile" file="{out}" template="t")
+    stop
+}}
+"#,
+        work = p(&work),
+        sock = p(&dir.join("log.sock")),
+        out = p(&dir.join("syslog.out")),
+    );
+    std::fs::write(dir.join("rsyslog.conf"), conf).unwrap();
+    let child = Command::new("rsyslogd")
+        .args(["-n", "-f", p(&dir.join("rsyslog.conf"))])
+        .args(["-i", p(&dir.join("rsyslog.pid"))])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(Some(child));
+    wait_for("rsyslogd's unix socket", 10, String::new, || {
+        dir.join("log.sock").exists()
+    });
+    proc
+}
+
+/// A network namespace with only a loopback holding 10.77.0.0/24 (every
+/// address of it local): a private link to capture on, where connections
+/// to closed ports are refused with a RST.
+struct Ns(String);
+
+impl Ns {
+    fn new() -> Ns {
+        let n = format!("swf{}", std::process::id() % 100_000);
+        sh(&format!(
+            "ip netns add {n} && ip -n {n} link set lo up && ip -n {n} addr add 10.77.0.1/24 dev lo"
+        ));
+        Ns(n)
+    }
+
+    fn python(&self, code: &str) {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.0, "python3", "-c", code])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A temp dir the sensor can write in after it dropped to `nobody`.
+fn open_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    dir
+}
+
+/// The database opens and SQLite finds nothing wrong in it.
+fn assert_intact(state: &Path) {
+    let c = rusqlite::Connection::open(state.join("scanwatch.db")).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok", "{}", state.display());
+}
+
+/// `scanwatch live` whose state directory's disk fills up while it runs: each
+/// failed checkpoint is logged with the file and the reason and counted in
+/// the stats line, while the scan it sees meanwhile is alerted to the alert
+/// file and to a real rsyslogd. Once there is room again the next checkpoint
+/// succeeds (and says so), holding what was learned during the outage; the
+/// database is intact and the sensor starts again from it.
+#[test]
+fn live_sensor_survives_a_full_disk() {
+    let Some(_mounts) = root_or_skip("live_sensor_survives_a_full_disk") else {
+        return;
+    };
+    for tool in ["ip", "python3"] {
+        assert!(
+            have(tool),
+            "{tool} is needed: run `bash scripts/setup-deps test`"
+        );
+    }
+    let dir = open_tempdir();
+    let d = |f: &str| dir.path().join(f);
+    let _rsyslogd = rsyslogd(dir.path());
+    // A small disk of the state's own, to fill.
+    let disk = Mount::tmpfs(&d("disk"), "16m");
+    let state = disk.at.join("state");
+    let db = p(&state.join("scanwatch.db")).to_string();
+    let ns = Ns::new();
+    let live = |log: &Path| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0])
+            .arg(env!("CARGO_BIN_EXE_scanwatch"))
+            .args(["live", "--interface", "lo", "--state", p(&state)])
+            .args(["--alerts", p(&d("alerts.json"))])
+            .args(["--syslog", &format!("unix:{}", p(&d("log.sock")))])
+            .args([
+                "--set",
+                "detector.activation_period=0s",
+                "--set",
+                "detector.training_period=0s",
+                "--set",
+                "tracker.syn_timeout=3s",
+                "--set",
+                "tracker.reorder_tolerance=1s",
+                "--set",
+                "capture.stats_interval=1s",
+                "--set",
+                "state.checkpoint_interval=1s",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let log = || std::fs::read_to_string(d("sensor.log")).unwrap_or_default();
+    let mut sensor = Proc(Some(live(&d("sensor.log"))));
+    wait_for("the sensor's first stats line", 15, log, || {
+        log().contains("stats:")
+    });
+    // The disk fills up (the database exists, its WAL must grow to take the
+    // next checkpoint).
+    let filler = fill(&disk.at);
+    // Then: a scan (connections from 10.77.0.1 to 30 addresses, all
+    // refused) and an ordinary connection that proves 10.77.0.200 alive.
+    ns.python(
+        "import socket\n\
+         srv = socket.socket(); srv.bind(('10.77.0.200', 22)); srv.listen(4)\n\
+         c = socket.socket(); c.bind(('10.77.0.50', 0)); c.connect(('10.77.0.200', 22))\n\
+         a, _ = srv.accept(); c.sendall(b'x'); a.recv(1); c.close(); a.close()\n\
+         for i in range(10, 40):\n\
+         \x20   s = socket.socket(); s.bind(('10.77.0.1', 0)); s.settimeout(1)\n\
+         \x20   try: s.connect(('10.77.0.%d' % i, 445))\n\
+         \x20   except OSError: pass\n\
+         \x20   s.close()\n",
+    );
+    wait_for("a checkpoint to fail", 15, log, || {
+        log().contains("checkpoint failed")
+    });
+    // A failed checkpoint says which file and why, and that the sensor goes on.
+    let line = log()
+        .lines()
+        .find(|l| l.contains("checkpoint failed"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains(&db) && line.contains("disk is full"),
+        "{line}"
+    );
+    assert!(line.contains("capture and alerts go on"), "{line}");
+    // The scanner is alerted, to the file and to syslog, while the
+    // checkpoints keep failing.
+    let alerts = || std::fs::read_to_string(d("alerts.json")).unwrap_or_default();
+    wait_for("the scanner's alert in the alert file", 20, log, || {
+        alerts().contains("\"src_ip\":\"10.77.0.1\"")
+    });
+    let syslog = || std::fs::read_to_string(d("syslog.out")).unwrap_or_default();
+    wait_for("the scanner's alert in rsyslogd's file", 10, log, || {
+        syslog().contains("\"src_ip\":\"10.77.0.1\"")
+    });
+    assert!(
+        syslog().starts_with("alert [scanwatch@32473 src=\"10.77.0.1\""),
+        "{}",
+        syslog()
+    );
+    // The stats line counts the failures.
+    let failures = |l: &str| -> u64 {
+        l.split("scanwatch_checkpoint_errors_total=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    // The analytics' clock is event time: on this otherwise idle link, each
+    // further checkpoint needs a packet to move the clock on.
+    let poke = || {
+        ns.python(
+            "import socket\n\
+             s = socket.socket(); s.bind(('10.77.0.60', 0)); s.settimeout(1)\n\
+             try: s.connect(('10.77.0.61', 9))\n\
+             except OSError: pass\n",
+        )
+    };
+    wait_for("failed checkpoints in the stats line", 20, log, || {
+        poke();
+        log()
+            .lines()
+            .filter(|l| l.contains("stats:"))
+            .any(|l| failures(l) >= 2)
+    });
+    assert!(
+        !log().contains("succeeded again"),
+        "no checkpoint can succeed on a full disk:\n{}",
+        log()
+    );
+
+    // Room again: the next checkpoint succeeds, and says so.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("a checkpoint to succeed again", 20, log, || {
+        poke();
+        log().contains("succeeded again")
+    });
+    // It holds what was learned while the disk was full.
+    let o = scanwatch(&["hosts", "--state", p(&state), "10.77.0.200"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("last seen alive"),
+        "{out}"
+    );
+    let total = log()
+        .lines()
+        .filter(|l| l.contains("stats:"))
+        .map(failures)
+        .max()
+        .unwrap();
+    // SIGTERM: a final checkpoint, which succeeds. The run had failures, and
+    // its exit status says so (1); the log says the final state is saved.
+    let status = sensor.term(20);
+    let text = log();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("checkpoint(s) failed during the run")
+            && text.contains("the final one succeeded"),
+        "{text}"
+    );
+    assert!(total >= 2, "{text}");
+    assert_intact(&state);
+
+    // A restart from the same state runs and stops cleanly.
+    let mut again = Proc(Some(live(&d("again.log"))));
+    let log2 = || std::fs::read_to_string(d("again.log")).unwrap_or_default();
+    wait_for("the restarted sensor's first stats line", 15, log2, || {
+        log2().contains("stats:")
+    });
+    assert!(
+        log2().contains("scanwatch_checkpoint_errors_total=0"),
+        "{}",
+        log2()
+    );
+    let status = again.term(20);
+    assert!(status.success(), "{}", log2());
+    let o = scanwatch(&["hosts", "--state", p(&state), "10.77.0.200"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_intact(&state);
+    drop(ns);
+    drop(disk);
+}
+
+/// A replay whose state directory turns read-only under it (the kernel does
+/// this to an ext4 file system with errors=remount-ro at its first error):
+/// the failed checkpoints name the file and the reason, the scanners of the
+/// data read afterwards are still alerted, the run ends with exit status 1
+/// and a summary line that counts the failures, and after the file system is
+/// repaired the database holds the last checkpoint before the failure,
+/// intact, from which a restart goes on to alert the next scanner.
+#[test]
+fn replay_survives_a_state_directory_turned_read_only() {
+    let Some(_mounts) = root_or_skip("replay_survives_a_state_directory_turned_read_only") else {
+        return;
+    };
+    for tool in ["mkfs.ext4", "e2fsck", "losetup", "mkfifo"] {
+        assert!(have(tool), "{tool} is needed (e2fsprogs, util-linux)");
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        eprintln!("skipped: no loop devices here (/dev/loop-control) to mount an ext4 image");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f);
+    // Days 0-14 (the activation period), 15-19 (two new scanners on day
+    // 15), 20-21.
+    let parts: Vec<Vec<u8>> = [(0, 15), (15, 20), (20, 22)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(from, to))| {
+            let f = d(&format!("days{from}.pcap"));
+            multiday(&f, from, to);
+            let b = std::fs::read(&f).unwrap();
+            // One stream: the header once, then records.
+            if i == 0 { b } else { b[24..].to_vec() }
+        })
+        .collect();
+    let img = d("state.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    sh(&format!("mkfs.ext4 -q -F '{}'", p(&img)));
+    let mut disk = Mount::ext4(&img, &d("disk"));
+    let dev = disk.loop_dev.clone().unwrap();
+    let dev = dev.trim_start_matches("/dev/");
+    if !Path::new(&format!("/sys/fs/ext4/{dev}/trigger_fs_error")).exists() {
+        eprintln!("skipped: this kernel has no /sys/fs/ext4/{dev}/trigger_fs_error");
+        return;
+    }
+    let state = disk.at.join("state");
+    let db = p(&state.join("scanwatch.db")).to_string();
+    let fifo = d("feed");
+    sh(&format!("mkfifo '{}'", p(&fifo)));
+    let log = || std::fs::read_to_string(d("replay.log")).unwrap_or_default();
+    let mut replay = Proc(Some(
+        Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+            .args([
+                "replay",
+                "--alerts",
+                p(&d("alerts.json")),
+                "--state",
+                p(&state),
+            ])
+            .args(["--set", "state.checkpoint_interval=1h", p(&fifo)])
+            .stderr(std::fs::File::create(d("replay.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    ));
+    let mut feed = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    feed.write_all(&parts[0]).unwrap();
+    feed.flush().unwrap();
+    let hosts = || {
+        let o = scanwatch(&["hosts", "--state", p(&state)]);
+        o.status.success() && String::from_utf8_lossy(&o.stdout).lines().count() > 50
+    };
+    wait_for("a checkpoint holding the inventory", 30, log, hosts);
+    assert!(!log().contains("checkpoint failed"), "{}", log());
+
+    // The file system turns read-only under the open database.
+    disk.ext4_error();
+    feed.write_all(&parts[1]).unwrap();
+    feed.flush().unwrap();
+    let alerts = || std::fs::read_to_string(d("alerts.json")).unwrap_or_default();
+    wait_for("the day-15 scanners' alerts", 30, log, || {
+        alerts().contains("\"src_ip\":\"10.10.2.66\"")
+            && alerts().contains("\"src_ip\":\"10.10.2.77\"")
+    });
+    wait_for("a checkpoint to fail", 30, log, || {
+        log().contains("checkpoint failed")
+    });
+    let line = log()
+        .lines()
+        .find(|l| l.contains("checkpoint failed"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains(&db) && line.contains("Read-only file system"),
+        "{line}"
+    );
+    // Reading goes on to the end.
+    feed.write_all(&parts[2]).unwrap();
+    drop(feed);
+    let status = replay.wait(60);
+    let text = log();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the final checkpoint failed") && text.contains(&db),
+        "{text}"
+    );
+    let summary = text
+        .lines()
+        .find(|l| l.contains("state:") && l.contains("checkpoint(s) failed"))
+        .unwrap_or_else(|| panic!("no summary line on the checkpoints:\n{text}"));
+    let n: u64 = summary
+        .trim()
+        .trim_start_matches("state: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Days 15-21 at one checkpoint an hour of event time, and the final one.
+    assert!(n >= 24 * 6, "{summary}");
+    assert!(
+        text.contains("packets"),
+        "the run summary is printed: {text}"
+    );
+    // While it stays read-only, a new run refuses to start, in one line that
+    // names the directory and the reason (once).
+    let o = scanwatch(&[
+        "-q",
+        "replay",
+        "--alerts",
+        "/dev/null",
+        "--state",
+        p(&state),
+        p(&d("days20.pcap")),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(p(&state)) && err.matches("Read-only file system").count() == 1,
+        "{err}"
+    );
+
+    // Repaired (unmount, fsck, mount): the last checkpoint before the
+    // failure is there, intact.
+    disk.unmount();
+    // 0: clean, 1: errors corrected (the one the kernel recorded).
+    let o = Command::new("e2fsck")
+        .args(["-fy", p(&img)])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "e2fsck: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let disk = Mount::ext4(&img, &d("disk"));
+    assert_intact(&state);
+    let o = scanwatch(&["hosts", "--state", p(&state), "10.10.1.5"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("last seen alive 2024-03-"),
+        "{out}"
+    );
+    // A restart from it goes on: the day-40 scanner is alerted.
+    let rest = d("rest.pcap");
+    multiday(&rest, 40, 45);
+    let o = scanwatch(&[
+        "-q",
+        "replay",
+        "--alerts",
+        "-",
+        "--state",
+        p(&state),
+        p(&rest),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"src_ip\":\"10.10.2.99\""));
+    assert_intact(&state);
+    drop(disk);
 }

@@ -196,8 +196,12 @@ pub(crate) fn population_median(p: &VecDeque<PopWindow>) -> Option<u32> {
     v.get(v.len().saturating_sub(1) / 2).copied()
 }
 
-/// Records held for reordering at most (`reorder_overflow` counts early releases).
-const MAX_BUFFERED: usize = 2_000_000;
+/// Records held for reordering at most (`reorder_overflow` counts early
+/// releases): 136 bytes each, 143 MB when full. Normal traffic holds far
+/// fewer (the 15M-packet enterprise capture: 131k at most); a SYN flood's
+/// `unanswered` events reach the cap, and are then analysed before their
+/// reorder delay ran out.
+const MAX_BUFFERED: usize = 1 << 20;
 
 /// Sort one block's records canonically: by packet order, failures before
 /// contacts before liveness, then by content.
@@ -237,6 +241,10 @@ pub struct AnalyticsStats {
     #[serde(default)]
     pub reorder_overflow: u64,
     pub targets_cap_hit: u64,
+    /// Sources with one piece of evidence, forgotten to make room for a new
+    /// source in a full table (see [`Analytics::source`]).
+    #[serde(default)]
+    pub sources_evicted: u64,
 }
 
 /// Population baseline of one closed window.
@@ -272,6 +280,9 @@ pub struct Analytics {
     /// Reorder buffer: records by the time they happened, released once
     /// `delay` of event time has passed since (see [`Analytics::set_delay`]).
     buffer: Reorder,
+    /// Sources in the order they were created, for eviction (see
+    /// [`Analytics::source`]); rebuilt after a load.
+    source_queue: VecDeque<Addr>,
     arrivals: u64,
     known_clock: i64,
     delay: i64,
@@ -297,6 +308,7 @@ impl Analytics {
             stats: AnalyticsStats::default(),
             out: Vec::new(),
             buffer: Reorder::default(),
+            source_queue: VecDeque::new(),
             arrivals: 0,
             known_clock: i64::MIN,
             delay: 0,
@@ -348,6 +360,13 @@ impl Analytics {
             self.arrivals += 1;
             self.buffer
                 .push(Pending(r.happened_at(), self.arrivals, *r));
+            // Full (a flood's burst of timeouts): release the earliest now,
+            // so the buffer never holds more than its cap.
+            if self.buffer.len() > MAX_BUFFERED {
+                self.stats.reorder_overflow += 1;
+                let Pending(_, _, r) = self.buffer.pop().expect("not empty");
+                self.handle(&r);
+            }
         }
         let horizon = self.known_clock.saturating_sub(self.delay);
         while let Some(first) = self.buffer.first() {
@@ -451,6 +470,8 @@ impl Analytics {
         for a in forget {
             self.sources.remove(&a);
         }
+        let sources = &self.sources;
+        self.source_queue.retain(|a| sources.contains_key(a));
         if !counts.is_empty() {
             counts.sort_unstable();
             let p99 =
@@ -471,15 +492,51 @@ impl Analytics {
         self.window = next;
     }
 
+    /// The state of source `a`, created if there is room. A full table makes
+    /// room by forgetting a source that holds a single piece of evidence (one
+    /// failure or one success, no history, never alerted, not learned): a
+    /// spoofed-source SYN flood creates millions of those, and they must not
+    /// crowd out a real scanner, whose state grows with every probe. Sources
+    /// are examined oldest first, each with more evidence goes to the back
+    /// (CLOCK's second chance); when none of the few examined is cheap, the
+    /// new source is refused and counted.
     fn source(&mut self, a: Addr) -> Option<&mut Source> {
         if !self.sources.contains_key(&a) {
-            if self.sources.len() >= self.cfg.max_sources {
+            if self.sources.len() >= self.cfg.max_sources && !self.evict_cheap_source() {
                 self.stats.sources_cap_dropped += 1;
                 return None;
             }
             self.sources.insert(a, Source::new(self.window));
+            self.source_queue.push_back(a);
         }
         self.sources.get_mut(&a)
+    }
+
+    fn evict_cheap_source(&mut self) -> bool {
+        /// Sources looked at per new source at most: bounds the cost of a
+        /// table full of real evidence.
+        const EXAMINE: usize = 32;
+        if self.source_queue.len() < self.sources.len() {
+            // Loaded from a state directory: the queue is not saved.
+            let mut all: Vec<Addr> = self.sources.keys().copied().collect();
+            all.sort_unstable();
+            self.source_queue = all.into();
+        }
+        for _ in 0..EXAMINE {
+            let Some(a) = self.source_queue.pop_front() else {
+                return false;
+            };
+            match self.sources.get(&a) {
+                Some(s) if s.is_cheap() => {
+                    self.sources.remove(&a);
+                    self.stats.sources_evicted += 1;
+                    return true;
+                }
+                Some(_) => self.source_queue.push_back(a),
+                None => {}
+            }
+        }
+        false
     }
 
     fn contact(&mut self, c: &Contact) {

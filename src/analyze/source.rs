@@ -136,6 +136,16 @@ pub struct Source {
 }
 
 impl Source {
+    /// Holds one piece of evidence at most: one failure or one successful
+    /// first contact, nothing remembered from earlier windows, no alert, not
+    /// a learned scanner. The first to go when the table is full.
+    pub fn is_cheap(&self) -> bool {
+        self.attempts_all + self.trw_succ <= 1
+            && self.history.is_empty()
+            && self.last_alert.is_none()
+            && !self.learned
+    }
+
     pub fn new(win: i64) -> Source {
         Source {
             win,

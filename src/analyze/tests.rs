@@ -73,6 +73,7 @@ impl Feed {
             vlan: [0, 0],
             initiator_reset: false,
             at_capture_end: false,
+            evicted: false,
             order,
         }));
     }
@@ -534,6 +535,7 @@ fn sweep_is_judged_in_probe_order_and_stamped_with_the_deciding_probe() {
             vlan: [0, 0],
             initiator_reset: false,
             at_capture_end: false,
+            evicted: false,
             order: Order {
                 block: 0,
                 phase: 1,

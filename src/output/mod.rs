@@ -21,6 +21,7 @@
 //! | `icmp` | object | `{"type", "code", "sender"}` of the error, for `unreachable` |
 //! | `vlan` | array | 802.1Q ids of the first probe, outer first, when tagged |
 //! | `at_capture_end` | `true` | present when the input ended before the timeout ran out |
+//! | `evicted` | `true` | present when decided before the timeout because the pending table was full |
 //!
 //! Example:
 //! ```json
@@ -122,6 +123,9 @@ pub fn event_json(e: &Event, out: &mut String) {
     }
     if e.at_capture_end {
         out.push_str(",\"at_capture_end\":true");
+    }
+    if e.evicted {
+        out.push_str(",\"evicted\":true");
     }
     out.push_str("}\n");
 }
@@ -265,6 +269,7 @@ mod tests {
             vlan: [200, 300],
             initiator_reset: false,
             at_capture_end: false,
+            evicted: false,
             order: Order {
                 block: 0,
                 phase: 1,

@@ -31,15 +31,14 @@ pub const DB_FILE: &str = "scanwatch.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("state directory '{path}': {source}")]
-    Dir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("state database '{path}': {source}")]
+    // The reason is in the message, not a `source()` too: printed with its
+    // chain (`{:#}`), it would be said twice.
+    #[error("state directory '{path}': {error}")]
+    Dir { path: String, error: std::io::Error },
+    #[error("state database '{path}': {error}")]
     Db {
         path: String,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error(
         "state database '{path}' was written by a newer scanwatch (schema {found}, this one reads {SCHEMA_VERSION}); upgrade scanwatch or point --state elsewhere"
@@ -57,6 +56,16 @@ pub enum StateError {
     },
     #[error("no state database in '{path}' (run replay or live with --state first)")]
     Missing { path: String },
+    /// A write the file system refused, with the system's reason ("Read-only
+    /// file system"), which tells the operator what to do where SQLite alone
+    /// says "disk I/O error". (A full disk has a message of its own,
+    /// "database or disk is full".)
+    #[error("state database '{path}': {error} ({os})")]
+    Write {
+        path: String,
+        error: rusqlite::Error,
+        os: std::io::Error,
+    },
 }
 
 /// An open state database.
@@ -77,9 +86,9 @@ impl StateDb {
     /// Open (creating when absent) the database in `dir`. The directory is
     /// made 0700 and the file 0600: it lists the network's hosts.
     pub fn open(dir: &Path) -> Result<StateDb, StateError> {
-        let dir_err = |source| StateError::Dir {
+        let dir_err = |error| StateError::Dir {
             path: dir.display().to_string(),
-            source,
+            error,
         };
         std::fs::create_dir_all(dir).map_err(dir_err)?;
         #[cfg(unix)]
@@ -122,10 +131,10 @@ impl StateDb {
                 for ext in ["", "-wal", "-shm"] {
                     let from = format!("{path}{ext}");
                     if Path::new(&from).exists() {
-                        std::fs::rename(&from, format!("{aside}{ext}")).map_err(|source| {
+                        std::fs::rename(&from, format!("{aside}{ext}")).map_err(|error| {
                             StateError::Dir {
                                 path: from.clone(),
-                                source,
+                                error,
                             }
                         })?;
                     }
@@ -161,9 +170,9 @@ impl StateDb {
     }
 
     fn connect(path: &Path) -> Result<StateDb, StateError> {
-        let conn = Connection::open(path).map_err(|source| StateError::Db {
+        let conn = Connection::open(path).map_err(|error| StateError::Db {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Ok(StateDb {
             conn,
@@ -184,9 +193,9 @@ impl StateDb {
                     detail: e.to_string(),
                 }
             }
-            source => StateError::Db {
+            error => StateError::Db {
                 path: self.path.display().to_string(),
-                source,
+                error,
             },
         }
     }
@@ -298,12 +307,55 @@ impl StateDb {
         Ok(a)
     }
 
-    /// Write a checkpoint of `a`: everything, in one transaction.
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write a checkpoint of `a`: everything, in one transaction. On failure
+    /// (disk full, read-only file system) the transaction is rolled back, the
+    /// file keeps the previous checkpoint, and the next call tries again.
     pub fn save(&mut self, a: &Analytics) -> Result<(), StateError> {
+        self.write(a).map_err(|e| self.with_os_error(e))
+    }
+
+    /// Add the system's reason to an I/O failure SQLite reports.
+    fn with_os_error(&self, e: StateError) -> StateError {
+        let StateError::Db {
+            path,
+            error: rusqlite::Error::SqliteFailure(f, msg),
+        } = e
+        else {
+            return e;
+        };
+        // SQLite keeps the system's errno for these (a full disk has its own
+        // code and message, "database or disk is full").
+        use rusqlite::ErrorCode::*;
+        let io = matches!(f.code, SystemIoFailure | CannotOpen);
+        // SAFETY: the handle is this open connection's; the call only reads
+        // the errno SQLite saved with its last failed system call.
+        let errno = if io {
+            unsafe { rusqlite::ffi::sqlite3_system_errno(self.conn.handle()) }
+        } else {
+            0
+        };
+        let error = rusqlite::Error::SqliteFailure(f, msg);
+        if errno > 0 {
+            StateError::Write {
+                path,
+                error,
+                os: std::io::Error::from_raw_os_error(errno),
+            }
+        } else {
+            StateError::Db { path, error }
+        }
+    }
+
+    fn write(&mut self, a: &Analytics) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let e = |source| StateError::Db {
+        let e = |error| StateError::Db {
             path: path.clone(),
-            source,
+            error,
         };
         let tx = self.conn.transaction().map_err(e)?;
         tx.execute_batch("DELETE FROM hosts; DELETE FROM sources; DELETE FROM scanners;")

@@ -57,6 +57,7 @@ fn day(d: i64, n: &mut i64) -> Vec<Record> {
             vlan: [0, 0],
             initiator_reset: false,
             at_capture_end: false,
+            evicted: false,
             order,
         })
     };

@@ -68,8 +68,12 @@ pub struct TrackConfig {
     /// Disorder tolerated between packets: timers fire only once the watermark
     /// (the latest timestamp seen) is this far past their deadline. Default 5 s.
     pub reorder_tolerance: i64,
-    /// Cap on attempts held at once, all partitions together
-    /// (`scanwatch_pending_cap_dropped_total` counts refusals). Default 2,000,000.
+    /// Cap on attempts held at once, all partitions together. A full
+    /// partition decides its oldest attempt early, marked `evicted`
+    /// (`scanwatch_pending_evicted_total`). Default 1,835,008: 64 partitions
+    /// of 28,672 entries, 7/8 of 2^15 buckets, the most a hash table of that
+    /// size holds before it doubles. At 80 bytes an entry (plus one control
+    /// byte per bucket and 16 bytes of timer), ~200 MB when full.
     pub max_pending: usize,
 }
 
@@ -79,7 +83,7 @@ impl Default for TrackConfig {
             syn_timeout: 40 * NS,
             arp_timeout: 5 * NS,
             reorder_tolerance: 5 * NS,
-            max_pending: 2_000_000,
+            max_pending: 1_835_008,
         }
     }
 }
@@ -265,6 +269,9 @@ pub struct Event {
     pub initiator_reset: bool,
     /// The input ended before the attempt's timeout ran out.
     pub at_capture_end: bool,
+    /// Decided before its timeout to make room: the pending table was full
+    /// (see [`TrackConfig::max_pending`]).
+    pub evicted: bool,
     pub order: Order,
 }
 
@@ -291,6 +298,8 @@ pub struct TrackStats {
     pub icmp_seq_mismatch: u64,
     /// Attempts refused because their partition was full.
     pub pending_cap_dropped: u64,
+    /// Attempts decided early (as `evicted`) to make room in a full table.
+    pub pending_evicted: u64,
     /// Attempts reported `rejected` whose re-sent SYN was later answered by a SYN-ACK.
     pub rejected_then_answered: u64,
     /// ICMP errors that arrived before the probe they quote and were matched.
@@ -314,6 +323,7 @@ impl TrackStats {
         self.icmp_unmatched += o.icmp_unmatched;
         self.icmp_seq_mismatch += o.icmp_seq_mismatch;
         self.pending_cap_dropped += o.pending_cap_dropped;
+        self.pending_evicted += o.pending_evicted;
         self.rejected_then_answered += o.rejected_then_answered;
         self.icmp_reordered += o.icmp_reordered;
         // Shards peak at different moments: the sum bounds the true peak from above.
@@ -703,6 +713,7 @@ impl Tracker {
             vlan: a.vlan,
             initiator_reset: a.initiator_reset,
             at_capture_end: at_end,
+            evicted: false,
             order,
         });
     }
@@ -809,15 +820,40 @@ impl Tracker {
         }
     }
 
-    /// Whether a new entry fits in `part`.
-    fn has_room(&mut self, part: usize) -> bool {
-        let room = self.parts[part]
-            .as_ref()
-            .is_some_and(|p| p.table.len() < self.cap_per_partition);
-        if !room {
-            self.stats.pending_cap_dropped += 1;
+    /// Make room for a new entry in `part`. A full partition decides its
+    /// oldest attempt now, as if its timer had run out, and marks the event
+    /// `evicted`. Under a flood the oldest entry has waited longest for an
+    /// answer (at 300k SYN/s and the default cap, seconds, against answers
+    /// that come in milliseconds), so an early `unanswered` is almost always
+    /// the verdict the timer would have given, and the newest probes, those of
+    /// a scan going on now, are kept. Refusing new entries instead would blind
+    /// the tracker to a scanner that starts during a flood.
+    fn make_room(&mut self, part: usize, ts: i64, order: Order) -> bool {
+        let Some(p) = self.parts[part].as_mut() else {
+            return false;
+        };
+        if p.table.len() < self.cap_per_partition {
+            return true;
         }
-        room
+        // The oldest live entry is at the front of the timer queue (stale
+        // timers of entries gone already are skipped).
+        while let Some((_, hash)) = p.timers.pop_front() {
+            let Ok(entry) = p.table.find_entry(hash, |a| a.hash == hash) else {
+                continue;
+            };
+            let a = entry.remove().0;
+            self.len -= 1;
+            self.stats.pending_evicted += 1;
+            let at = self.out.len();
+            self.finish(a, ts, order, false);
+            if let Some(e) = self.out.get_mut(at) {
+                e.evicted = true;
+            }
+            return true;
+        }
+        // Not reached: a full partition has a timer for each entry.
+        self.stats.pending_cap_dropped += 1;
+        false
     }
 
     /// Process one interesting packet. `idx` is its global packet index.
@@ -920,7 +956,7 @@ impl Tracker {
                 None => {}
             }
             self.stats.syn_attempts += 1;
-            if !self.has_room(part) {
+            if !self.make_room(part, s.ts, order) {
                 return;
             }
             self.filter_inc(fh);
@@ -958,7 +994,7 @@ impl Tracker {
             Some(_) => {}
             None => {
                 self.stats.stealth_probes += 1;
-                if self.has_room(part) {
+                if self.make_room(part, s.ts, order) {
                     self.store(
                         part,
                         Attempt::new(
@@ -1015,7 +1051,7 @@ impl Tracker {
             let a = Attempt::new(rev, rh, s.ts, 0, s.vlan, State::Reported, Probe::Ack);
             self.stats.stealth_probes += 1;
             self.emit(&a, Reason::Rejected, None, s.ts, order, false);
-            if self.has_room(part) {
+            if self.make_room(part, s.ts, order) {
                 self.store(part, a);
             }
             return;
@@ -1093,7 +1129,7 @@ impl Tracker {
                     Probe::datagram(key.proto),
                 );
                 self.emit(&a, Reason::Unreachable, Some(icmp), s.ts, order, false);
-                if self.has_room(part) {
+                if self.make_room(part, s.ts, order) {
                     self.store(part, a);
                 }
             }
@@ -1123,7 +1159,7 @@ impl Tracker {
                 self.store(part, a);
             }
             None => {
-                if self.has_room(part) {
+                if self.make_room(part, s.ts, order) {
                     self.store(
                         part,
                         Attempt::new(key, h, s.ts, 0, s.vlan, State::ArpPending, Probe::Arp),

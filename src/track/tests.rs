@@ -375,19 +375,41 @@ fn timers_wait_for_reorder_tolerance() {
 }
 
 #[test]
-fn cap_refuses_and_counts() {
+fn full_table_decides_its_oldest_attempt_early() {
     let cfg = TrackConfig {
         max_pending: PARTITIONS,
         ..TrackConfig::default()
     };
-    let input: Vec<In> = (0..1000u16)
-        .map(|i| tcp(i as i64, key(1, 2, 1000 + i, 80, Proto::Tcp), SYN, 1))
+    // One entry per partition: every SYN here shares the address pair and
+    // thus one partition. The last one is answered.
+    let mut input: Vec<In> = (0..1000u16)
+        .map(|i| {
+            tcp(
+                i64::from(i) * S,
+                key(1, 2, 1000 + i, 80, Proto::Tcp),
+                SYN,
+                1,
+            )
+        })
         .collect();
+    input.push(tcp(
+        999 * S + 1,
+        key(1, 2, 1999, 80, Proto::Tcp).reversed(),
+        SYN | ACK,
+        0,
+    ));
     let (ev, st) = run_with(cfg, 1, 64, &input);
-    // One entry per partition: every SYN here shares the address pair and thus one partition.
-    assert_eq!(ev.len(), 1);
-    assert_eq!(st.pending_cap_dropped, 999);
-    assert_eq!(st.syn_attempts, 1000);
+    // Each new SYN made room by deciding the one before it, at its own time.
+    assert_eq!(ev.len(), 999);
+    for (i, e) in ev.iter().enumerate() {
+        assert_eq!(e.reason, Reason::Unanswered);
+        assert!(e.evicted);
+        assert_eq!(e.key.sport, 1000 + i as u16);
+        assert_eq!(e.decided_ts, (i as i64 + 1) * S);
+    }
+    assert_eq!(st.pending_evicted, 999);
+    assert_eq!(st.pending_cap_dropped, 0);
+    assert_eq!((st.syn_attempts, st.successes), (1000, 1));
 }
 
 /// A deterministic mix of everything above over many hosts.
@@ -540,4 +562,334 @@ fn icmp_error_before_its_syn_is_held_and_claimed() {
     assert_eq!(st.icmp_unmatched, 1);
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].reason, Reason::Unanswered);
+}
+
+/// Arbitrary input never panics the tracker, and its table stays within its
+/// cap: frames of every link type (arbitrary bytes, and well-formed TCP
+/// segments and ICMP errors between a few hosts with bytes overwritten)
+/// decoded as the workers do, and summaries made up directly (combinations
+/// the decoder can produce, over few addresses and ports so that attempts,
+/// answers and errors meet), fed in blocks the way `pipeline::shard` does,
+/// with timestamps that go back and forth, jump, and reach the ends of `i64`.
+mod never_panics {
+    use super::*;
+    use crate::decode::{Decoded, decode};
+    use crate::synth::frame::{Frame, Ip, L4, Payload, Quote, Tcp as TcpHeader, Vlan};
+    use proptest::prelude::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    const LINKS: [u16; 11] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 999];
+
+    /// 2024-03-01T00:00:00Z: where time starts.
+    const BASE: i64 = 1_709_251_200 * S;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A frame of `link` holding these bytes.
+        Raw(u16, Vec<u8>),
+        /// An Ethernet frame: a TCP segment (or, with `code`, an ICMP error
+        /// quoting one) between hosts `s` and `d`, then `edits` applied.
+        Built {
+            v6: bool,
+            s: u8,
+            d: u8,
+            sp: u16,
+            dp: u16,
+            flags: u8,
+            seq: u32,
+            code: Option<u8>,
+            edits: Vec<(usize, u8)>,
+        },
+        /// A summary as the decoder makes them (its `ts` is replaced).
+        Pkt(Summary),
+        /// An ACK/data segment of this flow.
+        Est(FlowKey, bool),
+    }
+
+    fn ip(v6: bool, h: u8) -> IpAddr {
+        if v6 {
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(h % 4)))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, h % 4))
+        }
+    }
+
+    fn addr(v6: bool, h: u8) -> Addr {
+        match ip(v6, h) {
+            IpAddr::V4(a) => Addr::v4(a.octets()),
+            IpAddr::V6(a) => Addr::v6(a.octets()),
+        }
+    }
+
+    /// A packet's time: mostly a few seconds after the one before (or a
+    /// little before it), sometimes a jump anywhere.
+    #[derive(Clone, Copy, Debug)]
+    enum Time {
+        After(i64),
+        At(i64),
+    }
+
+    impl Time {
+        fn from(self, prev: i64) -> i64 {
+            match self {
+                Time::After(d) => prev.saturating_add(d),
+                Time::At(t) => t,
+            }
+        }
+    }
+
+    fn time() -> impl Strategy<Value = Time> {
+        prop_oneof![
+            40 => (-3_000i64..5_000).prop_map(|ms| Time::After(ms * 1_000_000)),
+            2 => (0i64..120_000).prop_map(|ms| Time::At(BASE + ms * 1_000_000)),
+            1 => any::<i64>().prop_map(Time::At),
+            1 => prop::sample::select(vec![i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX])
+                .prop_map(Time::At),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = FlowKey> {
+        (
+            any::<bool>(),
+            any::<u8>(),
+            any::<u8>(),
+            0u16..2,
+            0u16..2,
+            prop::sample::select(vec![Proto::Tcp, Proto::Udp, Proto::Ip(132)]),
+            any::<bool>(),
+        )
+            .prop_map(|(v6, s, d, sp, dp, proto, answer)| {
+                let k = FlowKey {
+                    src: addr(v6, s),
+                    dst: addr(v6, d),
+                    sport: 40000 + sp,
+                    dport: 20 + dp,
+                    proto,
+                };
+                if answer { k.reversed() } else { k }
+            })
+    }
+
+    /// The flag sets that mean something to the tracker, or any.
+    fn flags() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            6 => prop::sample::select(vec![
+                SYN,
+                SYN,
+                SYN,
+                SYN | ACK,
+                SYN | ACK,
+                RST,
+                RST | ACK,
+                FIN | ACK,
+                FIN,
+                ACK,
+                0
+            ]),
+            1 => any::<u8>(),
+        ]
+    }
+
+    fn summary() -> impl Strategy<Value = Summary> {
+        let tcp = (key(), flags(), 0u32..4, 0u32..5).prop_map(|(k, flags, seq, ack)| Summary {
+            ts: 0,
+            key: FlowKey {
+                proto: Proto::Tcp,
+                ..k
+            },
+            vlan: [0, 0],
+            what: What::Tcp { flags, seq, ack },
+        });
+        let unreach = (
+            key(),
+            0u8..16,
+            any::<u8>(),
+            prop::option::of(0u32..4),
+            prop::option::of(any::<u8>()),
+        )
+            .prop_map(|(k, code, sender, quoted_seq, quoted_flags)| {
+                let v6 = !k.src.is_v4();
+                Summary {
+                    ts: 0,
+                    key: k,
+                    vlan: [0, 0],
+                    what: What::Unreach {
+                        icmp_type: if v6 { 1 } else { 3 },
+                        code,
+                        sender: addr(v6, sender),
+                        quoted_seq,
+                        quoted_flags,
+                    },
+                }
+            });
+        let arp = (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(s, d, reply)| Summary {
+            ts: 0,
+            key: FlowKey {
+                src: addr(false, s),
+                dst: addr(false, d),
+                sport: 0,
+                dport: 0,
+                proto: Proto::Arp,
+            },
+            vlan: [0, 0],
+            what: What::Arp { reply },
+        });
+        prop_oneof![4 => tcp, 2 => unreach, 1 => arp]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let raw = (
+            prop::sample::select(LINKS.to_vec()),
+            prop::collection::vec(any::<u8>(), 0..128),
+        )
+            .prop_map(|(l, b)| Op::Raw(l, b));
+        let built = (
+            any::<bool>(),
+            any::<(u8, u8)>(),
+            (0u16..2, 0u16..2, any::<bool>()),
+            flags(),
+            0u32..4,
+            prop::option::of(0u8..16),
+            prop::collection::vec((0usize..200, any::<u8>()), 0..3),
+        )
+            .prop_map(|(v6, (s, d), (sp, dp, answer), flags, seq, code, edits)| {
+                Op::Built {
+                    v6,
+                    s,
+                    d,
+                    sp: if answer { 20 + dp } else { 40000 + sp },
+                    dp: if answer { 40000 + sp } else { 20 + dp },
+                    flags,
+                    seq,
+                    code,
+                    edits,
+                }
+            });
+        prop_oneof![
+            2 => raw,
+            3 => built,
+            4 => summary().prop_map(Op::Pkt),
+            2 => (key(), any::<bool>()).prop_map(|(k, p)| Op::Est(k, p)),
+        ]
+    }
+
+    /// The frame an `Op::Built` describes.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        f: &mut Frame,
+        v6: bool,
+        s: u8,
+        d: u8,
+        sp: u16,
+        dp: u16,
+        flags: u8,
+        seq: u32,
+        code: Option<u8>,
+        edits: &[(usize, u8)],
+    ) -> Vec<u8> {
+        let seg = L4::Tcp(TcpHeader::new(sp, dp, seq, 0, flags, 1024), Payload::EMPTY);
+        f.build(Vlan::None, &Ip::new(ip(v6, s), ip(v6, d)), &seg);
+        if let Some(code) = code {
+            // The error comes back to the prober from a router (host 3).
+            let quote = f.quote(Quote::Bytes8).to_vec();
+            let err = L4::Unreach {
+                code,
+                mtu: 0,
+                quote: &quote,
+            };
+            f.build(Vlan::None, &Ip::new(ip(v6, 3), ip(v6, s)), &err);
+        }
+        let mut bytes = f.bytes().to_vec();
+        for &(at, b) in edits {
+            if let Some(x) = bytes.get_mut(at) {
+                *x = b;
+            }
+        }
+        bytes
+    }
+
+    /// What `shard` checks nothing of but must hold: the table within its cap
+    /// (all partitions together, and each), the count in step with the
+    /// tables, held ICMP errors within theirs.
+    fn check_caps(t: &Tracker, cap: usize) -> Result<(), TestCaseError> {
+        prop_assert!(t.len() <= cap, "{} held, cap {cap}", t.len());
+        let mut held = 0;
+        for p in t.parts.iter().flatten() {
+            prop_assert!(p.table.len() <= t.cap_per_partition);
+            prop_assert!(p.orphans.len() <= ORPHAN_CAP);
+            held += p.table.len();
+        }
+        prop_assert_eq!(held, t.len());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn arbitrary_input_never_panics_the_tracker(
+            max_pending in prop::sample::select(vec![64usize, 128, 100, 1000, 2_000_000]),
+            blocks in prop::collection::vec(
+                (
+                    prop::collection::vec((op(), time()), 0..64),
+                    // Some blocks start from a watermark of their own, as
+                    // the wall clock's on an idle live link.
+                    prop::option::of(time()),
+                ),
+                1..24,
+            ),
+            end in prop::option::of(time()),
+        ) {
+            let cfg = TrackConfig { max_pending, ..TrackConfig::default() };
+            // What `Tracker::new` rounds the cap to: a whole number per partition.
+            let cap = max_pending.div_ceil(PARTITIONS) * PARTITIONS;
+            let mut t = Tracker::new(cfg, 0, 1);
+            let mut frame = Frame::new();
+            let (mut events, mut alive, mut contacts) = (Vec::new(), Vec::new(), Vec::new());
+            let mut watermark = i64::MIN;
+            let mut idx = 0u64;
+            let mut now = BASE;
+            for (b, (ops, tick)) in blocks.iter().enumerate() {
+                let b = b as u64;
+                let wm = tick.map_or(watermark, |x| x.from(watermark));
+                t.begin_block(b, wm);
+                for (op, time) in ops {
+                    now = time.from(now);
+                    let ts = now;
+                    let order = Order { block: b, phase: 1, at: idx as i64 };
+                    let decoded = match op {
+                        Op::Raw(link, bytes) => decode(*link, ts, bytes),
+                        Op::Built { v6, s, d, sp, dp, flags, seq, code, edits } => {
+                            let f = build(&mut frame, *v6, *s, *d, *sp, *dp, *flags, *seq, *code, edits);
+                            decode(crate::capture::linktype::ETHERNET, ts, &f)
+                        }
+                        Op::Pkt(s) => Decoded::Interesting(Summary { ts, ..*s }),
+                        Op::Est(k, payload) => Decoded::Established(*k, *payload),
+                    };
+                    match decoded {
+                        Decoded::Interesting(s) => t.packet(&s, b, idx),
+                        Decoded::Established(k, payload) => {
+                            t.established(partition_of(&k), k.src, flow_hash(&k), ts, payload, order)
+                        }
+                        Decoded::Skip(_) => {}
+                    }
+                    idx += 1;
+                    watermark = watermark.max(ts);
+                    check_caps(&t, cap)?;
+                }
+                t.end_block();
+                check_caps(&t, cap)?;
+                prop_assert!(t.stats.peak_pending <= cap as u64);
+                t.drain_events(&mut events);
+                t.drain_evidence(&mut alive, &mut contacts);
+            }
+            t.flush(end.map_or(watermark, |x| x.from(watermark)));
+            t.drain_events(&mut events);
+            prop_assert!(t.is_empty());
+            check_caps(&t, cap)?;
+            // Every failure counted was reported, once.
+            let failed: u64 = Reason::ALL.iter().map(|r| t.stats.failed(*r)).sum();
+            prop_assert_eq!(failed, events.len() as u64);
+        }
+    }
 }
