@@ -54,6 +54,10 @@ pub const BLOCK_SPAN: i64 = 1_000_000_000;
 /// Blocks in flight per worker (queued plus being decoded).
 const QUEUE_DEPTH: usize = 4;
 
+/// Largest vector (in elements) kept in a pool for reuse: a normal block's
+/// fit; a burst's (a flood's end-of-input flush) is freed instead of held.
+const POOLED_CAPACITY: usize = 1 << 16;
+
 /// Direct-mapped cache slots for deduplicating ACK/data segments per block.
 const DEDUP_SLOTS: usize = 4096;
 
@@ -496,7 +500,7 @@ pub fn run(
                 out.alive.clear();
                 out.contacts.clear();
                 // A burst's vectors are dropped, not kept for reuse.
-                if out.events.capacity() <= 1 << 16 {
+                if out.events.capacity() <= POOLED_CAPACITY {
                     let _ = out_pool[j].0.try_send(out);
                 }
             }
@@ -512,7 +516,7 @@ pub fn run(
             }
             block_events.clear();
             // A burst (the end-of-input flush) must not keep its memory.
-            if block_events.capacity() > 1 << 16 {
+            if block_events.capacity() > POOLED_CAPACITY {
                 block_events = Vec::new();
             }
             if let Some(tx) = &rec_tx {
@@ -852,7 +856,7 @@ fn analyze(
     while let Ok((mut records, watermark)) = rx.recv() {
         a.analytics.process_until(&records, watermark);
         records.clear();
-        if records.capacity() <= 1 << 16 {
+        if records.capacity() <= POOLED_CAPACITY {
             let _ = pool.try_send(records);
         }
         gauges
