@@ -55,7 +55,7 @@ pub const BLOCK_SPAN: i64 = 1_000_000_000;
 const QUEUE_DEPTH: usize = 4;
 
 /// Largest vector (in elements) kept in a pool for reuse: a normal block's
-/// fit; a burst's (a flood's end-of-input flush) is freed instead of held.
+/// fit; a burst's (a flood's block of timeouts) is freed instead of held.
 const POOLED_CAPACITY: usize = 1 << 16;
 
 /// Direct-mapped cache slots for deduplicating ACK/data segments per block.
@@ -510,8 +510,9 @@ pub fn run(
             sort_events(&mut block_events);
             write(&block_events, &mut line, &mut events_written);
             if rec_tx.is_some() {
-                // Moved, not copied, after writing: the end of a flood
-                // flushes up to `max_pending` events in one block.
+                // Moved, not copied, after writing: a flood's block (or one
+                // partition's share of the end-of-input flush) can bring
+                // tens of thousands.
                 records.extend(block_events.drain(..).map(Record::Failed));
             }
             block_events.clear();
@@ -831,7 +832,10 @@ fn analyze(
     let mut written = 0u64;
     let mut err = None;
     let mut cp_errors = Vec::new();
-    let mut next_checkpoint = i64::MIN;
+    let mut schedule = a
+        .checkpoint
+        .as_ref()
+        .map(|cp| crate::state::CheckpointSchedule::new(cp.interval, a.analytics.clock()));
     let mut write = |alerts: &mut Vec<Alert>,
                      sink: &mut Option<Box<dyn Write + Send>>,
                      sinks: &mut Vec<Box<dyn AlertSink>>,
@@ -854,6 +858,7 @@ fn analyze(
         }
     };
     while let Ok((mut records, watermark)) = rx.recv() {
+        let had_records = !records.is_empty();
         a.analytics.process_until(&records, watermark);
         records.clear();
         if records.capacity() <= POOLED_CAPACITY {
@@ -876,22 +881,27 @@ fn analyze(
         {
             err = Some(e);
         }
-        if let Some(cp) = a.checkpoint.as_mut() {
+        // Due every interval of event time: the later of the clock and the
+        // watermark, which on an idle live link is the wall clock, so that
+        // an idle sensor saves what it learned (see `CheckpointSchedule`).
+        if let (Some(cp), Some(sch)) = (a.checkpoint.as_mut(), schedule.as_mut()) {
             let clock = a.analytics.clock();
-            if next_checkpoint == i64::MIN {
-                next_checkpoint = clock.saturating_add(cp.interval);
-            } else if clock >= next_checkpoint {
+            if sch.due(clock, watermark, had_records) {
                 // Alerts are written before the state that marks them sent.
                 if let Some(w) = a.alerts.as_mut() {
                     let _ = w.flush();
                 }
-                if let Err(e) = (cp.save)(&a.analytics) {
-                    // Said now (a live sensor runs for weeks); capture and
-                    // alerts go on, and the next checkpoint tries again.
-                    tracing::error!("checkpoint failed: {e}; capture and alerts go on");
-                    cp_errors.push(e);
-                }
-                next_checkpoint = clock.saturating_add(cp.interval);
+                let saved = match (cp.save)(&a.analytics) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        // Said now (a live sensor runs for weeks); capture and
+                        // alerts go on, and the next checkpoint tries again.
+                        tracing::error!("checkpoint failed: {e}; capture and alerts go on");
+                        cp_errors.push(e);
+                        false
+                    }
+                };
+                sch.done(clock, watermark, saved);
             }
         }
     }
@@ -985,11 +995,29 @@ fn shard(
                 }
             }
             ToShard::End { watermark } => {
-                t.flush(watermark);
-                o.watermark = watermark;
-                t.drain_events(&mut o.events);
-                t.drain_evidence(&mut o.alive, &mut o.contacts);
-                let _ = out.send(ToOutput::End(o, t.stats.clone()));
+                // One round per partition, every shard taking part in each
+                // (with nothing, for partitions it does not own): the output
+                // thread merges a round at a time, so the end of a flood
+                // holds one partition's events (1/64 of `max_pending`), not
+                // all of them, and the order is the same for any number of
+                // shards.
+                for part in 0..PARTITIONS {
+                    t.flush_partition(part, watermark);
+                    o.watermark = watermark;
+                    t.drain_events(&mut o.events);
+                    t.drain_evidence(&mut o.alive, &mut o.contacts);
+                    if part + 1 == PARTITIONS {
+                        let _ = out.send(ToOutput::End(o, t.stats.clone()));
+                        return;
+                    }
+                    let next = pools.outs.try_recv().unwrap_or_default();
+                    if out
+                        .send(ToOutput::Block(std::mem::replace(&mut o, next)))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
                 return;
             }
         }

@@ -4,27 +4,26 @@
 //! `nmap -sS` and `nmap -sU`, and the sensor capturing on the bridge. Its
 //! failed-connection counts must equal what nmap itself reports, the scanner
 //! must be alerted, the kernel must drop nothing, and SIGTERM must end it
-//! cleanly. Everything the test creates is deleted, on failure too; all
+//! cleanly. In the same lab, rsyslogd is stopped for minutes while more
+//! scanners scan: their alerts are spooled and reach it, once each and in
+//! order, when it is back (`SCANWATCH_OUTAGE_SECS` shortens the outage for a
+//! run by hand). Everything the tests create is deleted, on failure too; all
 //! traffic stays inside the namespaces. Needs root (CI runs as root).
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn sh(cmd: &str) -> String {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        o.status.success(),
-        "`{cmd}` failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::lab::{
+    Ns, Proc, Rsyslogd, RsyslogdConf, is_root, need, open_tempdir, sh, signal, wait_for,
+};
 
 /// The namespaces (and with them their veths and the bridge), removed on drop.
 struct Lab {
     p: String,
+    _ns: Vec<Ns>,
 }
 
 impl Lab {
@@ -34,27 +33,19 @@ impl Lab {
     fn exec(&self, n: &str, cmd: &str) -> String {
         sh(&format!("ip netns exec {} {cmd}", self.ns(n)))
     }
-    fn new() -> Lab {
-        let uid = unsafe { libc_geteuid() };
-        assert_eq!(uid, 0, "the live test needs root (CI runs as root)");
-        for tool in ["ip", "nft", "nmap"] {
-            assert!(
-                Command::new("sh")
-                    .arg("-c")
-                    .arg(format!("command -v {tool}"))
-                    .output()
-                    .unwrap()
-                    .status
-                    .success(),
-                "{tool} is needed: run `bash scripts/setup-deps test`"
-            );
-        }
+    /// Named `PREFIX` and the process id: each test of this file (they run
+    /// in parallel threads of one process) its own prefix.
+    fn new(prefix: &str) -> Lab {
+        assert!(is_root(), "the live tests need root (CI runs as root)");
+        need(&["ip", "nft", "nmap"]);
+        let p = format!("{prefix}{}", std::process::id() % 100_000);
         let lab = Lab {
-            p: format!("swl{}", std::process::id() % 100_000),
+            _ns: ["sensor", "scan", "client", "tgt"]
+                .iter()
+                .map(|n| Ns::named(format!("{p}{n}")))
+                .collect(),
+            p,
         };
-        for n in ["sensor", "scan", "client", "tgt"] {
-            sh(&format!("ip netns add {}", lab.ns(n)));
-        }
         let s = lab.ns("sensor");
         sh(&format!(
             "ip -n {s} link add br0 type bridge && ip -n {s} link set br0 up"
@@ -75,9 +66,7 @@ impl Lab {
             sh(&format!(
                 "ip link set {port} netns {s} && ip -n {s} link set {port} master br0 up"
             ));
-            sh(&format!(
-                "ip -n {host} link set eth0 up && ip -n {host} link set lo up"
-            ));
+            sh(&format!("ip -n {host} link set eth0 up"));
             for a in addrs {
                 sh(&format!("ip -n {host} addr add {a}/24 dev eth0"));
             }
@@ -94,41 +83,8 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for n in ["sensor", "scan", "client", "tgt"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(n)])
-                .status();
-        }
+        // The namespaces go with `_ns`.
         let _ = std::fs::remove_file(format!("/tmp/{}.nft", self.p));
-    }
-}
-
-// std has no geteuid; the test links libc through the crate anyway.
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
-/// Kills the sensor if the test fails before it stops it.
-struct Sensor(Option<Child>);
-
-impl Drop for Sensor {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -168,79 +124,27 @@ fn nmap_counts(xml: &str) -> HashMap<(String, String), u64> {
 
 #[test]
 fn live_sensor_sees_a_real_scan_exactly() {
-    let lab = Lab::new();
+    let lab = Lab::new("swl");
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
     // A service on 10.99.0.20:22 for the client's ordinary connection.
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("tgt"), "python3", "-c"])
-        .arg("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('10.99.0.20',22)); s.listen(8)\nwhile True:\n c,_=s.accept(); c.close()")
-        .spawn()
-        .unwrap();
+    let server = Proc(Some(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns("tgt"), "python3", "-c"])
+            .arg("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('10.99.0.20',22)); s.listen(8)\nwhile True:\n c,_=s.accept(); c.close()")
+            .spawn()
+            .unwrap(),
+    ));
     // A real rsyslogd in the sensor's namespace: a unix socket and a loopback
     // TCP port, writing what scanwatch sends to a file.
-    std::fs::create_dir_all(p("rsyslog")).unwrap();
-    let conf = format!(
-        r#"global(workDirectory="{work}" maxMessageSize="64k")
-module(load="imuxsock" SysSock.Use="off")
-module(load="imtcp")
-input(type="imuxsock" Socket="{sock}" CreatePath="on" UseSpecialParser="off" ParseHostname="on" RateLimit.Interval="0")
-input(type="imtcp" address="127.0.0.1" port="10514")
-template(name="t" type="string" string="%inputname% %msgid% %structured-data% %msg%\n")
-if $app-name == "scanwatch" then {{
-    action(type="omfile" file="{out}" template="t")
-    stop
-}}
-"#,
-        work = p("rsyslog"),
-        sock = p("log.sock"),
-        out = p("syslog.out"),
+    let rsyslogd = Rsyslogd::start(
+        dir.path(),
+        RsyslogdConf {
+            netns: Some(lab.ns("sensor")),
+            tcp_port: Some(10514),
+            input_name: true,
+        },
     );
-    std::fs::write(p("rsyslog.conf"), conf).unwrap();
-    assert!(
-        Command::new("sh")
-            .arg("-c")
-            .arg("command -v rsyslogd")
-            .output()
-            .unwrap()
-            .status
-            .success(),
-        "rsyslogd is needed: run `bash scripts/setup-deps test`"
-    );
-    lab.exec("sensor", "ip link set lo up");
-    let rsyslogd = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("sensor"),
-            "rsyslogd",
-            "-n",
-            "-f",
-            &p("rsyslog.conf"),
-            "-i",
-            &p("rsyslog.pid"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _rsyslogd = Sensor(Some(rsyslogd));
-    wait_for("rsyslogd's unix socket", 10, || {
-        Path::new(&p("log.sock")).exists()
-    });
-    wait_for("rsyslogd's TCP port", 10, || {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.ns("sensor"),
-                "python3",
-                "-c",
-                "import socket; socket.create_connection(('127.0.0.1',10514),1).close()",
-            ])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
 
     let bin = env!("CARGO_BIN_EXE_scanwatch");
     let stderr = std::fs::File::create(p("sensor.log")).unwrap();
@@ -266,7 +170,7 @@ if $app-name == "scanwatch" then {{
         ])
         .args([
             "--syslog",
-            &format!("unix:{}", p("log.sock")),
+            &format!("unix:{}", rsyslogd.sock().display()),
             "--syslog",
             "tcp:127.0.0.1:10514",
         ])
@@ -289,9 +193,9 @@ if $app-name == "scanwatch" then {{
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let mut sensor = Sensor(Some(child));
+    let mut sensor = Proc(Some(child));
     let log = || std::fs::read_to_string(p("sensor.log")).unwrap_or_default();
-    wait_for("the sensor's first stats line", 15, || {
+    wait_for("the sensor's first stats line", 15, log, || {
         log().contains("stats:")
     });
 
@@ -309,26 +213,13 @@ if $app-name == "scanwatch" then {{
         "nmap -sU -n -Pn --max-retries 0 -p 1-40 -oX - 10.99.0.20",
     );
     let alerts = || std::fs::read_to_string(p("alerts.json")).unwrap_or_default();
-    wait_for("an alert for the scanner", 30, || {
+    wait_for("an alert for the scanner", 30, log, || {
         alerts().contains("\"src_ip\":\"10.99.0.10\"")
     });
 
     // SIGTERM: flush, checkpoint, exit 0.
-    let mut c = sensor.0.take().unwrap();
-    unsafe { kill(c.id() as i32, 15) };
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = c.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the sensor did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let _ = server.kill();
-    let _ = server.wait();
+    let status = sensor.term(20);
+    drop(server);
     assert!(status.success(), "exit {status}:\n{}", log());
 
     // Every alert line is JSON; the scanner, and only it, is alerted.
@@ -394,10 +285,13 @@ if $app-name == "scanwatch" then {{
 
     // The alert reached rsyslog, once per transport, as valid JSON with the
     // structured data a SOC filters on.
-    let syslog_out = || std::fs::read_to_string(p("syslog.out")).unwrap_or_default();
-    wait_for("the alert in rsyslog's file (unix and TCP)", 10, || {
-        syslog_out().matches("\"src_ip\":\"10.99.0.10\"").count() >= 2
-    });
+    let syslog_out = || rsyslogd.output();
+    wait_for(
+        "the alert in rsyslog's file (unix and TCP)",
+        10,
+        log,
+        || syslog_out().matches("\"src_ip\":\"10.99.0.10\"").count() >= 2,
+    );
     let out = syslog_out();
     let mut inputs = Vec::new();
     for line in out.lines() {
@@ -419,44 +313,281 @@ if $app-name == "scanwatch" then {{
     drop(lab);
 }
 
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
+/// How long rsyslogd stays down in
+/// `live_sensor_spools_alerts_through_a_syslog_outage`, in seconds: minutes,
+/// as an outage of a SOC's collector is. `SCANWATCH_OUTAGE_SECS` shortens it
+/// for a quick run by hand.
+const OUTAGE_SECS: u64 = 120;
+
+fn outage() -> Duration {
+    let secs = match std::env::var("SCANWATCH_OUTAGE_SECS") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("SCANWATCH_OUTAGE_SECS={v}: not a number of seconds")),
+        Err(_) => OUTAGE_SECS,
+    };
+    Duration::from_secs(secs)
 }
 
-/// One namespace with only a loopback: a private link to capture on.
-struct Ns(String);
+/// `scanwatch_syslog_backlog` (messages spooled and not yet sent, all syslog
+/// destinations together) of the last stats line in `log`.
+fn last_backlog(log: &str) -> Option<u64> {
+    log.lines()
+        .rfind(|l| l.contains("stats:"))?
+        .split("scanwatch_syslog_backlog=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
 
-impl Ns {
-    fn new(tag: &str) -> Ns {
-        let uid = unsafe { libc_geteuid() };
-        assert_eq!(uid, 0, "the live tests need root (CI runs as root)");
-        let n = format!("swl{tag}{}", std::process::id() % 100_000);
-        sh(&format!("ip netns add {n} && ip -n {n} link set lo up"));
-        Ns(n)
+/// The alerts rsyslogd wrote from `input` (`imuxsock`, `imtcp`), in the
+/// order it received them, each checked to be MSGID `alert` with structured
+/// data naming the JSON's source. Only complete lines.
+fn syslog_alerts(out: &str, input: &str) -> Vec<serde_json::Value> {
+    let complete = out.rfind('\n').map_or("", |i| &out[..i]);
+    let mut v = Vec::new();
+    for line in complete.lines() {
+        let (i, rest) = line.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+        if i != input {
+            continue;
+        }
+        let (msgid, rest) = rest.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(msgid, "alert", "{line}");
+        let (sd, json) = rest
+            .split_once("] {")
+            .unwrap_or_else(|| panic!("no structured data and JSON: {line}"));
+        let a: serde_json::Value = serde_json::from_str(&format!("{{{}", json.trim_end()))
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let src = a["src_ip"].as_str().unwrap_or_else(|| panic!("{line}"));
+        assert!(
+            sd.starts_with(&format!("[scanwatch@32473 src=\"{src}\"")),
+            "{line}"
+        );
+        v.push(a);
     }
+    v
 }
 
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+/// The messages spooled for each syslog destination (`syslog-*/syslog.spool`
+/// under the state directory), by destination, oldest first: the source of
+/// each.
+fn spooled(state: &Path) -> Vec<Vec<String>> {
+    let mut dirs: Vec<_> = std::fs::read_dir(state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.join("syslog.spool").exists())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .map(|d| {
+            std::fs::read_to_string(d.join("syslog.spool"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    l.split("\"src_ip\":\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .unwrap_or_else(|| panic!("a spooled message without src_ip: {l}"))
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The sensor's syslog server goes away for minutes ([`OUTAGE_SECS`]) while
+/// scanners keep scanning, and comes back: each alert raised meanwhile is
+/// spooled (the stats line counts the backlog, the log says the sensor
+/// spools and, later, that it sends again), and rsyslogd ends up with every
+/// alert of the alert file exactly once per transport (unix socket and TCP),
+/// in the alert file's order, as the same JSON; nothing is left in the spool
+/// and nothing more arrives after the sensor stopped.
+#[test]
+fn live_sensor_spools_alerts_through_a_syslog_outage() {
+    let outage = outage();
+    let lab = Lab::new("swo");
+    // Five scanners: one before the outage, three during it, one just after.
+    let scanners = [
+        "10.99.0.10",
+        "10.99.0.11",
+        "10.99.0.12",
+        "10.99.0.13",
+        "10.99.0.14",
+    ];
+    for a in &scanners[1..] {
+        lab.exec("scan", &format!("ip addr add {a}/24 dev eth0"));
     }
-}
-
-/// A temp dir the sensor can write in after it dropped to `nobody`.
-fn open_tempdir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
+    // Each fails on 100 ports of 10.99.0.20, which answers ARP and so is a
+    // live host: a vertical scan (alerted from 50 ports on, for a margin).
+    let scan = |src: &str| {
+        lab.exec(
+            "scan",
+            &format!(
+                "nmap -sS -n -Pn -e eth0 -S {src} --max-retries 0 -p 1-100 -oX /dev/null 10.99.0.20 10.99.0.21 10.99.0.22"
+            ),
+        );
+    };
+    // Open to the sensor, which rewrites its spools there as `nobody`.
+    let dir = open_tempdir();
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let state = dir.path().join("state");
+    let mut rsyslogd = Rsyslogd::start(
         dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    dir
+        RsyslogdConf {
+            netns: Some(lab.ns("sensor")),
+            tcp_port: Some(10514),
+            input_name: true,
+        },
+    );
+    let unix = format!("unix:{}", rsyslogd.sock().display());
+    let tcp = "tcp:127.0.0.1:10514";
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("sensor")])
+        .arg(env!("CARGO_BIN_EXE_scanwatch"))
+        .args(["live", "--interface", "br0", "--threads", "2"])
+        .args(["--alerts", &p("alerts.json"), "--state", &p("state")])
+        .args(["--syslog", &unix, "--syslog", tcp])
+        .args([
+            "--set",
+            "detector.activation_period=0s",
+            "--set",
+            "detector.training_period=0s",
+            "--set",
+            "tracker.syn_timeout=3s",
+            "--set",
+            "tracker.reorder_tolerance=1s",
+            "--set",
+            "capture.stats_interval=1s",
+            "--set",
+            "detector.vertical_min_ports=50",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(p("sensor.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut sensor = Proc(Some(child));
+    let log = || std::fs::read_to_string(p("sensor.log")).unwrap_or_default();
+    wait_for("the sensor's first stats line", 15, log, || {
+        log().contains("stats:")
+    });
+    let alerts = || std::fs::read_to_string(p("alerts.json")).unwrap_or_default();
+    let alerted = |src: &str| alerts().contains(&format!("\"src_ip\":\"{src}\""));
+    let out_path = rsyslogd.out_path();
+    let syslog_out = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let received = |input: &str| syslog_alerts(&syslog_out(), input).len();
+
+    // Before the outage: the first scanner's alert reaches rsyslogd over
+    // both transports (what a server took in but had not written when it
+    // stopped is beyond what a sender can know).
+    scan(scanners[0]);
+    wait_for("the first scanner's alert", 30, log, || {
+        alerted(scanners[0])
+    });
+    wait_for("the first alert in rsyslogd's file", 15, log, || {
+        received("imuxsock") == 1 && received("imtcp") == 1
+    });
+
+    // The outage: three scanners, spread over it, each alerted to the file
+    // and spooled for both destinations.
+    rsyslogd.stop();
+    let down = Instant::now();
+    eprintln!("rsyslogd stopped for {outage:?}");
+    for (k, src) in scanners[1..4].iter().enumerate() {
+        let start = down + outage * k as u32 / 3;
+        std::thread::sleep(start.saturating_duration_since(Instant::now()));
+        scan(src);
+        wait_for(&format!("the alert for {src}"), 30, log, || alerted(src));
+        let want = 2 * (k as u64 + 1);
+        wait_for(
+            &format!("scanwatch_syslog_backlog={want} in the stats line"),
+            10,
+            log,
+            || last_backlog(&log()) == Some(want),
+        );
+        let expect: Vec<String> = scanners[1..k + 2].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            spooled(&state),
+            vec![expect.clone(), expect],
+            "the spool of each destination holds the alerts of the outage, in order"
+        );
+    }
+    for addr in [unix.as_str(), tcp] {
+        let said = format!("syslog {addr}: ");
+        assert!(
+            log()
+                .lines()
+                .any(|l| l.contains(&said) && l.contains("spooling until it is back")),
+            "the log says that {addr} is down and alerts are spooled:\n{}",
+            log()
+        );
+    }
+    std::thread::sleep((down + outage).saturating_duration_since(Instant::now()));
+
+    // Back: a fifth scanner right away; the spool goes first.
+    rsyslogd.restart();
+    eprintln!("rsyslogd started again after {:?}", down.elapsed());
+    scan(scanners[4]);
+    wait_for("the last scanner's alert", 30, log, || alerted(scanners[4]));
+    wait_for("every alert in rsyslogd's file", 60, log, || {
+        received("imuxsock") >= 5 && received("imtcp") >= 5
+    });
+    wait_for("an empty backlog in the stats line", 10, log, || {
+        last_backlog(&log()) == Some(0)
+    });
+    for addr in [unix.as_str(), tcp] {
+        let said = format!("syslog {addr}: sending again (");
+        let line = log()
+            .lines()
+            .find(|l| l.contains(&said))
+            .unwrap_or_else(|| panic!("no '{said}' in the log:\n{}", log()))
+            .to_string();
+        let n: u64 = line
+            .split(&said)
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        // The outage's three, and the fifth if it came before the reconnection.
+        assert!(n == 3 || n == 4, "{line}");
+    }
+
+    // SIGTERM: a clean exit, nothing left to send.
+    let status = sensor.term(20);
+    assert!(status.success(), "exit {status}:\n{}", log());
+    assert_eq!(spooled(&state), vec![Vec::<String>::new(); 2], "{}", log());
+    // Anything sent twice at the end would show up now.
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The alert file: one alert per scanner, in the order they scanned.
+    let file: Vec<serde_json::Value> = alerts()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let sources: Vec<&str> = file.iter().map(|a| a["src_ip"].as_str().unwrap()).collect();
+    assert_eq!(sources, scanners, "{}", alerts());
+    // rsyslogd: the same alerts, once each, in the same order, per transport.
+    let out = syslog_out();
+    for input in ["imuxsock", "imtcp"] {
+        let got = syslog_alerts(&out, input);
+        let got_sources: Vec<&str> = got.iter().map(|a| a["src_ip"].as_str().unwrap()).collect();
+        assert_eq!(
+            got_sources, scanners,
+            "{input}: the sources of the alerts received"
+        );
+        assert!(
+            got == file,
+            "{input}: the JSON differs from the alert file's:\n{out}"
+        );
+    }
+    drop(lab);
 }
 
 /// CAP_NET_RAW alone is enough; without it the error says what is missing.
 #[test]
 fn capture_needs_cap_net_raw_and_says_so() {
-    let ns = Ns::new("c");
+    let ns = Ns::new("swlc");
     let dir = open_tempdir();
     let bin = env!("CARGO_BIN_EXE_scanwatch");
     // As nobody, no capabilities: a clear error, exit status 1.
@@ -479,51 +610,51 @@ fn capture_needs_cap_net_raw_and_says_so() {
     assert!(err.contains("CAP_NET_RAW") && err.contains("'lo'"), "{err}");
     // As nobody with CAP_NET_RAW (ambient): it captures, and stops on SIGTERM.
     let log = dir.path().join("log");
-    let mut c = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ])
-        .args([
-            "--inh-caps=+net_raw",
-            "--ambient-caps=+net_raw",
-            bin,
-            "live",
-            "--interface",
-            "lo",
-            "--alerts",
-            "",
-        ])
-        .args(["--set", "capture.stats_interval=1s"])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for("a stats line from the unprivileged sensor", 15, || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("stats:")
-    });
-    unsafe { kill(c.id() as i32, 15) };
-    let status = c.wait().unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut c = Proc(Some(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ])
+            .args([
+                "--inh-caps=+net_raw",
+                "--ambient-caps=+net_raw",
+                bin,
+                "live",
+                "--interface",
+                "lo",
+                "--alerts",
+                "",
+            ])
+            .args(["--set", "capture.stats_interval=1s"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for(
+        "a stats line from the unprivileged sensor",
+        15,
+        text,
+        || text().contains("stats:"),
     );
+    let status = c.term(20);
+    assert!(status.success(), "{}", text());
 }
 
 /// SIGHUP reopens the output files (logrotate moves them, then signals).
 #[test]
 fn sighup_reopens_output_files() {
-    let ns = Ns::new("h");
+    let ns = Ns::new("swlh");
     let dir = open_tempdir();
     let events = dir.path().join("events.json");
     let log = dir.path().join("log");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
     let bin = env!("CARGO_BIN_EXE_scanwatch");
     let child = Command::new("ip")
         .args([
@@ -546,11 +677,9 @@ fn sighup_reopens_output_files() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut sensor = Sensor(Some(child));
-    wait_for("the sensor's first stats line", 15, || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("stats:")
+    let mut sensor = Proc(Some(child));
+    wait_for("the sensor's first stats line", 15, text, || {
+        text().contains("stats:")
     });
     // A refused connection on loopback: one failed-connection event.
     let refused = |port: u16| {
@@ -560,7 +689,7 @@ fn sighup_reopens_output_files() {
             .status();
     };
     refused(7);
-    wait_for("the first event", 10, || {
+    wait_for("the first event", 10, text, || {
         std::fs::read_to_string(&events)
             .unwrap_or_default()
             .contains("\"dest_port\":7")
@@ -568,16 +697,13 @@ fn sighup_reopens_output_files() {
     // Rotate: move the file away, signal, make another event.
     let rotated = dir.path().join("events.json.1");
     std::fs::rename(&events, &rotated).unwrap();
-    let pid = sensor.0.as_ref().unwrap().id();
     // The sensor runs under `ip netns exec`, which execs it: same pid.
-    unsafe { kill(pid as i32, 1) };
-    wait_for("the reopen to be logged", 10, || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("reopening")
+    signal(sensor.pid(), libc::SIGHUP);
+    wait_for("the reopen to be logged", 10, text, || {
+        text().contains("reopening")
     });
     refused(9);
-    wait_for("the second event in a new file", 10, || {
+    wait_for("the second event in a new file", 10, text, || {
         std::fs::read_to_string(&events)
             .unwrap_or_default()
             .contains("\"dest_port\":9")
@@ -587,7 +713,6 @@ fn sighup_reopens_output_files() {
         old.contains("\"dest_port\":7") && !old.contains("\"dest_port\":9"),
         "{old}"
     );
-    let mut c = sensor.0.take().unwrap();
-    unsafe { kill(c.id() as i32, 15) };
-    assert!(c.wait().unwrap().success());
+    let status = sensor.term(20);
+    assert!(status.success(), "{}", text());
 }

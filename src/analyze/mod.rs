@@ -138,55 +138,108 @@ impl Ord for Pending {
 
 /// The reorder buffer: one priority queue by (happened, arrival), built for
 /// the common case. Records arrive almost in the order they happened (block
-/// by block); only failures decided by a timer arrive late. Those that are in
-/// order go to a FIFO run (one move in, one out), the rest to a binary heap;
-/// popping the smaller head of the two gives exactly the order of one heap.
-/// (A heap of everything held, ~46 s of records, cost a third of the run.)
+/// by block); failures decided by a timer arrive late, but in the order of
+/// their deadlines. So a record goes to the sorted FIFO run it extends (the
+/// one with the latest tail not after it, as in patience sorting), and only
+/// one that extends none goes to a binary heap: under a flood, the attempts
+/// decided early to make room (`evicted`), late by a lag that differs a
+/// little from partition to partition. The heap orders 24-byte keys; the
+/// records wait in a slab, so that sifting moves keys, not 120-byte records.
+/// Popping the smallest of the heads gives exactly the order of one heap.
+/// (A heap of everything held, ~46 s of records, cost a third of the run;
+/// a heap of records, half the analytics thread's time under a flood.)
 #[derive(Default)]
 struct Reorder {
-    run: VecDeque<Pending>,
-    late: std::collections::BinaryHeap<Pending>,
+    runs: [VecDeque<Pending>; RUNS],
+    late: std::collections::BinaryHeap<Late>,
+    slab: Vec<Record>,
+    free: Vec<u32>,
+}
+
+/// Sorted runs of the reorder buffer: the live stream, timer-decided failures.
+const RUNS: usize = 2;
+
+/// A late record's place in the heap: (time, arrival) and its slab slot.
+struct Late(i64, u64, u32);
+
+impl PartialEq for Late {
+    fn eq(&self, o: &Self) -> bool {
+        (self.0, self.1) == (o.0, o.1)
+    }
+}
+impl Eq for Late {}
+impl PartialOrd for Late {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Late {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // Reversed: BinaryHeap is a max-heap and we pop the earliest.
+        (o.0, o.1).cmp(&(self.0, self.1))
+    }
 }
 
 impl Reorder {
     fn push(&mut self, p: Pending) {
-        // Arrival numbers only grow, so `run` stays sorted by (time, arrival).
-        match self.run.back() {
-            Some(b) if p.0 < b.0 => self.late.push(p),
-            _ => self.run.push_back(p),
+        // Arrival numbers only grow, so a run whose tail is not later than
+        // `p` stays sorted by (time, arrival) with `p` appended.
+        let mut best: Option<(usize, i64)> = None;
+        for (i, r) in self.runs.iter().enumerate() {
+            let tail = r.back().map_or(i64::MIN, |b| b.0);
+            if tail <= p.0 && best.is_none_or(|(_, t)| tail > t) {
+                best = Some((i, tail));
+            }
         }
+        if let Some((i, _)) = best {
+            self.runs[i].push_back(p);
+            return;
+        }
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = p.2;
+                s
+            }
+            None => {
+                self.slab.push(p.2);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.late.push(Late(p.0, p.1, slot));
     }
 
     /// The time of the record that pops next.
     fn first(&self) -> Option<i64> {
-        self.head_is_run().map(|run| {
-            if run {
-                self.run[0].0
-            } else {
-                self.late.peek().expect("not empty").0
-            }
-        })
+        self.head().map(|(t, _)| t)
     }
 
-    /// Which head pops next: `Some(true)` the run's, `Some(false)` the heap's.
-    fn head_is_run(&self) -> Option<bool> {
-        match (self.run.front(), self.late.peek()) {
-            (None, None) => None,
-            (Some(_), None) => Some(true),
-            (None, Some(_)) => Some(false),
-            (Some(r), Some(l)) => Some((r.0, r.1) < (l.0, l.1)),
+    /// The head that pops next: its time, and the run it is in (`RUNS` for
+    /// the heap).
+    fn head(&self) -> Option<(i64, usize)> {
+        let mut best: Option<((i64, u64), usize)> = self.late.peek().map(|l| ((l.0, l.1), RUNS));
+        for (i, r) in self.runs.iter().enumerate() {
+            if let Some(f) = r.front()
+                && best.is_none_or(|(k, _)| (f.0, f.1) < k)
+            {
+                best = Some(((f.0, f.1), i));
+            }
         }
+        best.map(|((t, _), i)| (t, i))
     }
 
     fn pop(&mut self) -> Option<Pending> {
-        match self.head_is_run()? {
-            true => self.run.pop_front(),
-            false => self.late.pop(),
+        match self.head()?.1 {
+            RUNS => {
+                let Late(t, n, slot) = self.late.pop()?;
+                self.free.push(slot);
+                Some(Pending(t, n, self.slab[slot as usize]))
+            }
+            i => self.runs[i].pop_front(),
         }
     }
 
     fn len(&self) -> usize {
-        self.run.len() + self.late.len()
+        self.runs.iter().map(VecDeque::len).sum::<usize>() + self.late.len()
     }
 }
 
@@ -197,11 +250,11 @@ pub(crate) fn population_median(p: &VecDeque<PopWindow>) -> Option<u32> {
 }
 
 /// Records held for reordering at most (`reorder_overflow` counts early
-/// releases): 136 bytes each, 143 MB when full. Normal traffic holds far
+/// releases): 136 bytes each, 71 MB when full. Normal traffic holds far
 /// fewer (the 15M-packet enterprise capture: 131k at most); a SYN flood's
 /// `unanswered` events reach the cap, and are then analysed before their
 /// reorder delay ran out.
-const MAX_BUFFERED: usize = 1 << 20;
+const MAX_BUFFERED: usize = 1 << 19;
 
 /// Sort one block's records canonically: by packet order, failures before
 /// contacts before liveness, then by content.
@@ -259,7 +312,10 @@ pub struct PopWindow {
 pub struct Analytics {
     pub(crate) cfg: DetectorSection,
     pub(crate) inv: Inventory,
-    pub(crate) sources: HashMap<Addr, Source, ahash::RandomState>,
+    /// Boxed: the table's entries stay 25 bytes, so that growing (or
+    /// rebuilding) it under a flood of sources moves and briefly doubles
+    /// little, and an evicted source's memory goes back at once.
+    pub(crate) sources: HashMap<Addr, Box<Source>, ahash::RandomState>,
     /// Event time of the first record ever (the activation clock).
     pub(crate) first_ts: Option<i64>,
     /// Latest event time seen.
@@ -506,10 +562,10 @@ impl Analytics {
                 self.stats.sources_cap_dropped += 1;
                 return None;
             }
-            self.sources.insert(a, Source::new(self.window));
+            self.sources.insert(a, Box::new(Source::new(self.window)));
             self.source_queue.push_back(a);
         }
-        self.sources.get_mut(&a)
+        self.sources.get_mut(&a).map(|s| &mut **s)
     }
 
     fn evict_cheap_source(&mut self) -> bool {

@@ -16,10 +16,25 @@ const SMALL_CAP: usize = 256;
 /// Active hosts whose failed ports are counted for the vertical-scan rule.
 const ACTIVE_HOSTS_CAP: usize = 64;
 
-type Set<T> = HashSet<T, ahash::RandomState>;
+/// ahash with fixed seeds `S..S+3`, as a zero-sized type: a source holds
+/// five hash sets, and `ahash::RandomState` would add 32 bytes to each of
+/// them in every source (a flood's table holds hundreds of thousands). Fixed
+/// seeds keep iteration orders the same from run to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seeded<const S: u64>;
+
+impl<const S: u64> std::hash::BuildHasher for Seeded<S> {
+    type Hasher = ahash::AHasher;
+    #[inline]
+    fn build_hasher(&self) -> ahash::AHasher {
+        ahash::RandomState::with_seeds(S, S + 1, S + 2, S + 3).build_hasher()
+    }
+}
+
+type Set<T> = HashSet<T, Seeded<9>>;
 
 fn set<T>() -> Set<T> {
-    HashSet::with_hasher(ahash::RandomState::with_seeds(9, 10, 11, 12))
+    HashSet::with_hasher(Seeded)
 }
 
 /// The /24 (IPv4) or /64 (IPv6) of an address.
@@ -114,7 +129,7 @@ pub struct Source {
     pub by_state: [u32; 3],
     /// Failed (protocol, port) pairs on active hosts (vertical scans of live
     /// hosts; an IP protocol scan counts each protocol).
-    pub active_ports: HashMap<Addr, Set<(Proto, u16)>, ahash::RandomState>,
+    pub active_ports: HashMap<Addr, Set<(Proto, u16)>, Seeded<13>>,
     pub max_active_ports: u32,
     pub first_ts: i64,
     pub last_ts: i64,
@@ -160,7 +175,7 @@ impl Source {
             ports: BTreeSet::new(),
             by_reason: [0; 4],
             by_state: [0; 3],
-            active_ports: HashMap::with_hasher(ahash::RandomState::with_seeds(13, 14, 15, 16)),
+            active_ports: HashMap::with_hasher(Seeded),
             max_active_ports: 0,
             first_ts: i64::MAX,
             last_ts: i64::MIN,

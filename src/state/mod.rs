@@ -7,6 +7,17 @@
 //! the last one (`state.checkpoint_interval`). The schema carries a version;
 //! a state written by a newer scanwatch is refused rather than misread.
 //!
+//! After each checkpoint the WAL is folded back into the database and
+//! truncated to nothing: a checkpoint rewrites every table, so the WAL would
+//! otherwise stay as large as the whole state, doubling what the state needs
+//! on disk (and filling a small one).
+//!
+//! A database in a directory that cannot be written (a file system mounted
+//! read-only) can still be opened read-only ([`StateDb::open_read_only`]):
+//! the state is loaded, each [`StateDb::save`] fails with
+//! [`StateError::ReadOnly`], and tries to open the directory for writing
+//! again first, so saving resumes when the directory is writable again.
+//!
 //! | table | holds |
 //! |---|---|
 //! | `meta` | schema version, activation clock (first event time), clock, current window, population baseline, counters |
@@ -56,6 +67,10 @@ pub enum StateError {
     },
     #[error("no state database in '{path}' (run replay or live with --state first)")]
     Missing { path: String },
+    /// A save to a database opened read-only ([`StateDb::open_read_only`]):
+    /// the directory still cannot be written.
+    #[error("state directory '{dir}' is read-only ({reason}): the checkpoint was not saved")]
+    ReadOnly { dir: String, reason: String },
     /// A write the file system refused, with the system's reason ("Read-only
     /// file system"), which tells the operator what to do where SQLite alone
     /// says "disk I/O error". (A full disk has a message of its own,
@@ -68,10 +83,119 @@ pub enum StateError {
     },
 }
 
+impl StateError {
+    /// When the error says the state directory or its database cannot be
+    /// written (a read-only file system, no permission), the reason, e.g.
+    /// "Read-only file system (os error 30)". A database that can still be
+    /// read is then worth opening with [`StateDb::open_read_only`].
+    pub fn unwritable(&self) -> Option<String> {
+        let io = |e: &std::io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EROFS | libc::EACCES | libc::EPERM)
+            )
+            .then(|| e.to_string())
+        };
+        match self {
+            StateError::Dir { error, .. } => io(error),
+            StateError::Write { os, .. } => io(os),
+            StateError::ReadOnly { reason, .. } => Some(reason.clone()),
+            StateError::Db {
+                error: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            } if matches!(
+                f.code,
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::PermissionDenied
+            ) =>
+            {
+                Some(self.to_string())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// An open state database.
 pub struct StateDb {
     conn: Connection,
     path: PathBuf,
+    /// The state directory.
+    dir: PathBuf,
+    /// Opened read-only ([`StateDb::open_read_only`]): why the directory
+    /// could not be written. Each save first tries to open it for writing.
+    read_only: Option<String>,
+}
+
+/// The WAL is truncated after each checkpoint; this bounds it should that
+/// fail (a reader holding it): SQLite cuts it back to this size whenever it
+/// starts over.
+const WAL_SIZE_LIMIT: i64 = 1 << 20;
+
+/// When to checkpoint, from event time: every `state.checkpoint_interval`,
+/// when something changed since the last checkpoint that succeeded.
+///
+/// Event time is the later of the analytics' clock (the latest record it
+/// processed) and the batch's watermark. In replay both come from packet
+/// timestamps, so the checkpoints fall at the same points of the input
+/// whatever the thread count. On an idle live link the watermark is the wall
+/// clock (the live sequencer's empty blocks every 100 ms) while the clock
+/// stays at the last record: without the watermark, an idle sensor that has
+/// learned something would not save it until the next packet.
+#[derive(Debug, Clone)]
+pub struct CheckpointSchedule {
+    interval: i64,
+    /// Event time of the next checkpoint; `None` until event time is known.
+    next: Option<i64>,
+    /// The analytics' clock at the last checkpoint that succeeded (at start,
+    /// the one loaded).
+    saved_clock: i64,
+    /// Records came since the last checkpoint that succeeded.
+    dirty: bool,
+}
+
+impl CheckpointSchedule {
+    /// `interval` in ns of event time; `clock` the analytics' clock at start.
+    pub fn new(interval: i64, clock: i64) -> CheckpointSchedule {
+        CheckpointSchedule {
+            interval: interval.max(1),
+            next: None,
+            saved_clock: clock,
+            dirty: false,
+        }
+    }
+
+    /// After a batch: the analytics' `clock`, the batch's `watermark`, and
+    /// whether it brought any records. True when a checkpoint is due; call
+    /// [`CheckpointSchedule::done`] after it.
+    ///
+    /// A due checkpoint with nothing to save waits, due, for the next change
+    /// (saved at once then, and the interval starts over).
+    pub fn due(&mut self, clock: i64, watermark: i64, records: bool) -> bool {
+        let now = clock.max(watermark);
+        self.dirty |= records || clock != self.saved_clock;
+        match self.next {
+            None => {
+                if now > i64::MIN {
+                    self.next = Some(now.saturating_add(self.interval));
+                }
+                false
+            }
+            Some(next) => self.dirty && now >= next,
+        }
+    }
+
+    /// A checkpoint was tried after the batch last given to
+    /// [`CheckpointSchedule::due`]; `saved` whether it succeeded. A failed
+    /// one is tried again one interval later.
+    pub fn done(&mut self, clock: i64, watermark: i64, saved: bool) {
+        self.next = Some(clock.max(watermark).saturating_add(self.interval));
+        if saved {
+            self.dirty = false;
+            self.saved_clock = clock;
+        }
+    }
 }
 
 /// A learned sanctioned scanner, as listed by `scanwatch scanners`.
@@ -112,9 +236,50 @@ impl StateDb {
                     .map_err(dir_err)?;
             }
         }
-        let db = StateDb::connect(&path)?;
+        let db = StateDb::connect(&path, dir)?;
         db.init()?;
         Ok(db)
+    }
+
+    /// Open the database in `dir` for reading only: for a state directory
+    /// that cannot be written (a file system mounted read-only), whose
+    /// database exists and is intact. [`StateDb::load`] works;
+    /// [`StateDb::save`] fails with [`StateError::ReadOnly`] (`why`, the
+    /// reason the directory could not be written) until the directory can be
+    /// opened for writing again.
+    pub fn open_read_only(dir: &Path, why: &str) -> Result<StateDb, StateError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StateError::Missing {
+                path: dir.display().to_string(),
+            });
+        }
+        let mut db = StateDb::connect_read_only(&path, dir, false)?;
+        db.read_only = Some(why.to_string());
+        let error = match db.check_version() {
+            Ok(()) => return Ok(db),
+            Err(e @ StateError::Db { .. }) => e,
+            Err(e) => return Err(e),
+        };
+        // A WAL database needs its -shm and -wal files, which a read-only
+        // directory cannot get: absent after a clean stop. Then nothing is in
+        // the WAL, and the file alone is the whole state: read it as
+        // immutable. (With a non-empty WAL, immutable would read an older
+        // state: the error stands.)
+        let wal = dir.join(format!("{DB_FILE}-wal"));
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            return Err(error);
+        }
+        let mut db = StateDb::connect_read_only(&path, dir, true)?;
+        db.read_only = Some(why.to_string());
+        db.check_version()?;
+        Ok(db)
+    }
+
+    /// Why the directory cannot be written, when opened read-only (and no
+    /// save has opened it for writing since).
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
     }
 
     /// [`StateDb::open`], and if the database is damaged, move it aside (with
@@ -164,12 +329,20 @@ impl StateDb {
                 path: dir.display().to_string(),
             });
         }
-        let db = StateDb::connect(&path)?;
-        db.check_version()?;
-        Ok(db)
+        let db = StateDb::connect(&path, dir)?;
+        match db.check_version() {
+            // A directory that cannot be written (a read-only copy): read it
+            // as such.
+            Err(e) if e.unwritable().is_some() => {
+                let why = e.unwritable().unwrap_or_default();
+                StateDb::open_read_only(dir, &why).map_err(|_| e)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(db),
+        }
     }
 
-    fn connect(path: &Path) -> Result<StateDb, StateError> {
+    fn connect(path: &Path, dir: &Path) -> Result<StateDb, StateError> {
         let conn = Connection::open(path).map_err(|error| StateError::Db {
             path: path.display().to_string(),
             error,
@@ -177,6 +350,32 @@ impl StateDb {
         Ok(StateDb {
             conn,
             path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            read_only: None,
+        })
+    }
+
+    fn connect_read_only(path: &Path, dir: &Path, immutable: bool) -> Result<StateDb, StateError> {
+        use rusqlite::OpenFlags;
+        let err = |error| StateError::Db {
+            path: path.display().to_string(),
+            error,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(err)?;
+        Ok(StateDb {
+            conn,
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            read_only: None,
         })
     }
 
@@ -202,15 +401,16 @@ impl StateDb {
 
     fn init(&self) -> Result<(), StateError> {
         self.conn
-            .execute_batch(
+            .execute_batch(&format!(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
+                 PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};
                  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS hosts (addr TEXT PRIMARY KEY, first_alive INTEGER NOT NULL,
                                                    last_alive INTEGER NOT NULL, seen INTEGER NOT NULL);
                  CREATE TABLE IF NOT EXISTS sources (addr TEXT PRIMARY KEY, state TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS scanners (addr TEXT PRIMARY KEY, scanning_windows INTEGER NOT NULL);",
-            )
+                 CREATE TABLE IF NOT EXISTS scanners (addr TEXT PRIMARY KEY, scanning_windows INTEGER NOT NULL);"
+            ))
             .map_err(|e| self.db_err(e))?;
         match self.meta("schema_version")? {
             None => {
@@ -312,11 +512,61 @@ impl StateDb {
         &self.path
     }
 
-    /// Write a checkpoint of `a`: everything, in one transaction. On failure
-    /// (disk full, read-only file system) the transaction is rolled back, the
-    /// file keeps the previous checkpoint, and the next call tries again.
+    /// Write a checkpoint of `a`: everything, in one transaction, then fold
+    /// the WAL into the database and truncate it. On failure (disk full,
+    /// read-only file system) the transaction is rolled back, the file keeps
+    /// the previous checkpoint, and the next call tries again.
+    ///
+    /// Opened read-only: first try to open the directory for writing (it may
+    /// have been remounted read-write); while that fails,
+    /// [`StateError::ReadOnly`].
     pub fn save(&mut self, a: &Analytics) -> Result<(), StateError> {
-        self.write(a).map_err(|e| self.with_os_error(e))
+        if self.read_only.is_some() {
+            match StateDb::open(&self.dir) {
+                Ok(db) => {
+                    tracing::info!(
+                        "state directory '{}' can be written again: checkpoints are saved from now on",
+                        self.dir.display()
+                    );
+                    *self = db;
+                }
+                Err(e) => {
+                    return Err(match e.unwritable() {
+                        Some(reason) => StateError::ReadOnly {
+                            dir: self.dir.display().to_string(),
+                            reason,
+                        },
+                        None => e,
+                    });
+                }
+            }
+        }
+        self.write(a).map_err(|e| self.with_os_error(e))?;
+        self.truncate_wal();
+        Ok(())
+    }
+
+    /// Copy the WAL into the database and truncate it to nothing. The
+    /// checkpoint is committed before: a failure here loses nothing (the WAL
+    /// holds it) and is only logged; a reader holding the WAL (`scanwatch
+    /// hosts`) lets it be done next time.
+    fn truncate_wal(&self) {
+        let r = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        match r {
+            Ok(0) => {}
+            Ok(_) => tracing::debug!(
+                "state database '{}': WAL not truncated (a reader holds it); next checkpoint",
+                self.path.display()
+            ),
+            Err(e) => tracing::warn!(
+                "state database '{}': the checkpoint is saved, but its WAL could not be folded back and truncated: {e}",
+                self.path.display()
+            ),
+        }
     }
 
     /// Add the system's reason to an I/O failure SQLite reports.
@@ -479,6 +729,19 @@ impl StateDb {
         let p = |v: Option<String>| v.and_then(|s| s.parse().ok());
         Ok((p(self.meta("first_ts")?), p(self.meta("clock")?)))
     }
+}
+
+/// `path` for an SQLite URI: '%', '?' and '#' escaped (the rest passes).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'%' | b'?' | b'#' => out.push_str(&format!("%{b:02X}")),
+            b if b.is_ascii_graphic() => out.push(*b as char),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 fn parse_addr(s: &str) -> Option<Addr> {

@@ -179,3 +179,180 @@ fn state_is_private() {
         0o600
     );
 }
+
+/// A checkpoint rewrites every table, so without truncation the WAL stays as
+/// large as the whole state after each save (SQLite reuses it but never
+/// shrinks it), and a small state disk holds the state twice.
+#[test]
+fn wal_is_truncated_after_each_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = StateDb::open(dir.path()).unwrap();
+    let mut a = db.load(cfg()).unwrap();
+    let wal = dir.path().join(format!("{DB_FILE}-wal"));
+    for round in 0..4i64 {
+        // 120,000 hosts: several MB of rows and index, all rewritten.
+        for i in 0..120_000u32 {
+            let [_, b, c, d] = i.to_be_bytes();
+            a.inv.restore(
+                Addr::v4([10, b, c, d]),
+                Host {
+                    first_alive: 0,
+                    last_alive: round * H + i64::from(i),
+                    seen: Seen::SynAck as u8,
+                },
+            );
+        }
+        db.save(&a).unwrap();
+        let db_len = std::fs::metadata(dir.path().join(DB_FILE)).unwrap().len();
+        assert!(db_len > 4 << 20, "a big state: {db_len} bytes");
+        let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            wal_len <= 64 << 10,
+            "save {round}: the WAL holds {wal_len} bytes after the checkpoint (database {db_len})"
+        );
+    }
+    // Everything is in the database proper: it reads back whole.
+    drop(db);
+    let db = StateDb::open_existing(dir.path()).unwrap();
+    let hosts = db.hosts(None).unwrap();
+    assert_eq!(hosts.len(), 120_000);
+    assert_eq!(hosts[5].1.last_alive, 3 * H + 5);
+}
+
+/// A database opened read-only loads like any other; a save first opens the
+/// directory for writing, and once that works (here at once: the directory
+/// is writable) saving goes on as usual.
+#[test]
+fn read_only_database_loads_and_saves_once_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    {
+        let mut db = StateDb::open(dir.path()).unwrap();
+        let mut a = db.load(cfg()).unwrap();
+        for d in 0..3 {
+            a.process(&day(d, &mut n));
+        }
+        db.save(&a).unwrap();
+    }
+    // A clean close leaves no WAL: read as immutable if need be.
+    let mut db =
+        StateDb::open_read_only(dir.path(), "Read-only file system (os error 30)").unwrap();
+    assert_eq!(db.read_only(), Some("Read-only file system (os error 30)"));
+    let mut a = db.load(cfg()).unwrap();
+    assert_eq!(a.inventory().len(), 20);
+    a.process(&day(3, &mut n));
+    db.save(&a).unwrap();
+    assert_eq!(db.read_only(), None, "opened for writing by the save");
+    let (_, clock) = StateDb::open_existing(dir.path())
+        .unwrap()
+        .clocks()
+        .unwrap();
+    assert_eq!(clock, Some(a.clock()));
+    // No database: nothing to read.
+    let e = StateDb::open_read_only(&dir.path().join("none"), "x")
+        .err()
+        .expect("missing");
+    assert!(matches!(e, StateError::Missing { .. }), "{e}");
+}
+
+#[test]
+fn unwritable_errors_are_told_apart() {
+    let dir = |errno| StateError::Dir {
+        path: "/s".into(),
+        error: std::io::Error::from_raw_os_error(errno),
+    };
+    for errno in [libc::EROFS, libc::EACCES, libc::EPERM] {
+        let why = dir(errno).unwritable().expect("unwritable");
+        assert_eq!(why, std::io::Error::from_raw_os_error(errno).to_string());
+    }
+    assert_eq!(dir(libc::ENOENT).unwritable(), None);
+    assert_eq!(dir(libc::ENOSPC).unwritable(), None);
+    let damaged = StateError::Damaged {
+        path: "/s/scanwatch.db".into(),
+        detail: "x".into(),
+    };
+    assert_eq!(damaged.unwritable(), None);
+}
+
+#[test]
+fn uri_paths_are_escaped() {
+    assert_eq!(uri_path(Path::new("/var/lib/s/x.db")), "/var/lib/s/x.db");
+    assert_eq!(
+        uri_path(Path::new("/a b/c?d#e%f/é.db")),
+        "/a%20b/c%3Fd%23e%25f/%C3%A9.db"
+    );
+}
+
+const MIN: i64 = 60_000_000_000;
+
+/// Live, idle: the clock stays at the last record while the watermark (the
+/// wall clock) moves on; what was learned is saved one interval later, and
+/// nothing more while nothing changes.
+#[test]
+fn idle_live_sensor_checkpoints_with_the_watermark() {
+    let t0 = 1_700_000_000 * 1_000_000_000i64;
+    let mut s = CheckpointSchedule::new(5 * MIN, i64::MIN);
+    // The first block (no watermark yet) starts the clock.
+    assert!(!s.due(i64::MIN, i64::MIN, false));
+    assert!(!s.due(t0, t0, true));
+    // A record at t0 + 1 s, then only idle ticks every 100 ms.
+    let clock = t0 + 1_000_000_000;
+    assert!(!s.due(clock, t0 + 1_000_000_000, true));
+    let mut saved_at = Vec::new();
+    let mut w = t0 + 1_000_000_000;
+    while w < t0 + 30 * MIN {
+        w += 100_000_000;
+        if s.due(clock, w, false) {
+            saved_at.push(w);
+            s.done(clock, w, true);
+        }
+    }
+    // Once, one interval after the first block; then nothing changes.
+    assert_eq!(saved_at, vec![t0 + 5 * MIN]);
+}
+
+/// With the clock alone (before: `clock >= next`) an idle sensor never saved;
+/// a failed save is tried again each interval, idle or not, until one works.
+#[test]
+fn failed_checkpoints_are_retried_every_interval() {
+    let mut s = CheckpointSchedule::new(MIN, 0);
+    assert!(!s.due(0, 0, true));
+    let mut tries = Vec::new();
+    let mut w = 0;
+    while w < 5 * MIN {
+        w += 100_000_000;
+        if s.due(0, w, false) {
+            tries.push(w / MIN);
+            // The third try succeeds.
+            s.done(0, w, tries.len() == 3);
+        }
+    }
+    assert_eq!(tries, vec![1, 2, 3]);
+    // A change after a quiet spell past the interval is saved at once.
+    assert!(s.due(0, 7 * MIN, true));
+}
+
+/// Replay: the checkpoints fall where event time (records and watermarks,
+/// both from packet timestamps) says, whatever else: the same input gives
+/// the same checkpoints.
+#[test]
+fn replay_checkpoints_follow_event_time() {
+    let run = || {
+        let mut s = CheckpointSchedule::new(H, i64::MIN);
+        let mut at = Vec::new();
+        // One block a second of capture time for 5 h; the clock lags the
+        // watermark by the reorder delay.
+        for sec in 0..5 * 3600i64 {
+            let w = sec * 1_000_000_000;
+            let clock = (w - 46_000_000_000).max(0);
+            if s.due(clock, w, true) {
+                at.push(sec);
+                s.done(clock, w, true);
+            }
+        }
+        at
+    };
+    let first = run();
+    assert_eq!(first, vec![3600, 7200, 10800, 14400]);
+    assert_eq!(run(), first);
+}

@@ -70,10 +70,14 @@ pub struct TrackConfig {
     pub reorder_tolerance: i64,
     /// Cap on attempts held at once, all partitions together. A full
     /// partition decides its oldest attempt early, marked `evicted`
-    /// (`scanwatch_pending_evicted_total`). Default 1,835,008: 64 partitions
-    /// of 28,672 entries, 7/8 of 2^15 buckets, the most a hash table of that
-    /// size holds before it doubles. At 80 bytes an entry (plus one control
-    /// byte per bucket and 16 bytes of timer), ~200 MB when full.
+    /// (`scanwatch_pending_evicted_total`). Default 786,432: 64 partitions
+    /// of 12,288 entries, in tables of 2^14 buckets (the cap plus 1/6 of
+    /// slack is 7/8 of that, the most such a table holds). At 80 bytes an
+    /// entry plus one control byte a bucket, 85 MB when full (108 bytes an
+    /// attempt), and 16 bytes of timer each. A busy network has far fewer
+    /// attempts waiting (answers come in milliseconds); only unanswered
+    /// probes stay for `syn_timeout`, so the default holds 20k unanswered
+    /// SYN/s before it evicts.
     pub max_pending: usize,
 }
 
@@ -83,7 +87,7 @@ impl Default for TrackConfig {
             syn_timeout: 40 * NS,
             arp_timeout: 5 * NS,
             reorder_tolerance: 5 * NS,
-            max_pending: 1_835_008,
+            max_pending: 786_432,
         }
     }
 }
@@ -300,6 +304,9 @@ pub struct TrackStats {
     pub pending_cap_dropped: u64,
     /// Attempts decided early (as `evicted`) to make room in a full table.
     pub pending_evicted: u64,
+    /// Partition tables rebuilt at their own size to clear deleted slots
+    /// (see `Tracker::store`): a cost of churn at the cap, not a loss.
+    pub table_rebuilds: u64,
     /// Attempts reported `rejected` whose re-sent SYN was later answered by a SYN-ACK.
     pub rejected_then_answered: u64,
     /// ICMP errors that arrived before the probe they quote and were matched.
@@ -324,6 +331,7 @@ impl TrackStats {
         self.icmp_seq_mismatch += o.icmp_seq_mismatch;
         self.pending_cap_dropped += o.pending_cap_dropped;
         self.pending_evicted += o.pending_evicted;
+        self.table_rebuilds += o.table_rebuilds;
         self.rejected_then_answered += o.rejected_then_answered;
         self.icmp_reordered += o.icmp_reordered;
         // Shards peak at different moments: the sum bounds the true peak from above.
@@ -491,6 +499,10 @@ pub struct Tracker {
     /// Indexed by partition id; `None` for partitions other shards own.
     parts: Vec<Option<Partition>>,
     cap_per_partition: usize,
+    /// Entries a partition's table is sized for: the cap plus 1/6 of slack
+    /// for deleted slots, so that a table at its cap is rebuilt (see
+    /// [`Tracker::store`]) after thousands of insertions, not after each.
+    room: usize,
     /// Counting filter over the hashes of SYN-pending attempts, so that the
     /// many ACK/data segments of established flows skip the table probe.
     filter: Box<[u8]>,
@@ -535,6 +547,7 @@ impl Tracker {
             shards,
             parts,
             cap_per_partition,
+            room: cap_per_partition + cap_per_partition.div_ceil(6),
             filter: vec![0u8; FILTER_SLOTS].into(),
             sketch_epoch: i64::MIN,
             len: 0,
@@ -796,6 +809,23 @@ impl Tracker {
         match p.table.find_entry(a.hash, |x| x.key == a.key) {
             Ok(mut e) => *e.get_mut() = a,
             Err(_) => {
+                if p.table.len() == p.table.capacity() {
+                    // No growth left. hashbrown would double a table more than
+                    // half full even when what used the growth up is deleted
+                    // slots (attempts answered or evicted): under a flood, with
+                    // the partition at its cap, that doubles the memory for
+                    // nothing. Rebuild at the size the cap needs instead, so a
+                    // partition never outgrows `room` (one partition at a time:
+                    // the copy is 1/64 of the table).
+                    let len = p.table.len();
+                    let want = (2 * (len + 1)).min(self.room).max(len + 1);
+                    let mut fresh = HashTable::with_capacity(want);
+                    for x in p.table.drain() {
+                        fresh.insert_unique(x.hash, x, |y| y.hash);
+                    }
+                    p.table = fresh;
+                    self.stats.table_rebuilds += 1;
+                }
                 p.table.insert_unique(a.hash, a, |x| x.hash);
                 p.timers.push_back((deadline, a.hash));
                 self.len += 1;
@@ -1214,18 +1244,28 @@ impl Tracker {
 
     /// End of input: report every attempt still waiting, as of `watermark`.
     pub fn flush(&mut self, watermark: i64) {
-        let mut all = Vec::with_capacity(self.len);
-        for p in self.parts.iter_mut().flatten() {
-            all.extend(p.table.drain());
-            self.stats.icmp_unmatched += p.orphans.len() as u64;
-            p.orphans.clear();
-            p.orphan_queue.clear();
+        for part in 0..PARTITIONS {
+            self.flush_partition(part, watermark);
         }
-        for p in self.parts.iter_mut().flatten() {
-            p.timers.clear();
-        }
-        self.len = 0;
-        for a in all {
+    }
+
+    /// [`Tracker::flush`] for one partition (nothing if another shard owns
+    /// it). The pipeline flushes partition by partition and hands each one's
+    /// events on before the next, so that the end of a flood does not hold
+    /// `max_pending` events at once.
+    pub fn flush_partition(&mut self, part: usize, watermark: i64) {
+        let Some(p) = self.parts[part].as_mut() else {
+            return;
+        };
+        self.stats.icmp_unmatched += p.orphans.len() as u64;
+        p.orphans.clear();
+        p.orphans.shrink_to_fit();
+        p.orphan_queue = VecDeque::new();
+        p.timers = VecDeque::new();
+        let table = std::mem::take(&mut p.table);
+        self.len -= table.len();
+        self.out.reserve(table.len());
+        for a in table {
             let deadline = deadline_of(&self.cfg, &a);
             let order = Order {
                 block: u64::MAX,
