@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::lab::{
-    Ns, Proc, Rsyslogd, RsyslogdConf, is_root, need, open_tempdir, sh, signal, wait_for,
+    Ns, Proc, QUICK_LIVE, Rsyslogd, RsyslogdConf, is_root, need, open_tempdir, sh, signal, wait_for,
 };
 
 /// The namespaces (and with them their veths and the bridge), removed on drop.
@@ -175,20 +175,7 @@ fn live_sensor_sees_a_real_scan_exactly() {
             "tcp:127.0.0.1:10514",
         ])
         // Short timers so the test does not wait the 40 s SYN timeout.
-        .args([
-            "--set",
-            "detector.activation_period=0s",
-            "--set",
-            "detector.training_period=0s",
-        ])
-        .args([
-            "--set",
-            "tracker.syn_timeout=3s",
-            "--set",
-            "tracker.reorder_tolerance=1s",
-            "--set",
-            "capture.stats_interval=1s",
-        ])
+        .args(QUICK_LIVE)
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
@@ -449,20 +436,8 @@ fn live_sensor_spools_alerts_through_a_syslog_outage() {
         .args(["live", "--interface", "br0", "--threads", "2"])
         .args(["--alerts", &p("alerts.json"), "--state", &p("state")])
         .args(["--syslog", &unix, "--syslog", tcp])
-        .args([
-            "--set",
-            "detector.activation_period=0s",
-            "--set",
-            "detector.training_period=0s",
-            "--set",
-            "tracker.syn_timeout=3s",
-            "--set",
-            "tracker.reorder_tolerance=1s",
-            "--set",
-            "capture.stats_interval=1s",
-            "--set",
-            "detector.vertical_min_ports=50",
-        ])
+        .args(QUICK_LIVE)
+        .args(["--set", "detector.vertical_min_ports=50"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(p("sensor.log")).unwrap())
         .spawn()

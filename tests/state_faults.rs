@@ -16,7 +16,8 @@ use scanwatch::synth::writer::{CaptureWriter, Format};
 
 mod common;
 use common::lab::{
-    Ns, Proc, Rsyslogd, RsyslogdConf, have, need, open_tempdir, root_or_skip, sh, wait_for,
+    Ns, Proc, QUICK_LIVE, Rsyslogd, RsyslogdConf, have, need, open_tempdir, root_or_skip, sh,
+    wait_for,
 };
 
 fn repo(p: &str) -> PathBuf {
@@ -359,20 +360,8 @@ fn live_sensor_survives_a_full_disk() {
             .args(["live", "--interface", "lo", "--state", p(&state)])
             .args(["--alerts", p(&d("alerts.json"))])
             .args(["--syslog", &format!("unix:{}", p(&rsyslogd.sock()))])
-            .args([
-                "--set",
-                "detector.activation_period=0s",
-                "--set",
-                "detector.training_period=0s",
-                "--set",
-                "tracker.syn_timeout=3s",
-                "--set",
-                "tracker.reorder_tolerance=1s",
-                "--set",
-                "capture.stats_interval=1s",
-                "--set",
-                "state.checkpoint_interval=1s",
-            ])
+            .args(QUICK_LIVE)
+            .args(["--set", "state.checkpoint_interval=1s"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
@@ -724,22 +713,10 @@ fn live_sensor(
     if let Some(s) = syslog {
         c.args(["--syslog", &format!("unix:{}", p(s))]);
     }
-    c.args([
-        "--set",
-        "detector.activation_period=0s",
-        "--set",
-        "detector.training_period=0s",
-        "--set",
-        "tracker.syn_timeout=3s",
-        "--set",
-        "tracker.reorder_tolerance=1s",
-        "--set",
-        "capture.stats_interval=1s",
-        "--set",
-        &format!("state.checkpoint_interval={checkpoint}"),
-    ])
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(log).unwrap());
+    c.args(QUICK_LIVE)
+        .args(["--set", &format!("state.checkpoint_interval={checkpoint}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
     Proc(Some(c.spawn().unwrap()))
 }
 

@@ -10,6 +10,22 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// `--set` arguments that make a live test quick: alerts from the first
+/// probes (no activation or training period), a 3 s SYN timeout, 1 s of
+/// reorder tolerance, a stats line every second.
+pub const QUICK_LIVE: [&str; 10] = [
+    "--set",
+    "detector.activation_period=0s",
+    "--set",
+    "detector.training_period=0s",
+    "--set",
+    "tracker.syn_timeout=3s",
+    "--set",
+    "tracker.reorder_tolerance=1s",
+    "--set",
+    "capture.stats_interval=1s",
+];
+
 /// Run `cmd` with `sh -c`; fail the test with its stderr if it fails; its
 /// stdout.
 pub fn sh(cmd: &str) -> String {
