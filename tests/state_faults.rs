@@ -189,19 +189,25 @@ fn kill_9_leaves_the_last_checkpoint() {
         "{out}"
     );
     // A restart continues from it.
-    let rest = dir.path().join("rest.pcap");
-    multiday(&rest, 30, 45);
+    // The day-40 scanner is alerted: activation and inventory came through.
+    restart_alerts_the_day_40_scanner(&state, &dir.path().join("rest.pcap"), 30);
+}
+
+/// Replay days `from`..45 of the multi-day capture (written to `rest`) with
+/// `state`: it must succeed and alert the scanner that starts on day 40, which
+/// only a state that kept the activation clock and the inventory allows.
+fn restart_alerts_the_day_40_scanner(state: &Path, rest: &Path, from: u32) {
+    multiday(rest, from, 45);
     let o = scanwatch(&[
         "-q",
         "replay",
         "--alerts",
         "-",
         "--state",
-        p(&state),
-        p(&rest),
+        p(state),
+        p(rest),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // The day-40 scanner is alerted: activation and inventory came through.
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"src_ip\":\"10.10.2.99\""));
 }
 
@@ -668,19 +674,7 @@ fn replay_survives_a_state_directory_turned_read_only() {
         "{out}"
     );
     // A restart from it goes on: the day-40 scanner is alerted.
-    let rest = d("rest.pcap");
-    multiday(&rest, 40, 45);
-    let o = scanwatch(&[
-        "-q",
-        "replay",
-        "--alerts",
-        "-",
-        "--state",
-        p(&state),
-        p(&rest),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("\"src_ip\":\"10.10.2.99\""));
+    restart_alerts_the_day_40_scanner(&state, &d("rest.pcap"), 40);
     assert_intact(&state);
     drop(disk);
 }
