@@ -198,6 +198,7 @@ impl TrackerSection {
             arp_timeout: self.arp_timeout.ns(),
             reorder_tolerance: self.reorder_tolerance.ns(),
             max_pending: self.max_pending.max(crate::track::PARTITIONS),
+            evidence_nets: None,
         }
     }
 }

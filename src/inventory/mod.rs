@@ -91,6 +91,10 @@ impl Inventory {
         }
     }
 
+    pub fn home_net(&self) -> &[Cidr] {
+        &self.home_net
+    }
+
     pub fn in_home_net(&self, a: &Addr) -> bool {
         in_any(&self.home_net, a)
     }

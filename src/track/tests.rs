@@ -538,6 +538,118 @@ fn liveness_and_contacts_are_reported() {
 }
 
 #[test]
+fn evidence_is_reported_for_the_networks_asked_only() {
+    // 10.0.0.0/30 holds .1 to .3; .7 and .8 are outside.
+    let net: crate::config::Cidr = "10.0.0.0/30".parse().unwrap();
+    let cfg = TrackConfig {
+        evidence_nets: Some(vec![net]),
+        ..TrackConfig::default()
+    };
+    let mut t = Tracker::new(cfg, 0, 1);
+    let o = |at| Order {
+        block: 0,
+        phase: 1,
+        at,
+    };
+    let syn = |ts, k: FlowKey, flags| Summary {
+        ts,
+        key: k,
+        vlan: [0, 0],
+        what: What::Tcp {
+            flags,
+            seq: 5,
+            ack: 0,
+        },
+    };
+    // Outside to inside, and inside to outside: one contact each way.
+    let inbound = key(7, 2, 40000, 80, Proto::Tcp);
+    let outbound = key(1, 8, 40000, 80, Proto::Tcp);
+    for (i, k) in [inbound, outbound].into_iter().enumerate() {
+        let at = 10 * i as u64;
+        t.packet(&syn(at as i64, k, SYN), 0, at);
+        t.packet(&syn(at as i64 + 1, k.reversed(), SYN | ACK), 0, at + 1);
+        for j in 0..3 {
+            let x = k.reversed();
+            t.established(
+                partition_of(&x),
+                x.src,
+                flow_hash(&x),
+                at as i64 + 2,
+                true,
+                o(at as i64 + 2 + j),
+            );
+            t.established(
+                partition_of(&k),
+                k.src,
+                flow_hash(&k),
+                at as i64 + 2,
+                true,
+                o(at as i64 + 2 + j),
+            );
+        }
+    }
+    let (mut alive, mut contacts) = (Vec::new(), Vec::new());
+    t.drain_evidence(&mut alive, &mut contacts);
+    let got: Vec<(Addr, Seen)> = alive.iter().map(|a| (a.addr, a.how)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (a4(2), Seen::SynAck),
+            (a4(2), Seen::Data),
+            (a4(1), Seen::Data)
+        ]
+    );
+    let got: Vec<(Addr, Addr)> = contacts.iter().map(|c| (c.src, c.dst)).collect();
+    assert_eq!(got, vec![(a4(7), a4(2))], "a contact counts for its target");
+    // And with an empty list, nothing at all (a run without analytics).
+    let cfg = TrackConfig {
+        evidence_nets: Some(Vec::new()),
+        ..TrackConfig::default()
+    };
+    let mut t = Tracker::new(cfg, 0, 1);
+    t.packet(&syn(0, inbound, SYN), 0, 0);
+    t.packet(&syn(1, inbound.reversed(), SYN | ACK), 0, 1);
+    alive.clear();
+    contacts.clear();
+    t.drain_evidence(&mut alive, &mut contacts);
+    assert!(alive.is_empty() && contacts.is_empty());
+}
+
+#[test]
+fn hosts_sharing_a_liveness_slot_are_reported_once_a_minute() {
+    // Two busy hosts whose addresses hash to the same set alternate: each is
+    // reported once per minute, not at every packet.
+    let mut t = Tracker::new(TrackConfig::default(), 0, 1);
+    let first = a4(1);
+    let set = hash::addr_slot(&first) & (ALIVE_SETS - 1);
+    let other = (0..=u32::MAX)
+        .map(|i| Addr::v4((0x0a01_0000 + i).to_be_bytes()))
+        .find(|a| hash::addr_slot(a) & (ALIVE_SETS - 1) == set)
+        .unwrap();
+    let o = Order {
+        block: 0,
+        phase: 1,
+        at: 0,
+    };
+    for i in 0..100 {
+        for a in [first, other] {
+            let k = FlowKey {
+                src: a,
+                dst: a4(9),
+                sport: 1000,
+                dport: 80,
+                proto: Proto::Tcp,
+            };
+            t.established(partition_of(&k), a, flow_hash(&k), i * 100_000_000, true, o);
+        }
+    }
+    let (mut alive, mut contacts) = (Vec::new(), Vec::new());
+    t.drain_evidence(&mut alive, &mut contacts);
+    let got: Vec<Addr> = alive.iter().map(|a| a.addr).collect();
+    assert_eq!(got, vec![first, other]);
+}
+
+#[test]
 fn icmp_error_before_its_syn_is_held_and_claimed() {
     // Live capture with several fanout handles can deliver the error first.
     let k = key(1, 2, 40000, 80, Proto::Tcp);
