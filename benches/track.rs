@@ -8,10 +8,11 @@
 //! most 5,000 records, or 1 s of capture time, as the reader cuts), and each
 //! block is decoded once into what a decode worker sends a tracker shard: the
 //! interesting packets' summaries and the ACK/data segments, deduplicated per
-//! flow within the block as `decode_worker` in `src/pipeline.rs` does. The benchmark feeds them to one tracker that owns
-//! every partition (`Tracker::new(cfg, 0, 1)`, i.e. `--threads 1`) the way
-//! `shard()` does: `begin_block` with the watermark, the two lists merged in
-//! capture order, `end_block`, `drain_events`, `drain_evidence`; at the end
+//! flow within the block, by the pipeline's own `route::Router`. The benchmark
+//! feeds them to one tracker that owns every partition
+//! (`Tracker::new(cfg, 0, 1)`, i.e. `--threads 1`) the way `shard()` does:
+//! `route::track_block` (timers, then the two lists merged in capture
+//! order), `drain_events`, `drain_evidence`; at the end
 //! `flush` (in a flood, most attempts are still pending then, and the flush
 //! is a large share of the time: the first pass prints both). Throughput
 //! counts every packet of the capture, so the figure compares with the
@@ -21,9 +22,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use scanwatch::decode::{Addr, Decoded, Summary, What, decode, tcp_flags};
+use scanwatch::pipeline::route::{Routed, Router, track_block};
 use scanwatch::synth::Profile;
-use scanwatch::track::{Order, TrackConfig, Tracker, flow_hash, partition_of};
+use scanwatch::track::{TrackConfig, Tracker};
 
 mod common;
 
@@ -40,27 +41,12 @@ const CAPTURES: [(Profile, u64); 2] = [
     (Profile::Flood, 1_000_000),
 ];
 
-/// `DEDUP_SLOTS` of `src/pipeline.rs` (private there).
-const DEDUP_SLOTS: usize = 4096;
-
-/// An ACK/data segment as a worker hands it to a shard (`Est` in the pipeline).
-#[derive(Clone, Copy)]
-struct Est {
-    idx: u32,
-    part: u8,
-    payload: bool,
-    src: Addr,
-    ts: i64,
-    hash: u64,
-}
-
 /// One block's batch for the single shard (`ShardBatch` in the pipeline).
 struct Batch {
     base_idx: u64,
     /// Latest timestamp of all blocks before this one.
     watermark: i64,
-    items: Vec<(u32, Summary)>,
-    est: Vec<Est>,
+    routed: Routed,
 }
 
 /// A capture decoded into what the single shard receives, block by block.
@@ -74,57 +60,25 @@ struct Feed {
 /// Generate `packets` frames of `profile` and decode and route each block as
 /// `decode_worker` does, for one shard; the frames are not kept.
 fn predecode(profile: Profile, packets: u64) -> Feed {
-    let mut dedup = vec![0u64; DEDUP_SLOTS];
+    let mut router = Router::new(1);
     let mut d = Feed {
         batches: Vec::new(),
         end: i64::MIN,
         packets: 0,
     };
     common::stream(profile, packets, |block| {
-        dedup.fill(0);
-        let mut b = Batch {
+        let mut routed = [Routed::default()];
+        router.route(block, &block.recs, &mut routed);
+        let [routed] = routed;
+        d.batches.push(Batch {
             base_idx: d.packets,
             watermark: d.end,
-            items: Vec::new(),
-            est: Vec::new(),
-        };
-        for (i, r) in block.recs.iter().enumerate() {
-            match decode(r.link, r.ts, block.packet(r)) {
-                Decoded::Established(k, payload) => {
-                    let h = flow_hash(&k);
-                    let slot = &mut dedup[h as usize % DEDUP_SLOTS];
-                    if *slot != h {
-                        *slot = h;
-                        b.est.push(Est {
-                            idx: i as u32,
-                            part: partition_of(&k) as u8,
-                            payload,
-                            src: k.src,
-                            ts: r.ts,
-                            hash: h,
-                        });
-                    }
-                }
-                Decoded::Interesting(s) => {
-                    if let What::Tcp { flags, .. } = s.what
-                        && flags & tcp_flags::SYN != 0
-                    {
-                        let h = flow_hash(&s.key);
-                        let slot = &mut dedup[h as usize % DEDUP_SLOTS];
-                        if *slot == h {
-                            *slot = 0;
-                        }
-                    }
-                    b.items.push((i as u32, s));
-                }
-                Decoded::Skip(_) => {}
-            }
-        }
+            routed,
+        });
         d.packets += block.recs.len() as u64;
         d.end = d
             .end
             .max(block.recs.iter().map(|r| r.ts).max().unwrap_or(i64::MIN));
-        d.batches.push(b);
     });
     d
 }
@@ -161,27 +115,7 @@ fn run(t: &mut Tracker, batches: &[Batch], end_watermark: i64, o: &mut Out) -> u
 fn feed(t: &mut Tracker, batches: &[Batch], o: &mut Out) -> u64 {
     o.total = 0;
     for (b, batch) in batches.iter().enumerate() {
-        let b = b as u64;
-        t.begin_block(b, batch.watermark);
-        let (mut i, mut e) = (0, 0);
-        let (items, est) = (&batch.items, &batch.est);
-        while i < items.len() || e < est.len() {
-            if e == est.len() || (i < items.len() && items[i].0 < est[e].idx) {
-                let (idx, s) = &items[i];
-                t.packet(s, b, batch.base_idx + u64::from(*idx));
-                i += 1;
-            } else {
-                let x = est[e];
-                let order = Order {
-                    block: b,
-                    phase: 1,
-                    at: (batch.base_idx + u64::from(x.idx)) as i64,
-                };
-                t.established(x.part as usize, x.src, x.hash, x.ts, x.payload, order);
-                e += 1;
-            }
-        }
-        t.end_block();
+        track_block(t, b as u64, batch.base_idx, batch.watermark, &batch.routed);
         o.take(t);
     }
     o.total
@@ -201,8 +135,8 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("track");
     for (profile, packets) in CAPTURES {
         let d = predecode(profile, packets);
-        let items: usize = d.batches.iter().map(|b| b.items.len()).sum();
-        let est: usize = d.batches.iter().map(|b| b.est.len()).sum();
+        let items: usize = d.batches.iter().map(|b| b.routed.items.len()).sum();
+        let est: usize = d.batches.iter().map(|b| b.routed.est.len()).sum();
         let mut o = Out::default();
         let mut t = Tracker::new(cfg.clone(), 0, 1);
         let started = Instant::now();

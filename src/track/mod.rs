@@ -44,7 +44,7 @@ use hashbrown::HashTable;
 use crate::decode::{Addr, FlowKey, Proto, Summary, What, tcp_flags::*};
 
 mod hash;
-pub use hash::{flow_hash, partition_of};
+pub use hash::{flow_hash, flow_hash_and_partition, partition_of};
 
 /// Number of partitions of the attempt table. Fixed (not derived from the thread
 /// count) so that caps and evictions are the same for any number of threads.
@@ -496,7 +496,7 @@ impl Sketch {
 /// tables far larger than the cache, known a few packets ahead, overlap
 /// their misses instead of waiting for each in turn.
 #[inline(always)]
-fn prefetch<T>(x: &T) {
+pub(crate) fn prefetch<T: ?Sized>(x: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint; it never faults, whatever the address,
     // and here the address is a live reference anyway.

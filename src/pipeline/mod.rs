@@ -32,12 +32,14 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::analyze::{Alert, Analytics, Record, sort_records};
 use crate::capture::{Block, CaptureError, CaptureReader, Fill};
-use crate::decode::{Addr, Decoded, Skip, Summary, What, decode, tcp_flags};
+use crate::decode::Skip;
 use crate::output::event_json;
 use crate::track::{
-    Alive, Contact, Event, Order, PARTITIONS, TrackConfig, TrackStats, Tracker, flow_hash,
-    partition_of, sort_events,
+    Alive, Contact, Event, PARTITIONS, TrackConfig, TrackStats, Tracker, sort_events,
 };
+
+pub mod route;
+use route::{Routed, Router, WorkerStats, track_block};
 
 /// Bytes of capture per block. Fixed: block boundaries must not depend on the
 /// thread count. 1 MiB holds a few thousand records, enough to amortise the
@@ -57,13 +59,6 @@ const QUEUE_DEPTH: usize = 4;
 /// Largest vector (in elements) kept in a pool for reuse: a normal block's
 /// fit; a burst's (a flood's block of timeouts) is freed instead of held.
 const POOLED_CAPACITY: usize = 1 << 16;
-
-/// How many ACK/data segments ahead the shard prefetches the tracker's
-/// tables: enough to cover a memory access (~100 ns) at ~10 ns a segment.
-const PREFETCH_AHEAD: usize = 8;
-
-/// Direct-mapped cache slots for deduplicating ACK/data segments per block.
-const DEDUP_SLOTS: usize = 4096;
 
 /// Settings of one replay run.
 #[derive(Clone, Debug)]
@@ -182,19 +177,7 @@ struct ShardBatch {
     base_idx: u64,
     /// Latest timestamp of all blocks before this one.
     watermark: i64,
-    items: Vec<(u32, Summary)>,
-    est: Vec<Est>,
-}
-
-/// An ACK/data segment: partition, directional flow hash, time, index in block.
-#[derive(Clone, Copy)]
-struct Est {
-    idx: u32,
-    part: u8,
-    payload: bool,
-    src: Addr,
-    ts: i64,
-    hash: u64,
+    routed: Routed,
 }
 
 enum ToWorker {
@@ -257,16 +240,6 @@ pub trait AlertSink: Send {
 pub struct Checkpoint {
     pub interval: i64,
     pub save: SaveFn,
-}
-
-#[derive(Default)]
-struct WorkerStats {
-    packets: u64,
-    bytes_captured: u64,
-    bytes_wire: u64,
-    skipped: [u64; Skip::ALL.len()],
-    interesting: u64,
-    established: u64,
 }
 
 /// Open every capture once to check it before any packet is processed: a typo
@@ -742,9 +715,9 @@ fn decode_worker(
     pool: Receiver<ShardBatch>,
 ) -> WorkerStats {
     let n = to_shards.len();
-    let mut st = WorkerStats::default();
-    let mut dedup = vec![0u64; DEDUP_SLOTS];
+    let mut router = Router::new(n);
     let mut batches: Vec<ShardBatch> = Vec::new();
+    let mut routed: Vec<Routed> = Vec::new();
     while let Ok(msg) = rx.recv() {
         let (block, base_idx, watermark, data) = match msg {
             ToWorker::Block {
@@ -766,66 +739,27 @@ fn decode_worker(
                 block,
                 base_idx,
                 watermark,
-                items: Vec::new(),
-                est: Vec::new(),
+                routed: Routed::default(),
             });
             (b.block, b.base_idx, b.watermark) = (block, base_idx, watermark);
             b
         }));
-        // Deduplication must depend on the block alone (not on which blocks this
-        // worker saw before), or the output would depend on the thread count.
-        dedup.fill(0);
-        for (i, r) in data.recs.iter().enumerate() {
-            let pkt = data.packet(r);
-            st.packets += 1;
-            st.bytes_captured += u64::from(r.caplen);
-            st.bytes_wire += u64::from(r.origlen);
-            match decode(r.link, r.ts, pkt) {
-                Decoded::Established(k, payload) => {
-                    st.established += 1;
-                    let h = flow_hash(&k);
-                    let slot = &mut dedup[h as usize % DEDUP_SLOTS];
-                    if *slot != h {
-                        *slot = h;
-                        let part = partition_of(&k);
-                        batches[part % n].est.push(Est {
-                            idx: i as u32,
-                            part: part as u8,
-                            payload,
-                            src: k.src,
-                            ts: r.ts,
-                            hash: h,
-                        });
-                    }
-                }
-                Decoded::Interesting(s) => {
-                    st.interesting += 1;
-                    // After a SYN the flow's next ACK must reach the tracker
-                    // (it may prove the handshake), even if one was sent before.
-                    if let What::Tcp { flags, .. } = s.what
-                        && flags & tcp_flags::SYN != 0
-                    {
-                        let h = flow_hash(&s.key);
-                        let slot = &mut dedup[h as usize % DEDUP_SLOTS];
-                        if *slot == h {
-                            *slot = 0;
-                        }
-                    }
-                    batches[partition_of(&s.key) % n].items.push((i as u32, s));
-                }
-                Decoded::Skip(why) => st.skipped[why as usize] += 1,
-            }
+        routed.clear();
+        routed.extend(batches.iter_mut().map(|b| std::mem::take(&mut b.routed)));
+        router.route(&data, &data.recs, &mut routed);
+        for (b, r) in batches.iter_mut().zip(routed.drain(..)) {
+            b.routed = r;
         }
         // Never blocks: replay allocates no more blocks than this channel
         // holds, and live capture does not recycle (a full channel drops).
         let _ = free.try_send(recycle(data));
         for (tx, b) in to_shards.iter().zip(batches.drain(..)) {
             if tx.send(ToShard::Batch(b)).is_err() {
-                return st;
+                return router.stats;
             }
         }
     }
-    st
+    router.stats
 }
 
 fn recycle(mut b: Block) -> Block {
@@ -961,35 +895,9 @@ fn shard(
         match msg {
             ToShard::Batch(mut batch) => {
                 debug_assert_eq!(batch.block, b);
-                t.begin_block(b, batch.watermark);
+                track_block(&mut t, b, batch.base_idx, batch.watermark, &batch.routed);
                 o.watermark = batch.watermark;
-                // Interesting packets and ACK/data segments, merged in capture order.
-                let (mut i, mut e) = (0, 0);
-                let (items, est) = (&batch.items, &batch.est);
-                while i < items.len() || e < est.len() {
-                    if e == est.len() || (i < items.len() && items[i].0 < est[e].idx) {
-                        let (idx, s) = &items[i];
-                        t.packet(s, b, batch.base_idx + u64::from(*idx));
-                        i += 1;
-                    } else {
-                        // The sketch and the liveness cache are far larger
-                        // than the cache: start the misses a few ahead.
-                        if let Some(y) = est.get(e + PREFETCH_AHEAD) {
-                            t.prefetch_established(y.part as usize, &y.src, y.hash);
-                        }
-                        let x = est[e];
-                        let order = Order {
-                            block: b,
-                            phase: 1,
-                            at: (batch.base_idx + u64::from(x.idx)) as i64,
-                        };
-                        t.established(x.part as usize, x.src, x.hash, x.ts, x.payload, order);
-                        e += 1;
-                    }
-                }
-                t.end_block();
-                batch.items.clear();
-                batch.est.clear();
+                batch.routed.clear();
                 let _ = pools.batches[(b % n as u64) as usize].try_send(batch);
                 let len = t.len() as u64;
                 if len >= reported {

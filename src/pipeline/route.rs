@@ -1,0 +1,170 @@
+//! A decode worker's work on one block, and a tracker shard's: public so that
+//! the decoder and tracker benchmarks time exactly what the pipeline runs.
+//!
+//! ```text
+//! Block ──Router::route──▶ one Routed per shard ──track_block──▶ Tracker
+//!         (decode, fast reject,  (interesting packets,    (both lists merged
+//!          hash, partition,       ACK/data segments)       in capture order)
+//!          dedup ACK/data)
+//! ```
+
+use crate::capture::{Block, RecordMeta};
+use crate::decode::{Addr, Decoded, Skip, Summary, What, decode, tcp_flags};
+use crate::track::{Order, PARTITIONS, Tracker, flow_hash_and_partition, prefetch};
+
+/// Direct-mapped cache slots for deduplicating ACK/data segments per block.
+const DEDUP_SLOTS: usize = 4096;
+
+/// How many ACK/data segments ahead a shard prefetches the tracker's
+/// tables: enough to cover a memory access (~100 ns) at ~10 ns a segment.
+const PREFETCH_AHEAD: usize = 8;
+
+/// An ACK/data segment for a shard: index in the block, partition, whether it
+/// carries payload, sender, time and directional flow hash.
+#[derive(Clone, Copy, Debug)]
+pub struct Est {
+    pub idx: u32,
+    pub part: u8,
+    pub payload: bool,
+    pub src: Addr,
+    pub ts: i64,
+    pub hash: u64,
+}
+
+/// One shard's share of a block, each list in capture order.
+#[derive(Default, Debug)]
+pub struct Routed {
+    /// Interesting packets, with their index in the block.
+    pub items: Vec<(u32, Summary)>,
+    /// ACK/data segments, at most one per flow direction and block.
+    pub est: Vec<Est>,
+}
+
+impl Routed {
+    pub fn clear(&mut self) {
+        self.items.clear();
+        self.est.clear();
+    }
+}
+
+/// What a decode worker counts.
+#[derive(Default, Debug, Clone)]
+pub struct WorkerStats {
+    pub packets: u64,
+    pub bytes_captured: u64,
+    pub bytes_wire: u64,
+    pub skipped: [u64; Skip::ALL.len()],
+    pub interesting: u64,
+    /// ACK/data segments, before deduplication.
+    pub established: u64,
+}
+
+/// A decode worker's state between blocks.
+pub struct Router {
+    dedup: Box<[u64]>,
+    /// Partition → shard (`p % shards`), looked up: a division per packet
+    /// by a number known only at run time costs more than the rest of the
+    /// routing.
+    shard_of: [u8; PARTITIONS],
+    pub stats: WorkerStats,
+}
+
+impl Router {
+    /// A router for `shards` tracker shards (1..=[`PARTITIONS`]).
+    pub fn new(shards: usize) -> Router {
+        assert!((1..=PARTITIONS).contains(&shards), "{shards} shards");
+        Router {
+            dedup: vec![0; DEDUP_SLOTS].into(),
+            shard_of: std::array::from_fn(|p| (p % shards) as u8),
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// Decode `recs` (records of `block`) and append each shard's packets to
+    /// `out[shard]`, which must have one entry per shard.
+    pub fn route(&mut self, block: &Block, recs: &[RecordMeta], out: &mut [Routed]) {
+        // Deduplication must depend on the block alone (not on which blocks
+        // this worker saw before), or the output would depend on the thread
+        // count.
+        self.dedup.fill(0);
+        let st = &mut self.stats;
+        for (i, r) in recs.iter().enumerate() {
+            // The reader's core wrote these bytes: start fetching the headers
+            // of a packet a few ahead.
+            if let Some(ahead) = recs.get(i + 4) {
+                prefetch(&block.data[(ahead.off as usize).min(block.data.len())..]);
+            }
+            st.packets += 1;
+            st.bytes_captured += u64::from(r.caplen);
+            st.bytes_wire += u64::from(r.origlen);
+            match decode(r.link, r.ts, block.packet(r)) {
+                Decoded::Established(k, payload) => {
+                    st.established += 1;
+                    let (h, part) = flow_hash_and_partition(&k);
+                    let slot = &mut self.dedup[h as usize % DEDUP_SLOTS];
+                    if *slot != h {
+                        *slot = h;
+                        out[usize::from(self.shard_of[part])].est.push(Est {
+                            idx: i as u32,
+                            part: part as u8,
+                            payload,
+                            src: k.src,
+                            ts: r.ts,
+                            hash: h,
+                        });
+                    }
+                }
+                Decoded::Interesting(s) => {
+                    st.interesting += 1;
+                    let (h, part) = flow_hash_and_partition(&s.key);
+                    // After a SYN the flow's next ACK must reach the tracker
+                    // (it may prove the handshake), even if one was sent before.
+                    if let What::Tcp { flags, .. } = s.what
+                        && flags & tcp_flags::SYN != 0
+                    {
+                        let slot = &mut self.dedup[h as usize % DEDUP_SLOTS];
+                        if *slot == h {
+                            *slot = 0;
+                        }
+                    }
+                    out[usize::from(self.shard_of[part])]
+                        .items
+                        .push((i as u32, s));
+                }
+                Decoded::Skip(why) => st.skipped[why as usize] += 1,
+            }
+        }
+    }
+}
+
+/// Feed shard `t` block `block` (whose first record is packet `base_idx` of
+/// the run, and before which the latest timestamp was `watermark`): fire the
+/// due timers, then both lists merged in capture order. The caller drains
+/// the events and evidence after.
+pub fn track_block(t: &mut Tracker, block: u64, base_idx: u64, watermark: i64, r: &Routed) {
+    t.begin_block(block, watermark);
+    let (items, est) = (&r.items, &r.est);
+    let (mut i, mut e) = (0, 0);
+    while i < items.len() || e < est.len() {
+        if e == est.len() || (i < items.len() && items[i].0 < est[e].idx) {
+            let (idx, s) = &items[i];
+            t.packet(s, block, base_idx + u64::from(*idx));
+            i += 1;
+        } else {
+            // The sketch and the liveness cache are far larger than the
+            // cache: start the misses a few segments ahead.
+            if let Some(y) = est.get(e + PREFETCH_AHEAD) {
+                t.prefetch_established(y.part as usize, &y.src, y.hash);
+            }
+            let x = est[e];
+            let order = Order {
+                block,
+                phase: 1,
+                at: (base_idx + u64::from(x.idx)) as i64,
+            };
+            t.established(x.part as usize, x.src, x.hash, x.ts, x.payload, order);
+            e += 1;
+        }
+    }
+    t.end_block();
+}
