@@ -141,17 +141,18 @@ impl Ord for Pending {
 /// by block); failures decided by a timer arrive late, but in the order of
 /// their deadlines. So a record goes to the sorted FIFO run it extends (the
 /// one with the latest tail not after it, as in patience sorting), and only
-/// one that extends none goes to a binary heap: under a flood, the attempts
-/// decided early to make room (`evicted`), late by a lag that differs a
-/// little from partition to partition. The heap orders 24-byte keys; the
-/// records wait in a slab, so that sifting moves keys, not 120-byte records.
-/// Popping the smallest of the heads gives exactly the order of one heap.
-/// (A heap of everything held, ~46 s of records, cost a third of the run;
-/// a heap of records, half the analytics thread's time under a flood.)
+/// one that extends none goes to the late runs ([`LateRuns`]): under a
+/// flood, the attempts decided early to make room (`evicted`), late by a lag
+/// that differs a little from partition to partition. Those runs order
+/// 24-byte keys; the records wait in a slab, so that sorting moves keys, not
+/// 120-byte records. Popping the smallest of the heads gives exactly the
+/// order of one heap. (A heap of everything held, ~46 s of records, cost a
+/// third of the run; a heap of records, half the analytics thread's time
+/// under a flood.)
 #[derive(Default)]
 struct Reorder {
     runs: [VecDeque<Pending>; RUNS],
-    late: std::collections::BinaryHeap<Late>,
+    late: LateRuns,
     slab: Vec<Record>,
     free: Vec<u32>,
 }
@@ -159,24 +160,97 @@ struct Reorder {
 /// Sorted runs of the reorder buffer: the live stream, timer-decided failures.
 const RUNS: usize = 2;
 
-/// A late record's place in the heap: (time, arrival) and its slab slot.
+/// A late record's key: (time, arrival) and its slab slot.
+#[derive(Clone, Copy, Debug)]
 struct Late(i64, u64, u32);
 
-impl PartialEq for Late {
-    fn eq(&self, o: &Self) -> bool {
-        (self.0, self.1) == (o.0, o.1)
+impl Late {
+    fn key(&self) -> (i64, u64) {
+        (self.0, self.1)
     }
 }
-impl Eq for Late {}
-impl PartialOrd for Late {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
+
+/// The late records' keys, in sorted runs. Keys pushed since the last pop
+/// are sorted into one run when a pop needs them, and the two newest runs
+/// merge while the older is at most twice the newer's size, so there are
+/// O(log n) runs, every key moves sequentially, and a pop compares a few
+/// run heads. (A binary heap of these keys, half a million under a flood,
+/// missed the cache at every level of every pop: a sixth of the flood's
+/// run time.)
+#[derive(Default)]
+struct LateRuns {
+    staging: Vec<Late>,
+    /// Oldest first; each sorted by key from `at` on.
+    runs: Vec<(Vec<Late>, usize)>,
+    len: usize,
 }
-impl Ord for Late {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        // Reversed: BinaryHeap is a max-heap and we pop the earliest.
-        (o.0, o.1).cmp(&(self.0, self.1))
+
+impl LateRuns {
+    fn push(&mut self, l: Late) {
+        self.staging.push(l);
+        self.len += 1;
+    }
+
+    fn seal(&mut self) {
+        if self.staging.is_empty() {
+            return;
+        }
+        let mut run = std::mem::take(&mut self.staging);
+        run.sort_unstable_by_key(Late::key);
+        self.runs.push((run, 0));
+        while let [.., (a, i), (b, j)] = self.runs.as_slice()
+            && a.len() - i <= 2 * (b.len() - j)
+        {
+            let (b, j) = self.runs.pop().expect("two runs");
+            let (a, i) = self.runs.pop().expect("two runs");
+            let (mut x, mut y) = (a[i..].iter().peekable(), b[j..].iter().peekable());
+            let mut m = Vec::with_capacity(a.len() - i + b.len() - j);
+            while let (Some(p), Some(q)) = (x.peek(), y.peek()) {
+                if p.key() <= q.key() {
+                    m.push(**p);
+                    x.next();
+                } else {
+                    m.push(**q);
+                    y.next();
+                }
+            }
+            m.extend(x.copied());
+            m.extend(y.copied());
+            self.runs.push((m, 0));
+        }
+    }
+
+    /// The run holding the smallest key, and that key.
+    fn head(&mut self) -> Option<(usize, Late)> {
+        self.seal();
+        let mut best: Option<(usize, Late)> = None;
+        for (r, (keys, at)) in self.runs.iter().enumerate() {
+            if let Some(&k) = keys.get(*at)
+                && best.is_none_or(|(_, b)| k.key() < b.key())
+            {
+                best = Some((r, k));
+            }
+        }
+        best
+    }
+
+    fn peek(&mut self) -> Option<Late> {
+        self.head().map(|(_, k)| k)
+    }
+
+    fn pop(&mut self) -> Option<Late> {
+        let (r, k) = self.head()?;
+        let (keys, at) = &mut self.runs[r];
+        *at += 1;
+        if *at == keys.len() {
+            self.runs.remove(r);
+        }
+        self.len -= 1;
+        Some(k)
+    }
+
+    fn len(&self) -> usize {
+        self.len
     }
 }
 
@@ -209,14 +283,14 @@ impl Reorder {
     }
 
     /// The time of the record that pops next.
-    fn first(&self) -> Option<i64> {
+    fn first(&mut self) -> Option<i64> {
         self.head().map(|(t, _)| t)
     }
 
     /// The head that pops next: its time, and the run it is in (`RUNS` for
     /// the heap).
-    fn head(&self) -> Option<(i64, usize)> {
-        let mut best: Option<((i64, u64), usize)> = self.late.peek().map(|l| ((l.0, l.1), RUNS));
+    fn head(&mut self) -> Option<(i64, usize)> {
+        let mut best: Option<((i64, u64), usize)> = self.late.peek().map(|l| (l.key(), RUNS));
         for (i, r) in self.runs.iter().enumerate() {
             if let Some(f) = r.front()
                 && best.is_none_or(|(k, _)| (f.0, f.1) < k)

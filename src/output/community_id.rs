@@ -8,9 +8,17 @@ use crate::decode::{FlowKey, Proto};
 /// `None` for flows the spec keys by ICMP type/code (we do not keep the type of
 /// a quoted ICMP probe) and for ARP, which is not IP.
 pub fn community_id(k: &FlowKey) -> Option<String> {
+    let mut out = String::with_capacity(30);
+    write_community_id(k, &mut out).then_some(out)
+}
+
+/// [`community_id`] appended to `out`, without a `String` of its own (the
+/// event writer calls it for every event); false, and nothing written, when
+/// the flow has none.
+pub fn write_community_id(k: &FlowKey, out: &mut String) -> bool {
     let (sport, dport) = match k.proto {
         Proto::Tcp | Proto::Udp => (Some(k.sport), Some(k.dport)),
-        Proto::Icmp | Proto::Icmpv6 | Proto::Arp => return None,
+        Proto::Icmp | Proto::Icmpv6 | Proto::Arp => return false,
         // SCTP has ports too; an SCTP probe reaches us only through ICMP quotes
         // read as "other protocol", without ports, so only the addresses count.
         Proto::Ip(_) => (None, None),
@@ -33,10 +41,9 @@ pub fn community_id(k: &FlowKey) -> Option<String> {
         h.update(&s.to_be_bytes());
         h.update(&d.to_be_bytes());
     }
-    let mut out = String::with_capacity(30);
     out.push_str("1:");
-    base64(&h.digest().bytes(), &mut out);
-    Some(out)
+    base64(&h.digest().bytes(), out);
+    true
 }
 
 fn base64(data: &[u8], out: &mut String) {

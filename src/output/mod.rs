@@ -62,26 +62,31 @@ pub fn event_json(e: &Event, out: &mut String) {
     let k = &e.key;
     out.push_str("{\"timestamp\":\"");
     time::rfc3339(e.first_ts, out);
-    let _ = write!(
-        out,
-        "\",\"event_type\":\"failed_connection\",\"src_ip\":\"{}\"",
-        k.src
-    );
+    out.push_str("\",\"event_type\":\"failed_connection\",\"src_ip\":\"");
+    push_addr(out, &k.src);
+    out.push('"');
     let ports = matches!(k.proto, Proto::Tcp | Proto::Udp);
     if ports {
-        let _ = write!(out, ",\"src_port\":{}", k.sport);
+        out.push_str(",\"src_port\":");
+        push_num(out, k.sport);
     }
-    let _ = write!(out, ",\"dest_ip\":\"{}\"", k.dst);
+    out.push_str(",\"dest_ip\":\"");
+    push_addr(out, &k.dst);
+    out.push('"');
     if ports {
-        let _ = write!(out, ",\"dest_port\":{}", k.dport);
+        out.push_str(",\"dest_port\":");
+        push_num(out, k.dport);
     }
-    let _ = write!(
-        out,
-        ",\"proto\":\"{}\",\"reason\":\"{}\",\"probe\":\"{}\"",
-        proto_name(k.proto),
-        e.reason.name(),
-        e.probe.name()
-    );
+    out.push_str(",\"proto\":\"");
+    match k.proto {
+        Proto::Ip(n) => push_num(out, n),
+        p => out.push_str(&proto_name(p)),
+    }
+    out.push_str("\",\"reason\":\"");
+    out.push_str(e.reason.name());
+    out.push_str("\",\"probe\":\"");
+    out.push_str(e.probe.name());
+    out.push('"');
     if e.probe == Probe::Syn {
         let state = match e.reason {
             Reason::Rejected => Some("REJ"),
@@ -90,17 +95,21 @@ pub fn event_json(e: &Event, out: &mut String) {
             _ => None,
         };
         if let Some(s) = state {
-            let _ = write!(out, ",\"conn_state\":\"{s}\"");
+            out.push_str(",\"conn_state\":\"");
+            out.push_str(s);
+            out.push('"');
         }
     }
-    if let Some(id) = community_id(k) {
-        let _ = write!(out, ",\"community_id\":\"{id}\"");
+    let mark = out.len();
+    out.push_str(",\"community_id\":\"");
+    if community_id::write_community_id(k, out) {
+        out.push('"');
+    } else {
+        out.truncate(mark);
     }
-    let _ = write!(
-        out,
-        ",\"retransmissions\":{},\"last_probe\":\"",
-        e.retransmissions
-    );
+    out.push_str(",\"retransmissions\":");
+    push_num(out, e.retransmissions);
+    out.push_str(",\"last_probe\":\"");
     time::rfc3339(e.last_ts, out);
     out.push_str("\",\"decided_at\":\"");
     time::rfc3339(e.decided_ts, out);
@@ -128,6 +137,27 @@ pub fn event_json(e: &Event, out: &mut String) {
         out.push_str(",\"evicted\":true");
     }
     out.push_str("}\n");
+}
+
+/// An integer in decimal, without `fmt`: a flood writes millions of events.
+#[inline]
+fn push_num(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// An address as text: dotted quad by hand (nearly every event), IPv6 by
+/// the standard library (RFC 5952 form).
+fn push_addr(out: &mut String, a: &crate::decode::Addr) {
+    if a.is_v4() {
+        for (i, b) in a.0[12..].iter().enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            push_num(out, *b);
+        }
+    } else {
+        let _ = write!(out, "{a}");
+    }
 }
 
 /// A file that reopens itself after a SIGHUP (logrotate moves the file, then
