@@ -31,12 +31,25 @@ fn key(s: u8, d: u8, sp: u16, dp: u16, proto: Proto) -> FlowKey {
 }
 
 fn tcp(ts: i64, k: FlowKey, flags: u8, seq: u32) -> In {
-    In::Pkt(Summary {
+    In::Pkt(tcp_summary(ts, k, flags, seq))
+}
+
+fn tcp_summary(ts: i64, k: FlowKey, flags: u8, seq: u32) -> Summary {
+    Summary {
         ts,
         key: k,
         vlan: [0, 0],
         what: What::Tcp { flags, seq, ack: 0 },
-    })
+    }
+}
+
+/// The order of packet `at` of block 0.
+fn order_at(at: i64) -> Order {
+    Order {
+        block: 0,
+        phase: 1,
+        at,
+    }
 }
 
 fn unreach(ts: i64, quoted: FlowKey, code: u8, seq: Option<u32>) -> In {
@@ -487,21 +500,8 @@ fn entry_sizes_stay_small() {
 fn liveness_and_contacts_are_reported() {
     let mut t = Tracker::new(TrackConfig::default(), 0, 1);
     let k = key(1, 2, 40000, 80, Proto::Tcp);
-    let o = |at| Order {
-        block: 0,
-        phase: 1,
-        at,
-    };
-    let pkt = |ts, k: FlowKey, flags| Summary {
-        ts,
-        key: k,
-        vlan: [0, 0],
-        what: What::Tcp {
-            flags,
-            seq: 5,
-            ack: 0,
-        },
-    };
+    let o = order_at;
+    let pkt = |ts, k, flags| tcp_summary(ts, k, flags, 5);
     t.packet(&pkt(0, k, SYN), 0, 0);
     t.packet(&pkt(1, k.reversed(), SYN | ACK), 0, 1);
     t.established(partition_of(&k), k.src, flow_hash(&k), 2, true, o(2));
@@ -546,21 +546,8 @@ fn evidence_is_reported_for_the_networks_asked_only() {
         ..TrackConfig::default()
     };
     let mut t = Tracker::new(cfg, 0, 1);
-    let o = |at| Order {
-        block: 0,
-        phase: 1,
-        at,
-    };
-    let syn = |ts, k: FlowKey, flags| Summary {
-        ts,
-        key: k,
-        vlan: [0, 0],
-        what: What::Tcp {
-            flags,
-            seq: 5,
-            ack: 0,
-        },
-    };
+    let o = order_at;
+    let syn = |ts, k, flags| tcp_summary(ts, k, flags, 5);
     // Outside to inside, and inside to outside: one contact each way.
     let inbound = key(7, 2, 40000, 80, Proto::Tcp);
     let outbound = key(1, 8, 40000, 80, Proto::Tcp);
