@@ -114,27 +114,9 @@ impl Record {
     }
 }
 
-/// A record waiting in the reorder buffer: ordered by the time it happened,
+/// A record waiting in the reorder buffer: released by the time it happened,
 /// then by arrival (itself canonical), so the order is deterministic.
 struct Pending(i64, u64, Record);
-
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        (self.0, self.1) == (o.0, o.1)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        // Reversed: BinaryHeap is a max-heap and we pop the earliest.
-        (o.0, o.1).cmp(&(self.0, self.1))
-    }
-}
 
 /// The reorder buffer: one priority queue by (happened, arrival), built for
 /// the common case. Records arrive almost in the order they happened (block
@@ -288,7 +270,7 @@ impl Reorder {
     }
 
     /// The head that pops next: its time, and the run it is in (`RUNS` for
-    /// the heap).
+    /// the late runs).
     fn head(&mut self) -> Option<(i64, usize)> {
         let mut best: Option<((i64, u64), usize)> = self.late.peek().map(|l| (l.key(), RUNS));
         for (i, r) in self.runs.iter().enumerate() {

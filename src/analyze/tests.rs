@@ -582,6 +582,25 @@ mod reorder {
     use crate::track::Order;
     use proptest::prelude::*;
 
+    // The reference: one binary heap of every record, earliest first.
+    impl PartialEq for Pending {
+        fn eq(&self, o: &Self) -> bool {
+            (self.0, self.1) == (o.0, o.1)
+        }
+    }
+    impl Eq for Pending {}
+    impl PartialOrd for Pending {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Pending {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            // Reversed: BinaryHeap is a max-heap and we pop the earliest.
+            (o.0, o.1).cmp(&(self.0, self.1))
+        }
+    }
+
     fn rec(ts: i64) -> Record {
         Record::Alive(Alive {
             addr: a([10, 0, 0, 1]),
@@ -598,7 +617,7 @@ mod reorder {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
-        /// The runs-plus-heap buffer releases records in exactly the order of
+        /// The sorted-runs buffer releases records in exactly the order of
         /// one binary heap by (time, arrival), for any arrival pattern: mostly
         /// in order, two streams late by a steady lag (timers, evictions),
         /// records from anywhere in the past, ties, pops between pushes.

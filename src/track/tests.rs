@@ -43,6 +43,20 @@ fn tcp_summary(ts: i64, k: FlowKey, flags: u8, seq: u32) -> Summary {
     }
 }
 
+/// Liveness reports (address, how) and contacts (source, destination).
+type Reported = (Vec<(Addr, Seen)>, Vec<(Addr, Addr)>);
+
+/// What `t` reported since the last call: (address, how) of each liveness
+/// report and (source, destination) of each contact.
+fn evidence(t: &mut Tracker) -> Reported {
+    let (mut alive, mut contacts) = (Vec::new(), Vec::new());
+    t.drain_evidence(&mut alive, &mut contacts);
+    (
+        alive.iter().map(|a| (a.addr, a.how)).collect(),
+        contacts.iter().map(|c| (c.src, c.dst)).collect(),
+    )
+}
+
 /// The order of packet `at` of block 0.
 fn order_at(at: i64) -> Order {
     Order {
@@ -517,11 +531,9 @@ fn liveness_and_contacts_are_reported() {
         what: What::Arp { reply: true },
     };
     t.packet(&arp, 0, 6);
-    let (mut alive, mut contacts) = (Vec::new(), Vec::new());
-    t.drain_evidence(&mut alive, &mut contacts);
-    let got: Vec<(Addr, Seen)> = alive.iter().map(|a| (a.addr, a.how)).collect();
+    let (alive, contacts) = evidence(&mut t);
     assert_eq!(
-        got,
+        alive,
         vec![
             (a4(2), Seen::SynAck),
             (a4(1), Seen::Data),
@@ -529,12 +541,10 @@ fn liveness_and_contacts_are_reported() {
             (a4(7), Seen::Arp)
         ]
     );
-    assert_eq!(contacts.len(), 1);
-    assert_eq!((contacts[0].src, contacts[0].dst), (a4(1), a4(2)));
+    assert_eq!(contacts, vec![(a4(1), a4(2))]);
     // Reported once per minute and kind.
     t.packet(&pkt(7, k.reversed(), FIN | ACK), 0, 7);
-    t.drain_evidence(&mut alive, &mut contacts);
-    assert_eq!(alive.len(), 4);
+    assert!(evidence(&mut t).0.is_empty());
 }
 
 #[test]
@@ -575,19 +585,20 @@ fn evidence_is_reported_for_the_networks_asked_only() {
             );
         }
     }
-    let (mut alive, mut contacts) = (Vec::new(), Vec::new());
-    t.drain_evidence(&mut alive, &mut contacts);
-    let got: Vec<(Addr, Seen)> = alive.iter().map(|a| (a.addr, a.how)).collect();
+    let (alive, contacts) = evidence(&mut t);
     assert_eq!(
-        got,
+        alive,
         vec![
             (a4(2), Seen::SynAck),
             (a4(2), Seen::Data),
             (a4(1), Seen::Data)
         ]
     );
-    let got: Vec<(Addr, Addr)> = contacts.iter().map(|c| (c.src, c.dst)).collect();
-    assert_eq!(got, vec![(a4(7), a4(2))], "a contact counts for its target");
+    assert_eq!(
+        contacts,
+        vec![(a4(7), a4(2))],
+        "a contact counts for its target"
+    );
     // And with an empty list, nothing at all (a run without analytics).
     let cfg = TrackConfig {
         evidence_nets: Some(Vec::new()),
@@ -596,10 +607,7 @@ fn evidence_is_reported_for_the_networks_asked_only() {
     let mut t = Tracker::new(cfg, 0, 1);
     t.packet(&syn(0, inbound, SYN), 0, 0);
     t.packet(&syn(1, inbound.reversed(), SYN | ACK), 0, 1);
-    alive.clear();
-    contacts.clear();
-    t.drain_evidence(&mut alive, &mut contacts);
-    assert!(alive.is_empty() && contacts.is_empty());
+    assert_eq!(evidence(&mut t), (vec![], vec![]));
 }
 
 #[test]
@@ -630,10 +638,8 @@ fn hosts_sharing_a_liveness_slot_are_reported_once_a_minute() {
             t.established(partition_of(&k), a, flow_hash(&k), i * 100_000_000, true, o);
         }
     }
-    let (mut alive, mut contacts) = (Vec::new(), Vec::new());
-    t.drain_evidence(&mut alive, &mut contacts);
-    let got: Vec<Addr> = alive.iter().map(|a| a.addr).collect();
-    assert_eq!(got, vec![first, other]);
+    let (alive, _) = evidence(&mut t);
+    assert_eq!(alive, vec![(first, Seen::Data), (other, Seen::Data)]);
 }
 
 #[test]
