@@ -165,12 +165,21 @@ struct LateRuns {
     /// Oldest first; each sorted by key from `at` on.
     runs: Vec<(Vec<Late>, usize)>,
     len: usize,
+    /// [`LateRuns::head`]'s answer until the next push or pop: a release
+    /// asks for the head twice (its time, then the record).
+    head: Option<(usize, Late)>,
 }
+
+/// How many keys ahead in its run a popped late record's successor's slab
+/// slot is prefetched: pops mostly walk one run in order, and each slab
+/// slot, reused last-in first-out, is a cache miss.
+const SLAB_PREFETCH: usize = 8;
 
 impl LateRuns {
     fn push(&mut self, l: Late) {
         self.staging.push(l);
         self.len += 1;
+        self.head = None;
     }
 
     fn seal(&mut self) {
@@ -204,6 +213,9 @@ impl LateRuns {
 
     /// The run holding the smallest key, and that key.
     fn head(&mut self) -> Option<(usize, Late)> {
+        if self.head.is_some() {
+            return self.head;
+        }
         self.seal();
         let mut best: Option<(usize, Late)> = None;
         for (r, (keys, at)) in self.runs.iter().enumerate() {
@@ -213,6 +225,7 @@ impl LateRuns {
                 best = Some((r, k));
             }
         }
+        self.head = best;
         best
     }
 
@@ -220,15 +233,19 @@ impl LateRuns {
         self.head().map(|(_, k)| k)
     }
 
-    fn pop(&mut self) -> Option<Late> {
+    /// The smallest key, and the slab slot of the key `SLAB_PREFETCH` after
+    /// it in its run (likely to pop soon) to prefetch.
+    fn pop(&mut self) -> Option<(Late, Option<u32>)> {
         let (r, k) = self.head()?;
+        self.head = None;
         let (keys, at) = &mut self.runs[r];
         *at += 1;
+        let ahead = keys.get(*at + SLAB_PREFETCH).map(|l| l.2);
         if *at == keys.len() {
             self.runs.remove(r);
         }
         self.len -= 1;
-        Some(k)
+        Some((k, ahead))
     }
 
     fn len(&self) -> usize {
@@ -286,7 +303,10 @@ impl Reorder {
     fn pop(&mut self) -> Option<Pending> {
         match self.head()?.1 {
             RUNS => {
-                let Late(t, n, slot) = self.late.pop()?;
+                let (Late(t, n, slot), ahead) = self.late.pop()?;
+                if let Some(a) = ahead.and_then(|a| self.slab.get(a as usize)) {
+                    crate::track::prefetch_lines(a);
+                }
                 self.free.push(slot);
                 Some(Pending(t, n, self.slab[slot as usize]))
             }

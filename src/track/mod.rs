@@ -509,6 +509,34 @@ pub(crate) fn prefetch<T: ?Sized>(x: &T) {
     let _ = x;
 }
 
+/// [`prefetch`] every cache line `x` spans (a 120-byte record spans two or
+/// three).
+#[inline(always)]
+pub(crate) fn prefetch_lines<T>(x: &T) {
+    let start = (x as *const T).cast::<u8>();
+    let size = std::mem::size_of::<T>();
+    let mut off = 0;
+    while off < size {
+        prefetch_addr(start.wrapping_add(off));
+        off += 64;
+    }
+    if size > 0 {
+        prefetch_addr(start.wrapping_add(size - 1));
+    }
+}
+
+#[inline(always)]
+fn prefetch_addr(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults, whatever the address;
+    // here it is within (or one byte inside the end of) a live value.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 struct Partition {
     table: HashTable<Attempt>,
     sketch: Sketch,
