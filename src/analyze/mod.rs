@@ -444,6 +444,9 @@ pub struct Analytics {
     /// Sources in the order they were created, for eviction (see
     /// [`Analytics::source`]); rebuilt after a load.
     source_queue: VecDeque<Addr>,
+    /// The last source evicted, reused (see [`Source::reset`]) by the one
+    /// created next.
+    spare_source: Option<Box<Source>>,
     arrivals: u64,
     known_clock: i64,
     delay: i64,
@@ -470,6 +473,7 @@ impl Analytics {
             out: Vec::new(),
             buffer: Reorder::default(),
             source_queue: VecDeque::new(),
+            spare_source: None,
             arrivals: 0,
             known_clock: i64::MIN,
             delay: 0,
@@ -667,7 +671,14 @@ impl Analytics {
                 self.stats.sources_cap_dropped += 1;
                 return None;
             }
-            self.sources.insert(a, Box::new(Source::new(self.window)));
+            let fresh = match self.spare_source.take() {
+                Some(mut s) => {
+                    s.reset(self.window);
+                    s
+                }
+                None => Box::new(Source::new(self.window)),
+            };
+            self.sources.insert(a, fresh);
             self.source_queue.push_back(a);
         }
         self.sources.get_mut(&a).map(|s| &mut **s)
@@ -689,7 +700,8 @@ impl Analytics {
             };
             match self.sources.get(&a) {
                 Some(s) if s.is_cheap() => {
-                    self.sources.remove(&a);
+                    // Kept for the source about to be created.
+                    self.spare_source = self.sources.remove(&a);
                     self.stats.sources_evicted += 1;
                     return true;
                 }

@@ -495,6 +495,33 @@ fn a_nightly_scanner_is_learned_and_a_new_one_is_alerted() {
 }
 
 #[test]
+fn a_reset_source_is_a_new_one() {
+    // A source with something in every part: failures to never-seen and
+    // live hosts, a successful contact, an alert, a closed window.
+    let mut f = Feed::new(cfg(&["detector.training_period=7d"]));
+    let live = a([10, 1, 7, 7]);
+    f.alive(0, live);
+    for d in 0..2 {
+        for i in 0..12u8 {
+            let t = d * D + i64::from(i) * M + M;
+            f.fail(t, a(SCANNER), a([10, 1, 0, i]), 445, Reason::Unanswered);
+            f.fail(t, a(SCANNER), live, 1000 + u16::from(i), Reason::Rejected);
+        }
+        f.contact(d * D + H, a(SCANNER), a([10, 1, 3, 3]));
+    }
+    assert!(!f.alerts.is_empty());
+    let used = f.a.sources[&a(SCANNER)].clone();
+    let json = |s: &Source| serde_json::to_value(s).unwrap();
+    assert!(!used.history.is_empty(), "a closed window");
+    assert!(used.last_alert.is_some(), "an alert");
+    assert!(!used.active_ports.is_empty() && !used.sample.is_empty());
+    assert_ne!(json(&used), json(&Source::new(7)));
+    let mut reset = used;
+    reset.reset(7);
+    assert_eq!(json(&reset), json(&Source::new(7)));
+}
+
+#[test]
 fn test_period_must_fit_training() {
     let e = Config::from_toml("t", "", &["detector.training_period=12h".into()]).unwrap_err();
     assert!(e.to_string().contains("shorter than test_period"));
