@@ -61,7 +61,7 @@ pub enum Proto {
 }
 
 impl Proto {
-    fn from_ip_number(n: u8) -> Proto {
+    pub(crate) fn from_ip_number(n: u8) -> Proto {
         match n {
             6 => Proto::Tcp,
             17 => Proto::Udp,

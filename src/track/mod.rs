@@ -39,12 +39,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use hashbrown::HashTable;
-
 use crate::decode::{Addr, FlowKey, Proto, Summary, What, tcp_flags::*};
 
 mod hash;
+mod table;
 pub use hash::{flow_hash, flow_hash_and_partition, partition_of};
+use table::{Attempts, RETRANS_MAX};
 
 /// Number of partitions of the attempt table. Fixed (not derived from the thread
 /// count) so that caps and evictions are the same for any number of threads.
@@ -72,9 +72,10 @@ pub struct TrackConfig {
     /// partition decides its oldest attempt early, marked `evicted`
     /// (`scanwatch_pending_evicted_total`). Default 786,432: 64 partitions
     /// of 12,288 entries, in tables of 2^14 buckets (the cap plus 1/6 of
-    /// slack is 7/8 of that, the most such a table holds). At 80 bytes an
-    /// entry plus one control byte a bucket, 85 MB when full (108 bytes an
-    /// attempt), and 16 bytes of timer each. A busy network has far fewer
+    /// slack is 7/8 of that, the most such a table holds). An IPv4 attempt
+    /// is packed in 40 bytes (see [`table`]), plus one control byte a
+    /// bucket: 43 MB when full (55 bytes an attempt; 108 for IPv6, whose
+    /// entries are 80 bytes), and 16 bytes of timer each. A busy network has far fewer
     /// attempts waiting (answers come in milliseconds); only unanswered
     /// probes stay for `syn_timeout`, so the default holds 20k unanswered
     /// SYN/s before it evicts.
@@ -273,7 +274,8 @@ pub struct Event {
     pub last_ts: i64,
     /// When the outcome was decided: the answer's time, or the timer deadline.
     pub decided_ts: i64,
-    /// Probes re-sent before the outcome (SYN retransmissions, repeated ARP requests).
+    /// Probes re-sent before the outcome (SYN retransmissions, repeated ARP
+    /// requests); it stops at 65,535.
     pub retransmissions: u32,
     pub icmp: Option<IcmpInfo>,
     pub vlan: [u16; 2],
@@ -365,8 +367,9 @@ enum State {
     Reported,
 }
 
-/// One entry of the attempt table.
-#[derive(Clone, Copy, Debug)]
+/// One entry of the attempt table (stored packed when it can be: see
+/// [`table`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Attempt {
     key: FlowKey,
     hash: u64,
@@ -538,7 +541,7 @@ fn prefetch_addr(p: *const u8) {
 }
 
 struct Partition {
-    table: HashTable<Attempt>,
+    table: Attempts,
     sketch: Sketch,
     /// (deadline, hash) of each entry, in insertion order. Deadlines are the
     /// packet time plus a constant, so the queue is sorted but for the capture's
@@ -630,7 +633,7 @@ impl Tracker {
         let parts = (0..PARTITIONS)
             .map(|p| {
                 (p % shards == shard).then(|| Partition {
-                    table: HashTable::new(),
+                    table: Attempts::default(),
                     sketch: Sketch::new(),
                     timers: VecDeque::new(),
                     orphans: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
@@ -735,7 +738,7 @@ impl Tracker {
         }
         p.orphans.remove(&hash);
         if let Some(p) = self.parts[part].as_ref()
-            && let Some(mut a) = p.table.find(hash, |a| a.key == *key).copied()
+            && let Some(mut a) = p.table.get(hash, key)
         {
             self.filter_dec(hash);
             self.emit(
@@ -765,16 +768,17 @@ impl Tracker {
             }
             p.timers.pop_front();
             // Gone already (answered, replaced): a stale timer.
-            let Ok(entry) = p.table.find_entry(hash, |a| a.hash == hash) else {
+            let Some(a) = p.table.get_by_hash(hash) else {
                 continue;
             };
-            let deadline = deadline_of(cfg, entry.get());
+            let deadline = deadline_of(cfg, &a);
             if deadline >= due {
                 // Retransmissions moved the deadline on.
                 p.timers.push_back((deadline, hash));
                 continue;
             }
-            expired.push(entry.remove().0);
+            p.table.take_by_hash(hash);
+            expired.push(a);
         }
         self.len -= expired.len();
         for a in expired {
@@ -899,7 +903,7 @@ impl Tracker {
         order: Order,
     ) -> Option<Attempt> {
         let p = self.parts[part].as_ref()?;
-        let a = *p.table.find(hash, |a| a.key == *key)?;
+        let a = p.table.get(hash, key)?;
         if deadline_of(&self.cfg, &a) < now {
             self.take(part, key, hash);
             self.finish(a, deadline_of(&self.cfg, &a), order, false);
@@ -914,37 +918,20 @@ impl Tracker {
         let p = self.parts[part]
             .as_mut()
             .expect("partition owned by this shard");
-        match p.table.find_entry(a.hash, |x| x.key == a.key) {
-            Ok(mut e) => *e.get_mut() = a,
-            Err(_) => {
-                if p.table.len() == p.table.capacity() {
-                    // No growth left. hashbrown would double a table more than
-                    // half full even when what used the growth up is deleted
-                    // slots (attempts answered or evicted): under a flood, with
-                    // the partition at its cap, that doubles the memory for
-                    // nothing. Rebuild at the size the cap needs instead, so a
-                    // partition never outgrows `room` (one partition at a time:
-                    // the copy is 1/64 of the table).
-                    let len = p.table.len();
-                    let want = (2 * (len + 1)).min(self.room).max(len + 1);
-                    let mut fresh = HashTable::with_capacity(want);
-                    for x in p.table.drain() {
-                        fresh.insert_unique(x.hash, x, |y| y.hash);
-                    }
-                    p.table = fresh;
-                    self.stats.table_rebuilds += 1;
-                }
-                p.table.insert_unique(a.hash, a, |x| x.hash);
-                p.timers.push_back((deadline, a.hash));
-                self.len += 1;
+        if !p.table.replace(&a) {
+            // A partition never outgrows `room` (see `table::insert_bounded`).
+            if p.table.insert_new(a, self.room) {
+                self.stats.table_rebuilds += 1;
             }
+            p.timers.push_back((deadline, a.hash));
+            self.len += 1;
         }
     }
 
     /// Remove the entry for `key` and hand it back, leaving the filter alone.
     fn take(&mut self, part: usize, key: &FlowKey, hash: u64) -> Option<Attempt> {
         let p = self.parts[part].as_mut()?;
-        let (a, _) = p.table.find_entry(hash, |x| x.key == *key).ok()?.remove();
+        let a = p.table.take(hash, key)?;
         self.len -= 1;
         Some(a)
     }
@@ -976,10 +963,9 @@ impl Tracker {
         // The oldest live entry is at the front of the timer queue (stale
         // timers of entries gone already are skipped).
         while let Some((_, hash)) = p.timers.pop_front() {
-            let Ok(entry) = p.table.find_entry(hash, |a| a.hash == hash) else {
+            let Some(a) = p.table.take_by_hash(hash) else {
                 continue;
             };
-            let a = entry.remove().0;
             self.len -= 1;
             self.stats.pending_evicted += 1;
             let at = self.out.len();
@@ -1078,7 +1064,7 @@ impl Tracker {
                     if a.isn == seq && matches!(a.state, State::SynPending | State::Reported) =>
                 {
                     if a.state == State::SynPending {
-                        a.retrans += 1;
+                        a.retrans = (a.retrans + 1).min(RETRANS_MAX);
                     }
                     a.last_ts = s.ts;
                     self.stats.retransmissions += 1;
@@ -1124,7 +1110,7 @@ impl Tracker {
         match self.lookup(part, &fwd, fh, s.ts, order) {
             Some(mut a) if a.state == State::StealthPending || a.probe != Probe::Syn => {
                 if a.state == State::StealthPending {
-                    a.retrans += 1;
+                    a.retrans = (a.retrans + 1).min(RETRANS_MAX);
                 }
                 a.last_ts = s.ts;
                 self.store(part, a);
@@ -1255,7 +1241,7 @@ impl Tracker {
         // probe. Repeated errors for one 5-tuple within syn_timeout are one attempt.
         match live {
             Some(mut a) => {
-                a.retrans += 1;
+                a.retrans = (a.retrans + 1).min(RETRANS_MAX);
                 a.last_ts = s.ts;
                 self.store(part, a);
             }
@@ -1295,7 +1281,7 @@ impl Tracker {
         let h = flow_hash(&key);
         match self.lookup(part, &key, h, s.ts, order) {
             Some(mut a) => {
-                a.retrans += 1;
+                a.retrans = (a.retrans + 1).min(RETRANS_MAX);
                 a.last_ts = s.ts;
                 self.store(part, a);
             }
@@ -1345,11 +1331,11 @@ impl Tracker {
             return;
         }
         let cfg = &self.cfg;
-        if let Ok(e) = p.table.find_entry(hash, |a| a.hash == hash)
-            && e.get().state == State::SynPending
-            && ts <= deadline_of(cfg, e.get())
+        if let Some(a) = p.table.get_by_hash(hash)
+            && a.state == State::SynPending
+            && ts <= deadline_of(cfg, &a)
         {
-            let (a, _) = e.remove();
+            p.table.take_by_hash(hash);
             self.len -= 1;
             self.filter_dec(hash);
             self.stats.successes += 1;
@@ -1386,7 +1372,7 @@ impl Tracker {
         let table = std::mem::take(&mut p.table);
         self.len -= table.len();
         self.out.reserve(table.len());
-        for a in table {
+        for a in table.into_attempts() {
             let deadline = deadline_of(&self.cfg, &a);
             let order = Order {
                 block: u64::MAX,

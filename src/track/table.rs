@@ -1,0 +1,420 @@
+//! A partition's attempt table: IPv4 attempts packed into 40 bytes, the rest
+//! (IPv6) whole.
+//!
+//! A flood fills the table with IPv4 SYNs, and the bytes of an entry decide
+//! both the table's memory at its cap and how many entries a cache line
+//! holds. An [`Attempt`] takes 80 bytes, mostly for two 16-byte addresses;
+//! [`Packed4`] keeps the same facts in 40, so that at the cap (3/4 of the
+//! buckets used, one control byte each) an IPv4 attempt costs 55 bytes
+//! instead of 108. The tracker sees only [`Attempt`]s: packing is this
+//! module's business.
+
+use hashbrown::HashTable;
+
+use super::{Attempt, Probe, State, flow_hash};
+use crate::decode::{Addr, FlowKey, Proto};
+
+/// Retransmissions an attempt counts at most (what [`Packed4`] can hold):
+/// real stacks resend a SYN a handful of times, so only a sender repeating
+/// one probe 65,535 times within its timeout sees the count stop.
+pub(super) const RETRANS_MAX: u32 = u16::MAX as u32;
+
+/// An attempt between two IPv4 addresses. The flow hash is not stored (it
+/// is recomputed from the key when a rebuild moves the entry or a lookup by
+/// hash alone checks a candidate); the VLAN ids (12 bits each) share a word
+/// with the state, the probe, the initiator-reset flag and an ARP bit.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Packed4 {
+    first_ts: i64,
+    last_ts: i64,
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    isn: u32,
+    /// vlan[0] in bits 0–11, vlan[1] in 12–23, state 24–25, probe 26–29,
+    /// initiator_reset 30, ARP 31.
+    bits: u32,
+    retrans: u16,
+    /// The IP protocol number (0 with the ARP bit for ARP).
+    proto: u8,
+}
+
+const STATES: [State; 4] = [
+    State::SynPending,
+    State::StealthPending,
+    State::ArpPending,
+    State::Reported,
+];
+
+const PROBES: [Probe; 10] = [
+    Probe::Syn,
+    Probe::Fin,
+    Probe::Null,
+    Probe::Xmas,
+    Probe::OtherFlags,
+    Probe::Ack,
+    Probe::Udp,
+    Probe::Icmp,
+    Probe::IpProto,
+    Probe::Arp,
+];
+
+fn v4_of(a: &Addr) -> Option<[u8; 4]> {
+    a.is_v4().then(|| [a.0[12], a.0[13], a.0[14], a.0[15]])
+}
+
+impl Packed4 {
+    /// `a` packed, when it fits: both addresses IPv4, VLAN ids of 12 bits,
+    /// a protocol its number gives back (`Proto::Ip(6)` would come back as
+    /// `Proto::Tcp`; the decoder never makes one, but the check is cheap).
+    fn pack(a: &Attempt) -> Option<Packed4> {
+        let (src, dst) = (v4_of(&a.key.src)?, v4_of(&a.key.dst)?);
+        let arp = a.key.proto == Proto::Arp;
+        let proto = a.key.proto.number();
+        if !arp && Proto::from_ip_number(proto) != a.key.proto {
+            return None;
+        }
+        if a.vlan.iter().any(|&v| v > 0x0fff) {
+            return None;
+        }
+        let state = STATES.iter().position(|&s| s == a.state)? as u32;
+        let probe = PROBES.iter().position(|&p| p == a.probe)? as u32;
+        let bits = u32::from(a.vlan[0])
+            | u32::from(a.vlan[1]) << 12
+            | state << 24
+            | probe << 26
+            | u32::from(a.initiator_reset) << 30
+            | u32::from(arp) << 31;
+        Some(Packed4 {
+            first_ts: a.first_ts,
+            last_ts: a.last_ts,
+            src,
+            dst,
+            sport: a.key.sport,
+            dport: a.key.dport,
+            isn: a.isn,
+            bits,
+            retrans: a.retrans.min(RETRANS_MAX) as u16,
+            proto,
+        })
+    }
+
+    fn key(&self) -> FlowKey {
+        FlowKey {
+            src: Addr::v4(self.src),
+            dst: Addr::v4(self.dst),
+            sport: self.sport,
+            dport: self.dport,
+            proto: if self.bits >> 31 != 0 {
+                Proto::Arp
+            } else {
+                Proto::from_ip_number(self.proto)
+            },
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        flow_hash(&self.key())
+    }
+
+    fn unpack(&self) -> Attempt {
+        let key = self.key();
+        Attempt {
+            key,
+            hash: flow_hash(&key),
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            isn: self.isn,
+            retrans: u32::from(self.retrans),
+            vlan: [
+                (self.bits & 0x0fff) as u16,
+                (self.bits >> 12 & 0x0fff) as u16,
+            ],
+            state: STATES[(self.bits >> 24 & 3) as usize],
+            probe: PROBES[(self.bits >> 26 & 0xf) as usize],
+            initiator_reset: self.bits >> 30 & 1 != 0,
+        }
+    }
+
+    fn is(&self, key: &FlowKey) -> bool {
+        v4_of(&key.src) == Some(self.src)
+            && v4_of(&key.dst) == Some(self.dst)
+            && self.sport == key.sport
+            && self.dport == key.dport
+            && self.key().proto == key.proto
+    }
+}
+
+/// The attempts of one partition. Every key goes to one table only: the
+/// packed one when [`Packed4::pack`] takes it.
+#[derive(Default)]
+pub(super) struct Attempts {
+    v4: HashTable<Packed4>,
+    other: HashTable<Attempt>,
+}
+
+/// Insert into a table that never outgrows `room`: hashbrown would double a
+/// table more than half full even when what used its growth up is deleted
+/// slots (attempts answered or evicted): under a flood, with the partition
+/// at its cap, that doubles the memory for nothing. A table with no growth
+/// left is rebuilt at the size the cap needs instead (one partition's table
+/// at a time: 1/64 of the memory). Returns whether it was rebuilt.
+fn insert_bounded<T>(
+    t: &mut HashTable<T>,
+    hash: u64,
+    x: T,
+    room: usize,
+    rehash: impl Fn(&T) -> u64,
+) -> bool {
+    let rebuilt = t.len() == t.capacity();
+    if rebuilt {
+        let len = t.len();
+        let want = (2 * (len + 1)).min(room).max(len + 1);
+        let mut fresh = HashTable::with_capacity(want);
+        for y in t.drain() {
+            fresh.insert_unique(rehash(&y), y, &rehash);
+        }
+        *t = fresh;
+    }
+    t.insert_unique(hash, x, rehash);
+    rebuilt
+}
+
+impl Attempts {
+    pub(super) fn len(&self) -> usize {
+        self.v4.len() + self.other.len()
+    }
+
+    /// The entry for `key` (whose flow hash is `hash`).
+    pub(super) fn get(&self, hash: u64, key: &FlowKey) -> Option<Attempt> {
+        if is_v4_key(key)
+            && let Some(p) = self.v4.find(hash, |p| p.is(key))
+        {
+            return Some(p.unpack());
+        }
+        if self.other.is_empty() {
+            return None;
+        }
+        self.other.find(hash, |a| a.key == *key).copied()
+    }
+
+    /// The entry whose flow hash is `hash` (timers and ACK/data segments know
+    /// only the hash; 64 bits tell a partition's entries apart).
+    pub(super) fn get_by_hash(&self, hash: u64) -> Option<Attempt> {
+        if let Some(p) = self.v4.find(hash, |p| p.hash() == hash) {
+            return Some(p.unpack());
+        }
+        if self.other.is_empty() {
+            return None;
+        }
+        self.other.find(hash, |a| a.hash == hash).copied()
+    }
+
+    /// Remove the entry for `key` and hand it back.
+    pub(super) fn take(&mut self, hash: u64, key: &FlowKey) -> Option<Attempt> {
+        if is_v4_key(key)
+            && let Ok(e) = self.v4.find_entry(hash, |p| p.is(key))
+        {
+            return Some(e.remove().0.unpack());
+        }
+        if self.other.is_empty() {
+            return None;
+        }
+        let e = self.other.find_entry(hash, |a| a.key == *key).ok()?;
+        Some(e.remove().0)
+    }
+
+    /// Remove the entry whose flow hash is `hash` and hand it back.
+    pub(super) fn take_by_hash(&mut self, hash: u64) -> Option<Attempt> {
+        if let Ok(e) = self.v4.find_entry(hash, |p| p.hash() == hash) {
+            return Some(e.remove().0.unpack());
+        }
+        if self.other.is_empty() {
+            return None;
+        }
+        let e = self.other.find_entry(hash, |a| a.hash == hash).ok()?;
+        Some(e.remove().0)
+    }
+
+    /// Overwrite the entry with `a`'s key; false when there is none.
+    pub(super) fn replace(&mut self, a: &Attempt) -> bool {
+        if let Some(p) = Packed4::pack(a) {
+            if let Some(x) = self.v4.find_mut(a.hash, |p| p.is(&a.key)) {
+                *x = p;
+                return true;
+            }
+            return false;
+        }
+        match self.other.find_mut(a.hash, |x| x.key == a.key) {
+            Some(x) => {
+                *x = *a;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Add `a`, whose key is not in the table; no table grows past `room`
+    /// entries' worth of buckets. Returns whether a table was rebuilt.
+    pub(super) fn insert_new(&mut self, a: Attempt, room: usize) -> bool {
+        match Packed4::pack(&a) {
+            Some(p) => insert_bounded(&mut self.v4, a.hash, p, room, Packed4::hash),
+            None => insert_bounded(&mut self.other, a.hash, a, room, |x| x.hash),
+        }
+    }
+
+    /// Every entry, in no particular order (the caller sorts what it emits).
+    pub(super) fn into_attempts(self) -> impl Iterator<Item = Attempt> {
+        let v4 = self.v4.into_iter().map(|p| p.unpack());
+        v4.chain(self.other)
+    }
+}
+
+/// Whether `key` can be in the packed table (its addresses are IPv4; the
+/// rest of [`Packed4::pack`]'s conditions are checked by finding it there).
+fn is_v4_key(key: &FlowKey) -> bool {
+    key.src.is_v4() && key.dst.is_v4()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn attempt(
+        src: [u8; 16],
+        dst: [u8; 16],
+        ports: (u16, u16),
+        proto: Proto,
+        ts: (i64, i64),
+        rest: (u32, u32, [u16; 2], usize, usize, bool),
+    ) -> Attempt {
+        let key = FlowKey {
+            src: Addr(src),
+            dst: Addr(dst),
+            sport: ports.0,
+            dport: ports.1,
+            proto,
+        };
+        let (isn, retrans, vlan, state, probe, reset) = rest;
+        Attempt {
+            key,
+            hash: flow_hash(&key),
+            first_ts: ts.0,
+            last_ts: ts.1,
+            isn,
+            retrans,
+            vlan,
+            state: STATES[state],
+            probe: PROBES[probe],
+            initiator_reset: reset,
+        }
+    }
+
+    fn addr(v4: bool, b: [u8; 16]) -> [u8; 16] {
+        if v4 {
+            Addr::v4([b[0], b[1], b[2], b[3]]).0
+        } else {
+            b
+        }
+    }
+
+    #[test]
+    fn a_packed_attempt_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Packed4>(), 40);
+    }
+
+    proptest! {
+        /// Whatever goes in comes back out unchanged, through the packed
+        /// table or the other: every field, any protocol, state and probe,
+        /// IPv4 or IPv6 on either side, VLAN ids and retransmission counts
+        /// up to what the tracker makes.
+        #[test]
+        fn attempts_come_back_as_they_went_in(
+            v4 in any::<(bool, bool)>(),
+            src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(),
+            ports in any::<(u16, u16)>(),
+            proto in prop::sample::select(vec![
+                Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Icmpv6, Proto::Arp,
+                Proto::Ip(0), Proto::Ip(132), Proto::Ip(255), Proto::Ip(6),
+            ]),
+            ts in any::<(i64, i64)>(),
+            isn in any::<u32>(), retrans in 0..=RETRANS_MAX,
+            vlan in any::<[u16; 2]>().prop_map(|v| v.map(|x| x & 0x0fff)),
+            state in 0usize..4, probe in 0usize..10, reset in any::<bool>(),
+        ) {
+            let a = attempt(
+                addr(v4.0, src), addr(v4.1, dst), ports, proto, ts,
+                (isn, retrans, vlan, state, probe, reset),
+            );
+            let mut t = Attempts::default();
+            t.insert_new(a, 16);
+            prop_assert_eq!(t.len(), 1);
+            prop_assert_eq!(t.get(a.hash, &a.key), Some(a));
+            prop_assert_eq!(t.get_by_hash(a.hash), Some(a));
+            let mut b = a;
+            b.retrans = retrans / 2;
+            b.state = State::Reported;
+            prop_assert!(t.replace(&b));
+            prop_assert_eq!(t.get(a.hash, &a.key), Some(b));
+            prop_assert_eq!(t.take(a.hash, &a.key), Some(b));
+            prop_assert_eq!(t.len(), 0);
+            prop_assert!(!t.replace(&b));
+            t.insert_new(a, 16);
+            prop_assert_eq!(t.take_by_hash(a.hash), Some(a));
+            prop_assert!(t.get_by_hash(a.hash).is_none());
+        }
+    }
+
+    #[test]
+    fn ipv4_attempts_go_to_the_packed_table() {
+        let v4 = |x| Addr::v4([10, 0, 0, x]).0;
+        let mut v6 = [0u8; 16];
+        v6[0] = 0xfd;
+        let mut t = Attempts::default();
+        let rest = (1, 0, [0, 0], 0, 0, false);
+        let tcp4 = attempt(v4(1), v4(2), (1, 2), Proto::Tcp, (5, 5), rest);
+        let arp4 = attempt(v4(1), v4(3), (0, 0), Proto::Arp, (5, 5), rest);
+        let mixed = attempt(v4(1), v6, (1, 2), Proto::Tcp, (5, 5), rest);
+        for a in [tcp4, arp4, mixed] {
+            t.insert_new(a, 16);
+        }
+        assert_eq!((t.v4.len(), t.other.len()), (2, 1));
+        let mut all: Vec<_> = t.into_attempts().map(|a| a.key).collect();
+        all.sort();
+        let mut want = vec![tcp4.key, arp4.key, mixed.key];
+        want.sort();
+        assert_eq!(all, want);
+    }
+
+    #[test]
+    fn a_table_at_its_room_is_rebuilt_not_doubled() {
+        let mut t = Attempts::default();
+        let rest = (1, 0, [0, 0], 0, 0, false);
+        let mk = |i: u32| {
+            let b = i.to_be_bytes();
+            attempt(
+                Addr::v4([10, b[1], b[2], b[3]]).0,
+                Addr::v4([10, 9, 9, 9]).0,
+                (1, 2),
+                Proto::Tcp,
+                (5, 5),
+                rest,
+            )
+        };
+        let room = 100;
+        let mut rebuilds = 0;
+        // Churn at a steady 90 entries: deleted slots use the growth up.
+        for i in 0..5000u32 {
+            rebuilds += u32::from(t.insert_new(mk(i), room));
+            if i >= 90 {
+                let old = mk(i - 90);
+                assert!(t.take(old.hash, &old.key).is_some());
+            }
+        }
+        assert!(rebuilds > 10, "{rebuilds} rebuilds");
+        assert_eq!(t.len(), 90);
+        assert!(t.v4.capacity() <= 2 * room, "{}", t.v4.capacity());
+    }
+}
