@@ -500,16 +500,7 @@ impl Sketch {
 /// their misses instead of waiting for each in turn.
 #[inline(always)]
 pub(crate) fn prefetch<T: ?Sized>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address,
-    // and here the address is a live reference anyway.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (x as *const T).cast::<i8>(),
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
+    prefetch_addr((x as *const T).cast::<u8>());
 }
 
 /// [`prefetch`] every cache line `x` spans (a 120-byte record spans two or

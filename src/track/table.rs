@@ -100,17 +100,21 @@ impl Packed4 {
         })
     }
 
+    fn proto(&self) -> Proto {
+        if self.bits >> 31 != 0 {
+            Proto::Arp
+        } else {
+            Proto::from_ip_number(self.proto)
+        }
+    }
+
     fn key(&self) -> FlowKey {
         FlowKey {
             src: Addr::v4(self.src),
             dst: Addr::v4(self.dst),
             sport: self.sport,
             dport: self.dport,
-            proto: if self.bits >> 31 != 0 {
-                Proto::Arp
-            } else {
-                Proto::from_ip_number(self.proto)
-            },
+            proto: self.proto(),
         }
     }
 
@@ -142,7 +146,7 @@ impl Packed4 {
             && v4_of(&key.dst) == Some(self.dst)
             && self.sport == key.sport
             && self.dport == key.dport
-            && self.key().proto == key.proto
+            && self.proto() == key.proto
     }
 }
 
