@@ -32,17 +32,18 @@ pub fn write_community_id(k: &FlowKey, out: &mut String) -> bool {
     } else {
         (a, b, sport, dport)
     };
-    let mut h = sha1_smol::Sha1::new();
-    h.update(&0u16.to_be_bytes());
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(0u16.to_be_bytes());
     h.update(a);
     h.update(b);
-    h.update(&[k.proto.number(), 0]);
+    h.update([k.proto.number(), 0]);
     if let (Some(s), Some(d)) = (sport, dport) {
-        h.update(&s.to_be_bytes());
-        h.update(&d.to_be_bytes());
+        h.update(s.to_be_bytes());
+        h.update(d.to_be_bytes());
     }
     out.push_str("1:");
-    base64(&h.digest().bytes(), out);
+    base64(&h.finalize(), out);
     true
 }
 

@@ -1,30 +1,76 @@
 //! Event-time formatting: RFC 3339 UTC with microseconds, as EVE does.
 
+use std::cell::Cell;
+
+/// Seconds remembered with their formatted prefix (see [`LAST_SECONDS`]).
+const CACHED: usize = 4;
+
+/// Formatted seconds, newest replacing the oldest.
+#[derive(Clone, Copy)]
+struct Seconds {
+    secs: [i64; CACHED],
+    prefix: [[u8; 20]; CACHED],
+    next: usize,
+}
+
+thread_local! {
+    /// The last seconds formatted, and their `2024-03-01T10:00:00.` prefix:
+    /// the calendar arithmetic cost more than the rest of the timestamp, and
+    /// an event's three timestamps fall in two seconds or so (a probe's, and
+    /// its timeout's a few seconds later), shared by the events around it.
+    static LAST_SECONDS: Cell<Seconds> = const {
+        Cell::new(Seconds {
+            secs: [i64::MIN; CACHED],
+            prefix: [[0; 20]; CACHED],
+            next: 0,
+        })
+    };
+}
+
 /// Append `ns` (nanoseconds since the Unix epoch) as `2024-03-01T10:00:00.123456Z`.
 pub fn rfc3339(ns: i64, out: &mut String) {
     let secs = ns.div_euclid(1_000_000_000);
     let micros = ns.rem_euclid(1_000_000_000) / 1000;
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut c = LAST_SECONDS.get();
+    // `i64::MIN` marks an empty entry: no instant is in that second.
+    match c.secs.iter().position(|&s| s == secs) {
+        Some(i) => b[..20].copy_from_slice(&c.prefix[i]),
+        None => {
+            second_prefix(secs, &mut b);
+            let i = c.next;
+            c.secs[i] = secs;
+            c.prefix[i] = *b.first_chunk().expect("27 bytes");
+            c.next = (i + 1) % CACHED;
+            LAST_SECONDS.set(c);
+        }
+    }
+    put(&mut b, 20, 6, micros as u32);
+    out.push_str(std::str::from_utf8(&b).expect("ASCII digits"));
+}
+
+/// Write `v` in `width` decimal digits at `b[at..]`, digit by digit: three
+/// timestamps per event, and `write!` cost more than the rest of an event's
+/// line.
+fn put(b: &mut [u8; 27], at: usize, width: usize, mut v: u32) {
+    for i in (at..at + width).rev() {
+        b[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// The date and time of day of `secs` into `b[..19]`. Nanoseconds in an i64
+/// span the years 1677 to 2262: always four digits.
+fn second_prefix(secs: i64, b: &mut [u8; 27]) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    // Digit by digit: three timestamps per event, and `write!` cost more
-    // than the rest of an event's line. Nanoseconds in an i64 span the
-    // years 1677 to 2262: always four digits.
-    let mut b = *b"0000-00-00T00:00:00.000000Z";
-    let mut put = |at: usize, width: usize, mut v: u32| {
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, y as u32);
-    put(5, 2, m);
-    put(8, 2, d);
-    put(11, 2, (sod / 3600) as u32);
-    put(14, 2, (sod % 3600 / 60) as u32);
-    put(17, 2, (sod % 60) as u32);
-    put(20, 6, micros as u32);
-    out.push_str(std::str::from_utf8(&b).expect("ASCII digits"));
+    put(b, 0, 4, y as u32);
+    put(b, 5, 2, m);
+    put(b, 8, 2, d);
+    put(b, 11, 2, (sod / 3600) as u32);
+    put(b, 14, 2, (sod % 3600 / 60) as u32);
+    put(b, 17, 2, (sod % 60) as u32);
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
@@ -62,5 +108,52 @@ mod tests {
         assert_eq!(f(-1_000), "1969-12-31T23:59:59.999999Z");
         assert_eq!(f(i64::MAX), "2262-04-11T23:47:16.854775Z");
         assert_eq!(f(i64::MIN), "1677-09-21T00:12:43.145224Z");
+    }
+
+    /// The cached second must never leak into a timestamp of another second:
+    /// each instant, formatted after any other, reads as it does on its own.
+    #[test]
+    fn cached_second_matches_a_fresh_one() {
+        let instants = [
+            0,
+            999_999_999,
+            1_000_000_000,
+            -1,
+            1_272_497_999_311_284_000,
+            1_272_497_999_999_999_999,
+            1_272_498_000_000_000_000,
+            1_272_497_999_000_000_000 + 86_400_000_000_000,
+            i64::MAX,
+            i64::MIN,
+        ];
+        let fresh: Vec<String> = instants
+            .iter()
+            .map(|&ns| {
+                forget_seconds();
+                f(ns)
+            })
+            .collect();
+        for (i, &a) in instants.iter().enumerate() {
+            for (j, &b) in instants.iter().enumerate() {
+                forget_seconds();
+                f(a);
+                assert_eq!(f(b), fresh[j], "{b} after {a}");
+                assert_eq!(f(a), fresh[i], "{a} after {b}");
+            }
+        }
+        // More seconds than the cache holds, round and round.
+        for _ in 0..3 {
+            for (i, &a) in instants.iter().enumerate() {
+                assert_eq!(f(a), fresh[i], "{a} in a cycle");
+            }
+        }
+    }
+
+    fn forget_seconds() {
+        LAST_SECONDS.with(|c| {
+            let mut s = c.get();
+            s.secs = [i64::MIN; CACHED];
+            c.set(s)
+        });
     }
 }
