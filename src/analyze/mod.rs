@@ -173,7 +173,17 @@ struct LateRuns {
     /// [`LateRuns::head`]'s answer until the next push or pop: a release
     /// asks for the head twice (its time, then the record).
     head: Option<(usize, Late)>,
+    /// Emptied run vectors, for the next merges (at most [`SPARE_RUNS`]).
+    /// Fresh ones of a few MiB were taken from the kernel and given back at
+    /// every merge of a flood: faulting and zeroing their pages was a tenth
+    /// of the analytics thread.
+    spare: Vec<Vec<Late>>,
 }
+
+/// Emptied run vectors kept: a merge frees two and needs one, and the
+/// cascade of merges is a few levels deep. Their capacity is at most what
+/// the runs held at their largest.
+const SPARE_RUNS: usize = 4;
 
 /// Keys staged before they are sorted into a run.
 const STAGING: usize = 64;
@@ -207,7 +217,8 @@ impl LateRuns {
         if self.staging.is_empty() {
             return;
         }
-        let mut run = std::mem::replace(&mut self.staging, Vec::with_capacity(STAGING));
+        let next = self.take_spare(STAGING);
+        let mut run = std::mem::replace(&mut self.staging, next);
         self.staging_min = 0;
         run.sort_unstable_by_key(Late::key);
         self.runs.push((run, 0));
@@ -216,8 +227,8 @@ impl LateRuns {
         {
             let (b, j) = self.runs.pop().expect("two runs");
             let (a, i) = self.runs.pop().expect("two runs");
+            let mut m = self.take_spare(a.len() - i + b.len() - j);
             let (mut x, mut y) = (a[i..].iter().peekable(), b[j..].iter().peekable());
-            let mut m = Vec::with_capacity(a.len() - i + b.len() - j);
             while let (Some(p), Some(q)) = (x.peek(), y.peek()) {
                 if p.key() <= q.key() {
                     m.push(**p);
@@ -230,6 +241,34 @@ impl LateRuns {
             m.extend(x.copied());
             m.extend(y.copied());
             self.runs.push((m, 0));
+            self.give_spare(a);
+            self.give_spare(b);
+        }
+    }
+
+    /// An empty vector for `n` keys: the smallest spare that holds them,
+    /// else the largest spare grown, else a new one.
+    fn take_spare(&mut self, n: usize) -> Vec<Late> {
+        let cap = |i: &usize| self.spare[*i].capacity();
+        let fits = (0..self.spare.len())
+            .filter(|i| cap(i) >= n)
+            .min_by_key(cap);
+        let mut v = match fits.or_else(|| (0..self.spare.len()).max_by_key(cap)) {
+            Some(i) => self.spare.swap_remove(i),
+            None => Vec::new(),
+        };
+        v.reserve(n);
+        v
+    }
+
+    /// Keep an emptied run vector, dropping the smallest past [`SPARE_RUNS`].
+    fn give_spare(&mut self, mut v: Vec<Late>) {
+        v.clear();
+        self.spare.push(v);
+        if self.spare.len() > SPARE_RUNS
+            && let Some(i) = (0..self.spare.len()).min_by_key(|&i| self.spare[i].capacity())
+        {
+            self.spare.swap_remove(i);
         }
     }
 
@@ -272,7 +311,8 @@ impl LateRuns {
         *at += 1;
         let ahead = keys.get(*at + SLAB_PREFETCH).map(|l| l.2);
         if *at == keys.len() {
-            self.runs.remove(r);
+            let (keys, _) = self.runs.remove(r);
+            self.give_spare(keys);
         }
         Some((k, ahead))
     }
