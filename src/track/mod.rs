@@ -919,6 +919,21 @@ impl Tracker {
         }
     }
 
+    /// Insert `a`, whose key the partition does not hold (its lookup found
+    /// nothing): [`store`](Self::store) without looking for it again.
+    fn store_new(&mut self, part: usize, a: Attempt) {
+        let deadline = deadline_of(&self.cfg, &a);
+        let p = self.parts[part]
+            .as_mut()
+            .expect("partition owned by this shard");
+        debug_assert!(p.table.get(a.hash, &a.key).is_none(), "{a:?} is held");
+        if p.table.insert_new(a, self.room) {
+            self.stats.table_rebuilds += 1;
+        }
+        p.timers.push_back((deadline, a.hash));
+        self.len += 1;
+    }
+
     /// Remove the entry for `key` and hand it back, leaving the filter alone.
     fn take(&mut self, part: usize, key: &FlowKey, hash: u64) -> Option<Attempt> {
         let p = self.parts[part].as_mut()?;
@@ -1004,8 +1019,11 @@ impl Tracker {
     }
 
     fn tcp(&mut self, s: &Summary, part: usize, flags: u8, seq: u32, order: Order) {
-        let fwd = s.key;
-        let fh = flow_hash(&fwd);
+        // Borrowed, not copied: hashing a fresh stack copy read it back in
+        // words across the copy's stores, and the failed store forwarding
+        // was two thirds of this function under a flood.
+        let fwd = &s.key;
+        let fh = flow_hash(fwd);
         if flags & ACK != 0 {
             // SYN-ACK, FIN-ACK, RST-ACK: this direction is part of a conversation.
             self.parts[part]
@@ -1025,9 +1043,9 @@ impl Tracker {
             return self.rst(s, part, flags, order);
         }
         if flags & SYN != 0 {
-            let rev = fwd.reversed();
-            let rh = flow_hash(&rev);
             if flags & ACK != 0 {
+                let rev = fwd.reversed();
+                let rh = flow_hash(&rev);
                 // SYN-ACK from the responder: the attempt succeeded.
                 match self.lookup(part, &rev, rh, s.ts, order) {
                     Some(a) if a.state == State::SynPending => {
@@ -1050,7 +1068,7 @@ impl Tracker {
                 return;
             }
             // A SYN: a new attempt, or a retransmission of a live one.
-            match self.lookup(part, &fwd, fh, s.ts, order) {
+            match self.lookup(part, fwd, fh, s.ts, order) {
                 Some(mut a)
                     if a.isn == seq && matches!(a.state, State::SynPending | State::Reported) =>
                 {
@@ -1065,7 +1083,7 @@ impl Tracker {
                 Some(old) => {
                     // Same 5-tuple, new ISN: the old attempt is over; if it was
                     // still waiting, nothing answered it.
-                    self.take(part, &fwd, fh);
+                    self.take(part, fwd, fh);
                     self.finish(old, s.ts, order, false);
                 }
                 None => {}
@@ -1075,17 +1093,17 @@ impl Tracker {
                 return;
             }
             self.filter_inc(fh);
-            self.store(
+            self.store_new(
                 part,
-                Attempt::new(fwd, fh, s.ts, seq, s.vlan, State::SynPending, Probe::Syn),
+                Attempt::new(*fwd, fh, s.ts, seq, s.vlan, State::SynPending, Probe::Syn),
             );
-            self.claim_orphan(part, &fwd, fh, seq, s.ts, order);
+            self.claim_orphan(part, fwd, fh, seq, s.ts, order);
             return;
         }
         if flags & ACK != 0 {
             // FIN+ACK: either side closing means the handshake completed, even if
             // the SYN-ACK was not captured (Zeek would call the SYN-FIN case SH).
-            for (k, h) in [(fwd, fh), (fwd.reversed(), flow_hash(&fwd.reversed()))] {
+            for (k, h) in [(*fwd, fh), (fwd.reversed(), flow_hash(&fwd.reversed()))] {
                 if let Some(a) = self.lookup(part, &k, h, s.ts, order)
                     && a.state == State::SynPending
                 {
@@ -1098,7 +1116,7 @@ impl Tracker {
             return;
         }
         // No SYN, no ACK, no RST: a stealth probe (FIN, NULL, Xmas scans).
-        match self.lookup(part, &fwd, fh, s.ts, order) {
+        match self.lookup(part, fwd, fh, s.ts, order) {
             Some(mut a) if a.state == State::StealthPending || a.probe != Probe::Syn => {
                 if a.state == State::StealthPending {
                     a.retrans = (a.retrans + 1).min(RETRANS_MAX);
@@ -1113,7 +1131,7 @@ impl Tracker {
                     self.store(
                         part,
                         Attempt::new(
-                            fwd,
+                            *fwd,
                             fh,
                             s.ts,
                             seq,
@@ -1148,9 +1166,9 @@ impl Tracker {
             return;
         }
         // From the initiator, on its own unanswered attempt (Zeek RSTOS0).
-        let fwd = s.key;
-        let fh = flow_hash(&fwd);
-        if let Some(mut a) = self.lookup(part, &fwd, fh, s.ts, order) {
+        let fwd = &s.key;
+        let fh = flow_hash(fwd);
+        if let Some(mut a) = self.lookup(part, fwd, fh, s.ts, order) {
             if a.state == State::SynPending {
                 a.initiator_reset = true;
                 self.store(part, a);

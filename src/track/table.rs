@@ -68,6 +68,7 @@ impl Packed4 {
     /// `a` packed, when it fits: both addresses IPv4, VLAN ids of 12 bits,
     /// a protocol its number gives back (`Proto::Ip(6)` would come back as
     /// `Proto::Tcp`; the decoder never makes one, but the check is cheap).
+    #[inline]
     fn pack(a: &Attempt) -> Option<Packed4> {
         let (src, dst) = (v4_of(&a.key.src)?, v4_of(&a.key.dst)?);
         let arp = a.key.proto == Proto::Arp;
