@@ -4,6 +4,11 @@
 # default BPF filter and without it (--bpf "").
 #
 #   sudo bash benches/live.sh [PACKETS] [RATES...]
+#   sudo SENDERS=2 bash benches/live.sh [PACKETS] [RATES...]
+#
+# SENDERS (default 1) tcpreplay processes send at once, each at RATE: one
+# tcpreplay tops out near 0.5 M packets/s here, and the veth's receive path
+# (the BPF filter, the copy into the capture ring) runs on the sender's CPU.
 #
 # Needs root, tcpreplay (apt-get install tcpreplay) and a release build. The
 # traffic is the generated "enterprise" mix (snaplen 256), sent with tcpreplay
@@ -16,6 +21,7 @@ cd "$(dirname "$0")/.."
 PACKETS=${1:-1000000}
 shift || true
 RATES=${*:-"100000 200000 400000 800000 max"}
+SENDERS=${SENDERS:-1}
 BIN=$PWD/target/release/scanwatch
 SYNTH=$PWD/target/release/scanwatch-synth
 command -v tcpreplay >/dev/null || { echo "tcpreplay is needed: apt-get install tcpreplay" >&2; exit 1; }
@@ -48,10 +54,18 @@ for filter in default none; do
         pid=$!
         for _ in $(seq 50); do grep -q "stats:" "$TMP/log" 2>/dev/null && break; sleep 0.1; done
         if [ "$rate" = max ]; then speed=(--topspeed); else speed=(--pps="$rate"); fi
-        out=$(ip netns exec swbench-tx tcpreplay -q -i swb1 "${speed[@]}" "$CAP" 2>&1)
+        senders=()
+        for n in $(seq "$SENDERS"); do
+            ip netns exec swbench-tx tcpreplay -q -i swb1 "${speed[@]}" "$CAP" >"$TMP/tx$n" 2>&1 &
+            senders+=($!)
+        done
+        wait "${senders[@]}" || true
         sleep 2
         kill -TERM $pid; wait $pid || true
-        sent=$(echo "$out" | grep -o 'Rated: [0-9.]* Bps, [0-9.]* Mbps, [0-9.]* pps' | awk '{print $6}')
+        # Packets/s of all senders together.
+        sent=$(cat "$TMP"/tx* | grep -o 'Rated: [0-9.]* Bps, [0-9.]* Mbps, [0-9.]* pps' |
+            awk '{ s += $6 } END { if (NR) printf "%.0f", s }')
+        rm -f "$TMP"/tx*
         recv=$(stat scanwatch_packets_received_total)
         drop=$(stat scanwatch_kernel_dropped_total)
         pct=$(awk -v d="$drop" -v r="$recv" 'BEGIN { printf "%.2f", (r > 0 ? 100 * d / r : 0) }')
