@@ -905,17 +905,11 @@ impl Tracker {
 
     /// Insert `a`, or overwrite the entry with its key.
     fn store(&mut self, part: usize, a: Attempt) {
-        let deadline = deadline_of(&self.cfg, &a);
         let p = self.parts[part]
             .as_mut()
             .expect("partition owned by this shard");
         if !p.table.replace(&a) {
-            // A partition never outgrows `room` (see `table::insert_bounded`).
-            if p.table.insert_new(a, self.room) {
-                self.stats.table_rebuilds += 1;
-            }
-            p.timers.push_back((deadline, a.hash));
-            self.len += 1;
+            self.store_new(part, a);
         }
     }
 
@@ -927,6 +921,7 @@ impl Tracker {
             .as_mut()
             .expect("partition owned by this shard");
         debug_assert!(p.table.get(a.hash, &a.key).is_none(), "{a:?} is held");
+        // A partition never outgrows `room` (see `table::insert_bounded`).
         if p.table.insert_new(a, self.room) {
             self.stats.table_rebuilds += 1;
         }
