@@ -88,7 +88,7 @@ fn scanwatch(path: &Path, threads: usize) -> u64 {
     )
     .unwrap();
     black_box(out.stats.events);
-    out.stats.packets
+    out.stats.decode.packets
 }
 
 /// The whole product: events written and the Failed Connections analytics
@@ -114,7 +114,7 @@ fn scanwatch_alerts(path: &Path, threads: usize) -> u64 {
     )
     .unwrap();
     black_box(out.alerts_written);
-    out.stats.packets
+    out.stats.decode.packets
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -780,30 +780,30 @@ fn summary_for(
 ) -> String {
     use std::fmt::Write;
     let s = &o.stats;
-    let t = &s.track;
+    let (d, t) = (&s.decode, &s.track);
     let secs = s.wall.as_secs_f64().max(1e-9);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "scanwatch {what}: {} file(s), {} packets, {} bytes captured ({} on the wire), {:.3} s, {:.0} packets/s, {} thread(s)",
         s.files,
-        s.packets,
-        s.bytes_captured,
-        s.bytes_wire,
+        d.packets,
+        d.bytes_captured,
+        d.bytes_wire,
         secs,
-        s.packets as f64 / secs,
+        d.packets as f64 / secs,
         threads
     );
     let skipped: Vec<String> = Skip::ALL
         .iter()
-        .filter(|k| s.skipped(**k) > 0)
-        .map(|k| format!("{} {}", k.name(), s.skipped(*k)))
+        .filter(|k| d.skipped(**k) > 0)
+        .map(|k| format!("{} {}", k.name(), d.skipped(*k)))
         .collect();
     let _ = writeln!(
         out,
         "  kept: {} interesting, {} established-flow segments; skipped: {}",
-        s.interesting,
-        s.established,
+        d.interesting,
+        d.established,
         if skipped.is_empty() {
             "none".into()
         } else {

@@ -78,7 +78,7 @@ fn enterprise_mix_outcomes_match_ground_truth() {
     );
     // Path-MTU errors are not failures.
     assert_eq!(
-        out.stats.skipped(scanwatch::decode::Skip::IcmpPmtu),
+        out.stats.decode.skipped(scanwatch::decode::Skip::IcmpPmtu),
         n(&t["pmtu_frag_needed"])
     );
     // Connections in progress when the capture starts can look like an ACK

@@ -32,7 +32,6 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::analyze::{Alert, Analytics, Record, sort_records};
 use crate::capture::{Block, CaptureError, CaptureReader, Fill};
-use crate::decode::Skip;
 use crate::output::event_json;
 use crate::track::{
     Alive, Contact, Event, PARTITIONS, TrackConfig, TrackStats, Tracker, sort_events,
@@ -81,26 +80,13 @@ impl Default for ReplayConfig {
 #[derive(Clone, Debug, Default)]
 pub struct RunStats {
     pub files: usize,
-    pub packets: u64,
-    /// Bytes captured (record contents), and bytes on the wire (original lengths).
-    pub bytes_captured: u64,
-    pub bytes_wire: u64,
-    pub skipped: [u64; Skip::ALL.len()],
-    /// Packets kept for the tracker.
-    pub interesting: u64,
-    /// ACK/data segments (handed to the tracker only once per flow per block).
-    pub established: u64,
+    /// The decode workers' counts, summed: packets, bytes, kept, skipped.
+    pub decode: WorkerStats,
     pub track: TrackStats,
     pub events: u64,
     pub wall: Duration,
     /// Records whose captured length exceeds the file's snaplen (accepted).
     pub oversize_records: u64,
-}
-
-impl RunStats {
-    pub fn skipped(&self, s: Skip) -> u64 {
-        self.skipped[s as usize]
-    }
 }
 
 /// A capture that could not be (fully) read. The run still processed every
@@ -552,14 +538,7 @@ pub fn run(
 
     let s = &mut outcome.stats;
     for w in &wstats {
-        s.packets += w.packets;
-        s.bytes_captured += w.bytes_captured;
-        s.bytes_wire += w.bytes_wire;
-        s.interesting += w.interesting;
-        s.established += w.established;
-        for (a, b) in s.skipped.iter_mut().zip(w.skipped.iter()) {
-            *a += b;
-        }
+        s.decode.add(w);
     }
     s.track = track;
     s.events = events_written;

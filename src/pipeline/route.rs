@@ -47,16 +47,37 @@ impl Routed {
     }
 }
 
-/// What a decode worker counts.
+/// What a decode worker counts (summed over workers for a run's summary).
 #[derive(Default, Debug, Clone)]
 pub struct WorkerStats {
     pub packets: u64,
+    /// Bytes captured (record contents), and bytes on the wire (original lengths).
     pub bytes_captured: u64,
     pub bytes_wire: u64,
     pub skipped: [u64; Skip::ALL.len()],
+    /// Packets kept for the tracker.
     pub interesting: u64,
-    /// ACK/data segments, before deduplication.
+    /// ACK/data segments, before deduplication (the tracker gets one per
+    /// flow direction and block).
     pub established: u64,
+}
+
+impl WorkerStats {
+    pub fn skipped(&self, s: Skip) -> u64 {
+        self.skipped[s as usize]
+    }
+
+    /// Add another worker's counts.
+    pub fn add(&mut self, w: &WorkerStats) {
+        self.packets += w.packets;
+        self.bytes_captured += w.bytes_captured;
+        self.bytes_wire += w.bytes_wire;
+        self.interesting += w.interesting;
+        self.established += w.established;
+        for (a, b) in self.skipped.iter_mut().zip(w.skipped.iter()) {
+            *a += b;
+        }
+    }
 }
 
 /// A decode worker's state between blocks.
