@@ -264,6 +264,14 @@ pub struct DetectorSection {
     pub max_sources: usize,
     pub max_hosts: usize,
     pub max_targets_per_source: usize,
+    /// Evidence items (set entries: targets, hosts, contacted hosts, subnets,
+    /// ports, samples, active hosts and their ports; history windows; the
+    /// last alert's lists) all sources together hold. The per-source caps
+    /// alone would not bound memory: 200,000 sources of 10,000 targets each.
+    /// Near the total a one-off source is forgotten first; when none is,
+    /// sets stop growing and `evidence_cap_hit` counts it. An item takes
+    /// 20–60 bytes with its table's slack.
+    pub max_evidence_items: usize,
     /// Failed attempts kept as evidence in each alert.
     pub alert_sample: usize,
 }
@@ -304,6 +312,7 @@ impl Default for DetectorSection {
             max_sources: 200_000,
             max_hosts: 1_000_000,
             max_targets_per_source: 10_000,
+            max_evidence_items: 2_000_000,
             alert_sample: 10,
         }
     }

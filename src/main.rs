@@ -854,15 +854,18 @@ fn summary_for(
         if st.sources_cap_dropped
             + st.sources_evicted
             + st.targets_cap_hit
+            + st.evidence_cap_hit
             + a.inventory().hosts_cap_dropped
             > 0
         {
             let _ = writeln!(
                 out,
-                "  analytics cap hits: {} one-off sources evicted, {} sources refused, {} target sets full, {} hosts refused",
+                "  analytics cap hits: {} one-off sources evicted, {} sources refused, {} target sets full, {} failures or contacts beyond the evidence total ({} items held), {} hosts refused",
                 st.sources_evicted,
                 st.sources_cap_dropped,
                 st.targets_cap_hit,
+                st.evidence_cap_hit,
+                a.evidence_items(),
                 a.inventory().hosts_cap_dropped
             );
         }

@@ -14,9 +14,11 @@ const SMALL_CAPS: &[&str] = &[
     "detector.activation_period=0s",
     "detector.training_period=0s",
     "detector.alert_external_sources=true",
-    // 100 pending attempts per partition, 2,000 sources.
+    // 100 pending attempts per partition, 2,000 sources, 8,000 evidence
+    // items in all (the one-off sources alone would hold ~12,000).
     "tracker.max_pending=6400",
     "detector.max_sources=2000",
+    "detector.max_evidence_items=8000",
 ];
 
 fn alerted(bytes: &[u8]) -> Vec<String> {
@@ -77,6 +79,10 @@ fn scanners_inside_a_spoofed_syn_flood_are_alerted_under_small_caps() {
             a.stats.sources_evicted
         );
         assert!(a.sources_len() <= 2000, "{}", a.sources_len());
+        // Within the total, but for the alerts' lists (at most 512 items
+        // each) kept beyond it.
+        let lists = 512 * a.stats.alerts as usize;
+        assert!(a.evidence_items() <= 8000 + lists, "{}", a.evidence_items());
     }
 }
 

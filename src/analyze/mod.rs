@@ -69,7 +69,7 @@ use crate::inventory::{Host, Inventory, TargetState};
 use crate::track::{Alive, Contact, Event, Order, Reason};
 
 pub use alert::{Alert, Severity};
-use source::Source;
+use source::{Room, Source};
 
 /// What the analytics consumes, in canonical order (see [`sort_records`]).
 #[derive(Clone, Copy, Debug)]
@@ -440,9 +440,14 @@ pub struct AnalyticsStats {
     pub reorder_overflow: u64,
     pub targets_cap_hit: u64,
     /// Sources with one piece of evidence, forgotten to make room for a new
-    /// source in a full table (see [`Analytics::source`]).
+    /// source in a full table (see [`Analytics::source`]) or for evidence
+    /// within `max_evidence_items`.
     #[serde(default)]
     pub sources_evicted: u64,
+    /// Failures and successful contacts that could not add their evidence:
+    /// all sources together held `max_evidence_items`.
+    #[serde(default)]
+    pub evidence_cap_hit: u64,
 }
 
 /// Population baseline of one closed window.
@@ -487,6 +492,9 @@ pub struct Analytics {
     /// The last source evicted, reused (see [`Source::reset`]) by the one
     /// created next.
     spare_source: Option<Box<Source>>,
+    /// Evidence items all sources hold ([`Source::items`]), kept within
+    /// `cfg.max_evidence_items`; recounted after a load.
+    pub(crate) evidence: usize,
     arrivals: u64,
     known_clock: i64,
     delay: i64,
@@ -514,6 +522,7 @@ impl Analytics {
             buffer: Reorder::default(),
             source_queue: VecDeque::new(),
             spare_source: None,
+            evidence: 0,
             arrivals: 0,
             known_clock: i64::MIN,
             delay: 0,
@@ -538,6 +547,18 @@ impl Analytics {
     /// Sources with state.
     pub fn sources_len(&self) -> usize {
         self.sources.len()
+    }
+
+    /// Evidence items all sources hold (bounded by
+    /// `detector.max_evidence_items`, but for the history and the last
+    /// alert's lists that a closing window or an alert adds).
+    pub fn evidence_items(&self) -> usize {
+        self.evidence
+    }
+
+    /// Count the sources' evidence again (after a load).
+    pub(crate) fn recount_evidence(&mut self) {
+        self.evidence = self.sources.values().map(|s| s.items()).sum();
     }
 
     /// Latest event time processed.
@@ -653,9 +674,11 @@ impl Analytics {
         let clock = self.clock;
         let mut forget = Vec::new();
         let (cfg, decide) = (&self.cfg, self.trw_decide);
+        let mut evidence = 0;
         for (addr, s) in self.sources.iter_mut() {
             let scanning = s.scanning(cfg, decide);
             let count = s.close_window(keep, next, scanning);
+            evidence += s.items();
             let scanning = s.scanning_windows(next - keep) as u32;
             s.learned = observed > 0
                 && scanning >= min_days
@@ -672,8 +695,12 @@ impl Analytics {
                 forget.push(*addr);
             }
         }
+        // The windows' sets are emptied: count what is left.
+        self.evidence = evidence;
         for a in forget {
-            self.sources.remove(&a);
+            if let Some(s) = self.sources.remove(&a) {
+                self.evidence -= s.items();
+            }
         }
         let sources = &self.sources;
         self.source_queue.retain(|a| sources.contains_key(a));
@@ -707,7 +734,7 @@ impl Analytics {
     /// new source is refused and counted.
     fn source(&mut self, a: Addr) -> Option<&mut Source> {
         if !self.sources.contains_key(&a) {
-            if self.sources.len() >= self.cfg.max_sources && !self.evict_cheap_source() {
+            if self.sources.len() >= self.cfg.max_sources && !self.evict_cheap_source(None) {
                 self.stats.sources_cap_dropped += 1;
                 return None;
             }
@@ -724,7 +751,8 @@ impl Analytics {
         self.sources.get_mut(&a).map(|s| &mut **s)
     }
 
-    fn evict_cheap_source(&mut self) -> bool {
+    /// Forget a cheap source (see [`Analytics::source`]), never `keep`.
+    fn evict_cheap_source(&mut self, keep: Option<Addr>) -> bool {
         /// Sources looked at per new source at most: bounds the cost of a
         /// table full of real evidence.
         const EXAMINE: usize = 32;
@@ -739,9 +767,10 @@ impl Analytics {
                 return false;
             };
             match self.sources.get(&a) {
-                Some(s) if s.is_cheap() => {
+                Some(s) if s.is_cheap() && keep != Some(a) => {
                     // Kept for the source about to be created.
                     self.spare_source = self.sources.remove(&a);
+                    self.evidence -= self.spare_source.as_ref().map_or(0, |s| s.items());
                     self.stats.sources_evicted += 1;
                     return true;
                 }
@@ -762,9 +791,42 @@ impl Analytics {
             self.cfg.max_targets_per_source,
         );
         let window = self.window;
-        if let Some(s) = self.source(c.src) {
-            s.roll_to(window);
-            s.first_contact_success(c.dst, down, floor, cap);
+        self.make_evidence_room(c.src);
+        let mut room = self.room();
+        let Some(s) = self.source(c.src) else {
+            return;
+        };
+        let rolled = roll(s, window);
+        // What rolling released is not room for this contact: simpler, and
+        // rare (a source idle across a window boundary).
+        let left = room.0;
+        let capped = s.first_contact_success(c.dst, down, floor, cap, &mut room);
+        self.account(rolled, left - room.0, capped.total);
+    }
+
+    /// Items the next failure or contact may add.
+    fn room(&self) -> Room {
+        Room(self.cfg.max_evidence_items.saturating_sub(self.evidence))
+    }
+
+    /// A source's items went from `rolled.0` to `rolled.1` (a window
+    /// closed), then grew by `added`.
+    fn account(&mut self, rolled: (usize, usize), added: usize, total_capped: bool) {
+        self.evidence = (self.evidence + rolled.1 + added).saturating_sub(rolled.0);
+        if total_capped {
+            self.stats.evidence_cap_hit += 1;
+        }
+    }
+
+    /// Near the total, forget a cheap source (a spoofed one-off, oldest
+    /// first; never `src`, whose evidence is about to grow) so that the
+    /// evidence budget goes to sources that keep probing.
+    fn make_evidence_room(&mut self, src: Addr) {
+        /// Items one failure adds at most: contacted, target, host, subnet,
+        /// port, sample; or contacted, active host and its port.
+        const FAILURE_ITEMS: usize = 6;
+        if self.evidence + FAILURE_ITEMS > self.cfg.max_evidence_items {
+            self.evict_cheap_source(Some(src));
         }
     }
 
@@ -778,13 +840,20 @@ impl Analytics {
         let cfg = &self.cfg;
         let (up, cap, sample) = (self.trw_up, cfg.max_targets_per_source, cfg.alert_sample);
         let window = self.window;
+        self.make_evidence_room(e.key.src);
+        let mut room = self.room();
         let Some(s) = self.source(e.key.src) else {
             return;
         };
-        s.roll_to(window);
-        if s.record_failure(e, state, up, cap, sample) {
+        let rolled = roll(s, window);
+        // Counted by what was taken from the room: `items` costs ten
+        // lengths, at every failure of a flood.
+        let left = room.0;
+        let capped = s.record_failure(e, state, up, cap, sample, &mut room);
+        if capped.per_source {
             self.stats.targets_cap_hit += 1;
         }
+        self.account(rolled, left - room.0, capped.total);
         self.evaluate(e);
     }
 
@@ -853,7 +922,12 @@ impl Analytics {
             s,
             &baseline,
         );
+        let before = s.items();
+        // The alert's lists are kept (to say what is new in the next one)
+        // whatever the room: at most 2 × 256 items once a day per source.
         s.alerted(e.decided_ts);
+        let after = s.items();
+        self.account((before, after), 0, false);
         self.stats.alerts += 1;
         match a.severity {
             alert::Severity::Low => self.stats.alerts_low += 1,
@@ -883,6 +957,16 @@ impl Analytics {
     pub fn reason_name(r: Reason) -> &'static str {
         r.name()
     }
+}
+
+/// Make `win` the source's current window; its items before and after.
+fn roll(s: &mut Source, win: i64) -> (usize, usize) {
+    if s.win >= win {
+        return (0, 0);
+    }
+    let before = s.items();
+    s.roll_to(win);
+    (before, s.items())
 }
 
 #[cfg(test)]

@@ -52,6 +52,59 @@ pub fn subnet_str(n: &Addr) -> String {
     format!("{n}/{}", if n.is_v4() { 24 } else { 64 })
 }
 
+/// Evidence items all sources may still add (`detector.max_evidence_items`
+/// less what they hold): the per-source caps alone would let 200,000 sources
+/// of 10,000 targets each hold billions of set entries.
+#[derive(Clone, Copy, Debug)]
+pub struct Room(pub usize);
+
+/// Which cap stopped a set growing during one failure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capped {
+    /// `max_targets_per_source` (or the active-host cap).
+    pub per_source: bool,
+    /// The total, `max_evidence_items`.
+    pub total: bool,
+}
+
+/// Insert `v` into `set` unless its per-source `cap` or the total `room`
+/// stops it. Returns whether it was added; a refusal is noted in `capped`
+/// (the per-source cap counts whenever the set is full, as it always did; the
+/// total only when `v` would have been new).
+fn grow<T: std::hash::Hash + Eq, const S: u64>(
+    set: &mut HashSet<T, Seeded<S>>,
+    v: T,
+    cap: usize,
+    room: &mut Room,
+    capped: &mut Capped,
+) -> Grew {
+    if set.len() >= cap {
+        capped.per_source = true;
+        return Grew::Refused;
+    }
+    if room.0 == 0 {
+        if set.contains(&v) {
+            return Grew::Held;
+        }
+        capped.total = true;
+        return Grew::Refused;
+    }
+    if set.insert(v) {
+        room.0 -= 1;
+        Grew::Added
+    } else {
+        Grew::Held
+    }
+}
+
+/// What [`grow`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grew {
+    Added,
+    Held,
+    Refused,
+}
+
 /// One failed attempt kept as evidence.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sample {
@@ -251,6 +304,29 @@ impl Source {
         *suppressed_noted = false;
     }
 
+    /// Evidence items held: entries of the window's sets, samples, active
+    /// hosts and their ports, history windows, the last alert's lists. What
+    /// `detector.max_evidence_items` bounds in all; a proxy for memory (an
+    /// item is 20–60 bytes with its table's slack).
+    pub fn items(&self) -> usize {
+        self.targets.len()
+            + self.hosts.len()
+            + self.contacted.len()
+            + self.subnets.len()
+            + self.ports.len()
+            + self.sample.len()
+            + self
+                .active_ports
+                .values()
+                .map(|p| 1 + p.len())
+                .sum::<usize>()
+            + self.history.len()
+            + self
+                .last_alert
+                .as_ref()
+                .map_or(0, |l| l.subnets.len() + l.ports.len())
+    }
+
     fn window_is_empty(&self) -> bool {
         self.attempts_all == 0 && self.contacted.is_empty()
     }
@@ -328,14 +404,29 @@ impl Source {
         self.history.len()
     }
 
-    pub fn first_contact_success(&mut self, dst: Addr, down: f64, floor: f64, cap: usize) {
-        if self.contacted.len() < cap && self.contacted.insert(dst) {
+    /// A successful first contact with `dst`. Returns what stopped the
+    /// contacted set growing, if anything did.
+    pub fn first_contact_success(
+        &mut self,
+        dst: Addr,
+        down: f64,
+        floor: f64,
+        cap: usize,
+        room: &mut Room,
+    ) -> Capped {
+        let mut capped = Capped::default();
+        // A full contacted set was never counted as a cap hit here.
+        if self.contacted.len() < cap
+            && grow(&mut self.contacted, dst, cap, room, &mut capped) == Grew::Added
+        {
             self.trw_succ += 1;
             self.trw = (self.trw + down).max(floor);
         }
+        capped
     }
 
-    /// Count a failed attempt. Returns true when a cap stopped a set growing.
+    /// Count a failed attempt, adding at most `room.0` evidence items (taken
+    /// from it). Returns which caps stopped a set growing.
     pub fn record_failure(
         &mut self,
         e: &Event,
@@ -343,33 +434,42 @@ impl Source {
         up: f64,
         cap: usize,
         sample: usize,
-    ) -> bool {
+        room: &mut Room,
+    ) -> Capped {
         let k = &e.key;
-        let mut capped = false;
+        let mut capped = Capped::default();
         self.attempts_all += 1;
         self.since_alert += 1;
         self.by_reason[e.reason as usize] += 1;
-        let first_contact = if self.contacted.len() < cap {
-            self.contacted.insert(k.dst)
-        } else {
-            capped = true;
-            false
-        };
+        let first_contact = grow(&mut self.contacted, k.dst, cap, room, &mut capped) == Grew::Added;
         match state {
             TargetState::Active => {
                 self.by_state[0] += 1;
                 if k.proto != Proto::Arp {
                     let n = self.active_ports.len();
-                    if let Some(ports) = match self.active_ports.get_mut(&k.dst) {
+                    let ports = match self.active_ports.get_mut(&k.dst) {
                         Some(p) => Some(p),
-                        None if n < ACTIVE_HOSTS_CAP => {
+                        // A new active host is an item too.
+                        None if n < ACTIVE_HOSTS_CAP && room.0 > 0 => {
+                            room.0 -= 1;
                             Some(self.active_ports.entry(k.dst).or_insert_with(set))
                         }
+                        None if n < ACTIVE_HOSTS_CAP => {
+                            capped.total = true;
+                            None
+                        }
                         None => None,
-                    } && ports.len() < cap
+                    };
+                    // The vertical rule's sets stop silently at the
+                    // per-source cap, as they always did.
+                    if let Some(ports) = ports
+                        && ports.len() < cap
                     {
-                        ports.insert((k.proto, k.dport));
-                        self.max_active_ports = self.max_active_ports.max(ports.len() as u32);
+                        let mut ignored = Capped::default();
+                        if grow(ports, (k.proto, k.dport), cap, room, &mut ignored) == Grew::Added {
+                            self.max_active_ports = self.max_active_ports.max(ports.len() as u32);
+                        }
+                        capped.total |= ignored.total;
                     }
                 }
             }
@@ -383,30 +483,41 @@ impl Source {
                     self.trw += up;
                     self.trw_max = self.trw_max.max(self.trw);
                 }
-                if self.targets.len() < cap {
-                    self.targets.insert((k.dst, k.proto, k.dport));
-                } else {
+                if grow(
+                    &mut self.targets,
+                    (k.dst, k.proto, k.dport),
+                    cap,
+                    room,
+                    &mut capped,
+                ) == Grew::Refused
+                {
+                    // The count rule's number is a lower bound now.
                     self.targets_full = true;
-                    capped = true;
                 }
-                if self.hosts.len() < cap {
-                    if self.hosts.insert(k.dst) {
-                        if state == TargetState::NeverSeen {
-                            self.never_hosts += 1;
-                        } else {
-                            self.inactive_hosts += 1;
-                        }
+                if grow(&mut self.hosts, k.dst, cap, room, &mut capped) == Grew::Added {
+                    if state == TargetState::NeverSeen {
+                        self.never_hosts += 1;
+                    } else {
+                        self.inactive_hosts += 1;
                     }
-                } else {
-                    capped = true;
                 }
-                if self.subnets.len() < SMALL_CAP {
-                    self.subnets.insert(subnet(&k.dst));
+                // Subnets, ports and samples only feed the mixture rule and
+                // the alert's lists: without room they stop silently.
+                if self.subnets.len() < SMALL_CAP
+                    && room.0 > 0
+                    && self.subnets.insert(subnet(&k.dst))
+                {
+                    room.0 -= 1;
                 }
-                if self.ports.len() < SMALL_CAP && matches!(k.proto, Proto::Tcp | Proto::Udp) {
-                    self.ports.insert(k.dport);
+                if self.ports.len() < SMALL_CAP
+                    && room.0 > 0
+                    && matches!(k.proto, Proto::Tcp | Proto::Udp)
+                    && self.ports.insert(k.dport)
+                {
+                    room.0 -= 1;
                 }
-                if self.sample.len() < sample {
+                if self.sample.len() < sample && room.0 > 0 {
+                    room.0 -= 1;
                     self.sample.push(Sample {
                         ts: e.first_ts,
                         key: *k,

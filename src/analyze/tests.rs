@@ -521,6 +521,99 @@ fn a_reset_source_is_a_new_one() {
     assert_eq!(json(&reset), json(&Source::new(7)));
 }
 
+/// The evidence total as the sources hold it, counted afresh.
+fn recounted(a: &Analytics) -> usize {
+    a.sources.values().map(|s| s.items()).sum()
+}
+
+#[test]
+fn evidence_of_all_sources_stays_within_its_total() {
+    let mut f = Feed::new(cfg(&["detector.max_evidence_items=300"]));
+    for s in 0..10u8 {
+        for t in 0..100u8 {
+            f.fail(
+                (s as i64 * 100 + t as i64) * M,
+                a([10, 0, 8, s]),
+                a([10, 2, s, t]),
+                445,
+                Reason::Unanswered,
+            );
+            assert_eq!(f.a.evidence_items(), recounted(&f.a));
+        }
+    }
+    // Every source alerted (four failed first contacts decide) and the
+    // alerts' lists are kept beyond the total; the sets stopped at it.
+    let lists: usize =
+        f.a.sources
+            .values()
+            .filter_map(|s| s.last_alert.as_ref())
+            .map(|l| l.subnets.len() + l.ports.len())
+            .sum();
+    assert!(
+        f.a.evidence_items() <= 300 + lists,
+        "{}",
+        f.a.evidence_items()
+    );
+    assert!(f.a.stats.evidence_cap_hit > 0);
+    // The first source got its evidence before the total was reached.
+    assert_eq!(f.alerts_for("10.0.8.0").len(), 1);
+    // Without the total, nothing is refused and a source holds 4 items a
+    // failure (contacted, target, host, subnet) plus its port and samples.
+    let mut g = Feed::new(cfg(&[]));
+    for t in 0..100u8 {
+        g.fail(
+            t as i64 * M,
+            a(SCANNER),
+            a([10, 2, 0, t]),
+            445,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(g.a.stats.evidence_cap_hit, 0);
+    assert_eq!(g.a.evidence_items(), recounted(&g.a));
+    assert!(g.a.evidence_items() >= 300, "{}", g.a.evidence_items());
+    // A window's close empties the sets: the total follows.
+    g.fail(D + M, a(SCANNER), a([10, 2, 1, 0]), 445, Reason::Unanswered);
+    assert_eq!(g.a.evidence_items(), recounted(&g.a));
+    assert!(g.a.evidence_items() < 20, "{}", g.a.evidence_items());
+}
+
+#[test]
+fn one_off_sources_make_room_in_the_evidence_total_for_a_scanner() {
+    // Room for ~33 one-off sources (6 items each), not the 100 below.
+    let mut f = Feed::new(cfg(&["detector.max_evidence_items=200"]));
+    for s in 0..100u8 {
+        f.fail(
+            s as i64 * M,
+            a([10, 0, 7, s]),
+            a([10, 3, 0, s]),
+            80,
+            Reason::Unanswered,
+        );
+    }
+    assert!(
+        f.a.stats.sources_evicted > 60,
+        "{}",
+        f.a.stats.sources_evicted
+    );
+    assert!(f.a.evidence_items() <= 200);
+    // A scanner's failed first contacts still grow its evidence: spoofed
+    // one-offs are forgotten for it.
+    for t in 0..4u8 {
+        f.fail(
+            (200 + t as i64) * M,
+            a(SCANNER),
+            a([10, 4, 0, t]),
+            445,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(f.alerts_for("10.0.9.9").len(), 1, "{:?}", f.a.stats);
+    assert_eq!(f.a.stats.evidence_cap_hit, 0);
+    assert!(f.a.evidence_items() <= 200);
+    assert_eq!(f.a.evidence_items(), recounted(&f.a));
+}
+
 #[test]
 fn test_period_must_fit_training() {
     let e = Config::from_toml("t", "", &["detector.training_period=12h".into()]).unwrap_err();

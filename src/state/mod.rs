@@ -504,6 +504,7 @@ impl StateDb {
                 .map_err(|e| self.damaged(&format!("source {addr}"), e))?;
             a.sources.insert(key, s);
         }
+        a.recount_evidence();
         Ok(a)
     }
 

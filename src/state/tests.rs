@@ -96,6 +96,7 @@ fn checkpoint_and_restore_continue_exactly() {
     // Days 0-2, checkpoint, new process, days 3-6.
     let mut n = 0;
     let mut got = Vec::new();
+    let held;
     {
         let mut db = StateDb::open(dir.path()).unwrap();
         let mut a = db.load(cfg()).unwrap();
@@ -104,10 +105,14 @@ fn checkpoint_and_restore_continue_exactly() {
             got.extend(alerts(&mut a));
         }
         db.save(&a).unwrap();
+        held = a.evidence_items();
     }
     let db = StateDb::open(dir.path()).unwrap();
     let mut a = db.load(cfg()).unwrap();
     assert_eq!(a.inventory().len(), 20);
+    // The evidence total is counted again from the loaded sources.
+    assert!(held > 0);
+    assert_eq!(a.evidence_items(), held);
     for d in 3..7 {
         a.process(&day(d, &mut n));
         got.extend(alerts(&mut a));
