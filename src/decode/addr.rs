@@ -13,13 +13,37 @@ pub struct Addr(pub [u8; 16]);
 const V4_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 
 impl Addr {
+    /// Built in a vector register and stored whole. Written byte by byte (the
+    /// prefix, then the four bytes), the address was read back at once as
+    /// 16 bytes by the next step (a struct copy, the flow hash) and missed
+    /// store forwarding: a stall of ~10 cycles on every IPv4 packet decoded
+    /// (`cargo bench --bench decode`: decode+route +39% enterprise, +44%
+    /// flood, with `ipv4` inlined).
     #[inline]
     pub fn v4(a: [u8; 4]) -> Addr {
-        let mut b = [0u8; 16];
-        b[10] = 0xff;
-        b[11] = 0xff;
-        b[12..].copy_from_slice(&a);
-        Addr(b)
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{
+                __m128i, _mm_cvtsi32_si128, _mm_or_si128, _mm_set_epi32, _mm_slli_si128,
+            };
+            // SAFETY: SSE2 is part of x86_64; the intrinsics only move bits,
+            // and any 16 bytes are a valid [u8; 16].
+            unsafe {
+                let v = _mm_slli_si128::<12>(_mm_cvtsi32_si128(i32::from_ne_bytes(a)));
+                let prefix = _mm_set_epi32(0, 0xffff_0000_u32 as i32, 0, 0);
+                Addr(std::mem::transmute::<__m128i, [u8; 16]>(_mm_or_si128(
+                    v, prefix,
+                )))
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let mut b = [0u8; 16];
+            b[10] = 0xff;
+            b[11] = 0xff;
+            b[12..].copy_from_slice(&a);
+            Addr(b)
+        }
     }
 
     #[inline]
@@ -83,5 +107,26 @@ impl<'de> serde::Deserialize<'de> for Addr {
         s.parse::<IpAddr>()
             .map(Addr::from)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The SSE2 construction gives the IPv4-mapped bytes, byte for byte.
+        #[test]
+        fn v4_is_the_ipv4_mapped_address(a: [u8; 4]) {
+            let mut want = [0u8; 16];
+            want[10] = 0xff;
+            want[11] = 0xff;
+            want[12..].copy_from_slice(&a);
+            let got = Addr::v4(a);
+            prop_assert_eq!(got.0, want);
+            prop_assert!(got.is_v4());
+            prop_assert_eq!(got.ip(), IpAddr::V4(Ipv4Addr::from(a)));
+        }
     }
 }

@@ -288,6 +288,10 @@ struct L3 {
     l4_len: usize,
 }
 
+/// Inlined into [`decode_l3`] (its one caller): returned through memory, its
+/// `L3` was written in pieces and copied at once, the same failed store
+/// forwarding as in [`Addr::v4`].
+#[inline(always)]
 fn ipv4(ip: &[u8]) -> Result<L3, Skip> {
     let b0 = *ip.first().ok_or(Skip::Truncated)?;
     if b0 >> 4 != 4 {
