@@ -264,13 +264,13 @@ pub struct DetectorSection {
     pub max_sources: usize,
     pub max_hosts: usize,
     pub max_targets_per_source: usize,
-    /// Evidence items (set entries: targets, hosts, contacted hosts, subnets,
-    /// ports, samples, active hosts and their ports; history windows; the
-    /// last alert's lists) all sources together hold. The per-source caps
-    /// alone would not bound memory: 200,000 sources of 10,000 targets each.
-    /// Near the total a one-off source is forgotten first; when none is,
-    /// sets stop growing and `evidence_cap_hit` counts it. An item takes
-    /// 20–60 bytes with its table's slack.
+    /// Evidence items (entries of the current window's sets: targets, hosts,
+    /// contacted hosts, subnets, ports, samples, active hosts and their
+    /// ports) all sources together hold. The per-source caps alone would not
+    /// bound memory: 200,000 sources of 10,000 targets each. Near the total
+    /// a one-off source is forgotten first; when none is, sets stop growing,
+    /// `evidence_cap_hit` counts it and the source's next alert says
+    /// `failed_targets_capped`. An item takes 24–37 bytes, measured.
     pub max_evidence_items: usize,
     /// Failed attempts kept as evidence in each alert.
     pub alert_sample: usize,
@@ -475,6 +475,12 @@ impl Config {
         if !(0.0..=1.0).contains(&d.scanner_min_share) {
             return bad("detector.scanner_min_share must be between 0 and 1".into());
         }
+        if d.max_evidence_items == 0 {
+            return bad(
+                "detector.max_evidence_items must be at least 1: 0 keeps no evidence and never alerts"
+                    .into(),
+            );
+        }
         if d.home_net.is_empty() {
             return bad("detector.home_net is empty: no target would be tracked".into());
         }
@@ -635,6 +641,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("shorter than test_period"), "{e}");
+        let e = Config::from_toml("x.toml", "", &["detector.max_evidence_items=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_evidence_items must be at least 1"), "{e}");
         let e = Config::from_toml("x.toml", "", &["nonsense".into()])
             .unwrap_err()
             .to_string();

@@ -79,10 +79,7 @@ fn scanners_inside_a_spoofed_syn_flood_are_alerted_under_small_caps() {
             a.stats.sources_evicted
         );
         assert!(a.sources_len() <= 2000, "{}", a.sources_len());
-        // Within the total, but for the alerts' lists (at most 512 items
-        // each) kept beyond it.
-        let lists = 512 * a.stats.alerts as usize;
-        assert!(a.evidence_items() <= 8000 + lists, "{}", a.evidence_items());
+        assert!(a.evidence_items() <= 8000, "{}", a.evidence_items());
     }
 }
 

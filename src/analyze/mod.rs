@@ -549,9 +549,8 @@ impl Analytics {
         self.sources.len()
     }
 
-    /// Evidence items all sources hold (bounded by
-    /// `detector.max_evidence_items`, but for the history and the last
-    /// alert's lists that a closing window or an alert adds).
+    /// Evidence items all sources' current windows hold (within
+    /// `detector.max_evidence_items`; see [`Source::items`]).
     pub fn evidence_items(&self) -> usize {
         self.evidence
     }
@@ -922,12 +921,7 @@ impl Analytics {
             s,
             &baseline,
         );
-        let before = s.items();
-        // The alert's lists are kept (to say what is new in the next one)
-        // whatever the room: at most 2 × 256 items once a day per source.
         s.alerted(e.decided_ts);
-        let after = s.items();
-        self.account((before, after), 0, false);
         self.stats.alerts += 1;
         match a.severity {
             alert::Severity::Low => self.stats.alerts_low += 1,

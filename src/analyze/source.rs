@@ -61,7 +61,7 @@ pub struct Room(pub usize);
 /// Which cap stopped a set growing during one failure.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Capped {
-    /// `max_targets_per_source` (or the active-host cap).
+    /// `max_targets_per_source`.
     pub per_source: bool,
     /// The total, `max_evidence_items`.
     pub total: bool,
@@ -304,10 +304,14 @@ impl Source {
         *suppressed_noted = false;
     }
 
-    /// Evidence items held: entries of the window's sets, samples, active
-    /// hosts and their ports, history windows, the last alert's lists. What
-    /// `detector.max_evidence_items` bounds in all; a proxy for memory (an
-    /// item is 20–60 bytes with its table's slack).
+    /// Evidence items the current window holds: entries of its sets,
+    /// samples, active hosts and their ports. What
+    /// `detector.max_evidence_items` bounds in all; a proxy for memory (24–37
+    /// bytes an item measured, with the tables' slack). Not counted: the
+    /// history (at most a training period of 24-byte windows a source) and
+    /// the last alert's lists (at most 2 × 256): bounded per source, and
+    /// counting them would let days of history, which no eviction frees,
+    /// starve every window of room.
     pub fn items(&self) -> usize {
         self.targets.len()
             + self.hosts.len()
@@ -320,11 +324,6 @@ impl Source {
                 .values()
                 .map(|p| 1 + p.len())
                 .sum::<usize>()
-            + self.history.len()
-            + self
-                .last_alert
-                .as_ref()
-                .map_or(0, |l| l.subnets.len() + l.ports.len())
     }
 
     fn window_is_empty(&self) -> bool {
@@ -422,6 +421,8 @@ impl Source {
             self.trw_succ += 1;
             self.trw = (self.trw + down).max(floor);
         }
+        // The alert's counts may now be lower bounds.
+        self.targets_full |= capped.total;
         capped
     }
 
@@ -529,6 +530,9 @@ impl Source {
             }
             TargetState::Untracked => {}
         }
+        // Any set refused for the total (a host, a contacted address, not
+        // only a target): the alert's counts may be lower bounds.
+        self.targets_full |= capped.total;
         capped
     }
 
