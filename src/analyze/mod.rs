@@ -673,11 +673,9 @@ impl Analytics {
         let clock = self.clock;
         let mut forget = Vec::new();
         let (cfg, decide) = (&self.cfg, self.trw_decide);
-        let mut evidence = 0;
         for (addr, s) in self.sources.iter_mut() {
             let scanning = s.scanning(cfg, decide);
             let count = s.close_window(keep, next, scanning);
-            evidence += s.items();
             let scanning = s.scanning_windows(next - keep) as u32;
             s.learned = observed > 0
                 && scanning >= min_days
@@ -694,12 +692,11 @@ impl Analytics {
                 forget.push(*addr);
             }
         }
-        // The windows' sets are emptied: count what is left.
-        self.evidence = evidence;
+        // Every window's sets start empty: the total is the windows' only.
+        self.evidence = 0;
+        debug_assert!(self.sources.values().all(|s| s.items() == 0));
         for a in forget {
-            if let Some(s) = self.sources.remove(&a) {
-                self.evidence -= s.items();
-            }
+            self.sources.remove(&a);
         }
         let sources = &self.sources;
         self.source_queue.retain(|a| sources.contains_key(a));
