@@ -792,12 +792,12 @@ impl Analytics {
         let Some(s) = self.source(c.src) else {
             return;
         };
-        let rolled = roll(s, window);
+        let released = roll(s, window);
         // What rolling released is not room for this contact: simpler, and
         // rare (a source idle across a window boundary).
         let left = room.0;
         let capped = s.first_contact_success(c.dst, down, floor, cap, &mut room);
-        self.account(rolled, left - room.0, capped.total);
+        self.account(released, left - room.0, capped.total);
     }
 
     /// Items the next failure or contact may add.
@@ -805,10 +805,10 @@ impl Analytics {
         Room(self.cfg.max_evidence_items.saturating_sub(self.evidence))
     }
 
-    /// A source's items went from `rolled.0` to `rolled.1` (a window
-    /// closed), then grew by `added`.
-    fn account(&mut self, rolled: (usize, usize), added: usize, total_capped: bool) {
-        self.evidence = (self.evidence + rolled.1 + added).saturating_sub(rolled.0);
+    /// A source released `released` items (its window closed), then added
+    /// `added`.
+    fn account(&mut self, released: usize, added: usize, total_capped: bool) {
+        self.evidence = (self.evidence + added).saturating_sub(released);
         if total_capped {
             self.stats.evidence_cap_hit += 1;
         }
@@ -841,7 +841,7 @@ impl Analytics {
         let Some(s) = self.source(e.key.src) else {
             return;
         };
-        let rolled = roll(s, window);
+        let released = roll(s, window);
         // Counted by what was taken from the room: `items` costs ten
         // lengths, at every failure of a flood.
         let left = room.0;
@@ -849,7 +849,7 @@ impl Analytics {
         if capped.per_source {
             self.stats.targets_cap_hit += 1;
         }
-        self.account(rolled, left - room.0, capped.total);
+        self.account(released, left - room.0, capped.total);
         self.evaluate(e);
     }
 
@@ -950,14 +950,16 @@ impl Analytics {
     }
 }
 
-/// Make `win` the source's current window; its items before and after.
-fn roll(s: &mut Source, win: i64) -> (usize, usize) {
+/// Make `win` the source's current window; the items it released (a new
+/// window holds none).
+fn roll(s: &mut Source, win: i64) -> usize {
     if s.win >= win {
-        return (0, 0);
+        return 0;
     }
-    let before = s.items();
+    let released = s.items();
     s.roll_to(win);
-    (before, s.items())
+    debug_assert_eq!(s.items(), 0);
+    released
 }
 
 #[cfg(test)]
