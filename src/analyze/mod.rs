@@ -58,6 +58,7 @@
 
 mod alert;
 mod source;
+mod tiny;
 
 use std::collections::{HashMap, VecDeque};
 

@@ -3,6 +3,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
+use serde::{Deserializer, Serializer};
+
+use super::tiny::{Bag, Tiny};
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::DetectorSection;
@@ -31,11 +35,11 @@ impl<const S: u64> std::hash::BuildHasher for Seeded<S> {
     }
 }
 
-type Set<T> = HashSet<T, Seeded<9>>;
+/// A hash set holding its first element inline (see [`Tiny`]).
+type Set<T> = Tiny<T, HashSet<T, Seeded<9>>>;
 
-fn set<T>() -> Set<T> {
-    HashSet::with_hasher(Seeded)
-}
+/// A sorted set holding its first element inline.
+type Ordered<T> = Tiny<T, BTreeSet<T>>;
 
 /// The /24 (IPv4) or /64 (IPv6) of an address.
 pub fn subnet(a: &Addr) -> Addr {
@@ -71,8 +75,8 @@ pub struct Capped {
 /// stops it. Returns whether it was added; a refusal is noted in `capped`
 /// (the per-source cap counts whenever the set is full, as it always did; the
 /// total only when `v` would have been new).
-fn grow<T: std::hash::Hash + Eq, const S: u64>(
-    set: &mut HashSet<T, Seeded<S>>,
+fn grow<T: Copy + Eq, C: Bag<T>>(
+    set: &mut Tiny<T, C>,
     v: T,
     cap: usize,
     room: &mut Room,
@@ -103,6 +107,65 @@ enum Grew {
     Added,
     Held,
     Refused,
+}
+
+/// Failed (protocol, port) pairs of each active host a source failed on, at
+/// most [`ACTIVE_HOSTS_CAP`] hosts: a short list searched in order. (A hash
+/// map allocated a four-bucket table for every source of a SYN flood aimed
+/// at one live server, a fifth of the heap.) Saved as a map, as it was.
+#[derive(Clone, Debug, Default)]
+pub struct ActivePorts(Vec<(Addr, Set<(Proto, u16)>)>);
+
+impl ActivePorts {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Addr, &Set<(Proto, u16)>)> {
+        self.0.iter().map(|(a, p)| (a, p))
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Set<(Proto, u16)>> {
+        self.0.iter().map(|(_, p)| p)
+    }
+
+    fn get_mut(&mut self, a: &Addr) -> Option<&mut Set<(Proto, u16)>> {
+        self.0.iter_mut().find(|(x, _)| x == a).map(|(_, p)| p)
+    }
+
+    /// Add host `a` (not yet in the list) with no ports.
+    fn push(&mut self, a: Addr) -> &mut Set<(Proto, u16)> {
+        if self.0.capacity() == 0 {
+            // Most sources fail on one active host at most.
+            self.0.reserve_exact(1);
+        }
+        self.0.push((a, Set::default()));
+        &mut self.0.last_mut().expect("just pushed").1
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Serialize for ActivePorts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for ActivePorts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = HashMap::<Addr, Set<(Proto, u16)>>::deserialize(d)?;
+        let mut v: Vec<_> = m.into_iter().collect();
+        v.sort_unstable_by_key(|(a, _)| *a);
+        Ok(ActivePorts(v))
+    }
 }
 
 /// One failed attempt kept as evidence.
@@ -174,15 +237,15 @@ pub struct Source {
     pub hosts: Set<Addr>,
     pub never_hosts: u32,
     pub inactive_hosts: u32,
-    pub subnets: BTreeSet<Addr>,
-    pub ports: BTreeSet<u16>,
+    pub subnets: Ordered<Addr>,
+    pub ports: Ordered<u16>,
     /// Failed attempts by reason (rejected, unanswered, unreachable, unresolved)
     /// and by target state (active, inactive, never seen).
     pub by_reason: [u32; 4],
     pub by_state: [u32; 3],
     /// Failed (protocol, port) pairs on active hosts (vertical scans of live
     /// hosts; an IP protocol scan counts each protocol).
-    pub active_ports: HashMap<Addr, Set<(Proto, u16)>, Seeded<13>>,
+    pub active_ports: ActivePorts,
     pub max_active_ports: u32,
     pub first_ts: i64,
     pub last_ts: i64,
@@ -219,23 +282,23 @@ impl Source {
             win,
             attempts: 0,
             attempts_all: 0,
-            targets: set(),
+            targets: Set::default(),
             targets_full: false,
-            hosts: set(),
+            hosts: Set::default(),
             never_hosts: 0,
             inactive_hosts: 0,
-            subnets: BTreeSet::new(),
-            ports: BTreeSet::new(),
+            subnets: Ordered::default(),
+            ports: Ordered::default(),
             by_reason: [0; 4],
             by_state: [0; 3],
-            active_ports: HashMap::with_hasher(Seeded),
+            active_ports: ActivePorts::default(),
             max_active_ports: 0,
             first_ts: i64::MAX,
             last_ts: i64::MIN,
             sample: Vec::new(),
             trw: 0.0,
             trw_max: 0.0,
-            contacted: set(),
+            contacted: Set::default(),
             trw_fail: 0,
             trw_succ: 0,
             history: VecDeque::new(),
@@ -453,7 +516,7 @@ impl Source {
                         // A new active host is an item too.
                         None if n < ACTIVE_HOSTS_CAP && room.0 > 0 => {
                             room.0 -= 1;
-                            Some(self.active_ports.entry(k.dst).or_insert_with(set))
+                            Some(self.active_ports.push(k.dst))
                         }
                         None if n < ACTIVE_HOSTS_CAP => {
                             capped.total = true;
@@ -519,6 +582,11 @@ impl Source {
                 }
                 if self.sample.len() < sample && room.0 > 0 {
                     room.0 -= 1;
+                    // Most sources of a flood keep one sample: no room for
+                    // four (Vec's first growth).
+                    if self.sample.capacity() == 0 {
+                        self.sample.reserve_exact(1);
+                    }
                     self.sample.push(Sample {
                         ts: e.first_ts,
                         key: *k,
