@@ -65,9 +65,9 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DetectorSection, in_any};
-use crate::decode::Addr;
+use crate::decode::{Addr, FlowKey};
 use crate::inventory::{Host, Inventory, TargetState};
-use crate::track::{Alive, Contact, Event, Order, Reason};
+use crate::track::{Alive, Contact, Event, Order, Probe, Reason, Seen};
 
 pub use alert::{Alert, Severity};
 use source::{Room, Source};
@@ -115,9 +115,59 @@ impl Record {
     }
 }
 
+/// What the rules read of a failed attempt: 56 of the event's 120 bytes (its
+/// ICMP details, VLANs, flags and canonical order are the event log's).
+#[derive(Clone, Copy, Debug)]
+pub struct Failure {
+    pub key: FlowKey,
+    pub reason: Reason,
+    pub probe: Probe,
+    /// The first probe's time, and when the outcome was decided.
+    pub first_ts: i64,
+    pub decided_ts: i64,
+}
+
+/// A record as the reorder buffer holds it: only what the analysis reads.
+/// Under a flood the buffer holds half a million of them; at 56 bytes
+/// instead of 120, filling it takes (and makes the kernel zero) half the
+/// pages, and every move copies half the bytes.
+#[derive(Clone, Copy, Debug)]
+enum Held {
+    Failed(Failure),
+    Contact { src: Addr, dst: Addr },
+    Alive { addr: Addr, ts: i64, how: Seen },
+}
+
+// The niche of `Reason` tags the enum: no padding word.
+const _: () = assert!(std::mem::size_of::<Held>() == 56);
+
+impl From<&Record> for Held {
+    #[inline]
+    fn from(r: &Record) -> Held {
+        match r {
+            Record::Failed(e) => Held::Failed(Failure {
+                key: e.key,
+                reason: e.reason,
+                probe: e.probe,
+                first_ts: e.first_ts,
+                decided_ts: e.decided_ts,
+            }),
+            Record::Contact(c) => Held::Contact {
+                src: c.src,
+                dst: c.dst,
+            },
+            Record::Alive(a) => Held::Alive {
+                addr: a.addr,
+                ts: a.ts,
+                how: a.how,
+            },
+        }
+    }
+}
+
 /// A record waiting in the reorder buffer: released by the time it happened,
 /// then by arrival (itself canonical), so the order is deterministic.
-struct Pending(i64, u64, Record);
+struct Pending(i64, u64, Held);
 
 /// The reorder buffer: one priority queue by (happened, arrival), built for
 /// the common case. Records arrive almost in the order they happened (block
@@ -136,7 +186,7 @@ struct Pending(i64, u64, Record);
 struct Reorder {
     runs: [VecDeque<Pending>; RUNS],
     late: LateRuns,
-    slab: Vec<Record>,
+    slab: Vec<Held>,
     free: Vec<u32>,
 }
 
@@ -585,13 +635,13 @@ impl Analytics {
             self.known_clock = self.known_clock.max(r.known_at());
             self.arrivals += 1;
             self.buffer
-                .push(Pending(r.happened_at(), self.arrivals, *r));
+                .push(Pending(r.happened_at(), self.arrivals, Held::from(r)));
             // Full (a flood's burst of timeouts): release the earliest now,
             // so the buffer never holds more than its cap.
             if self.buffer.len() > MAX_BUFFERED {
                 self.stats.reorder_overflow += 1;
-                let Pending(_, _, r) = self.buffer.pop().expect("not empty");
-                self.handle(&r);
+                let p = self.buffer.pop().expect("not empty");
+                self.handle(p);
             }
         }
         let horizon = self.known_clock.saturating_sub(self.delay);
@@ -602,24 +652,26 @@ impl Analytics {
             if first > horizon {
                 self.stats.reorder_overflow += 1;
             }
-            let Pending(_, _, r) = self.buffer.pop().expect("not empty");
-            self.handle(&r);
+            let p = self.buffer.pop().expect("not empty");
+            self.handle(p);
         }
     }
 
     /// End of input: analyse everything still held.
     pub fn finish(&mut self) {
-        while let Some(Pending(_, _, r)) = self.buffer.pop() {
-            self.handle(&r);
+        while let Some(p) = self.buffer.pop() {
+            self.handle(p);
         }
     }
 
-    fn handle(&mut self, r: &Record) {
-        self.advance(r.happened_at());
-        match r {
-            Record::Alive(a) => self.inv.alive(a.addr, a.ts, a.how),
-            Record::Contact(c) => self.contact(c),
-            Record::Failed(e) => self.failed(e),
+    /// Analyse a record released by the reorder buffer (at `p.0`, the time
+    /// it happened).
+    fn handle(&mut self, p: Pending) {
+        self.advance(p.0);
+        match p.2 {
+            Held::Alive { addr, ts, how } => self.inv.alive(addr, ts, how),
+            Held::Contact { src, dst } => self.contact(src, dst),
+            Held::Failed(e) => self.failed(&e),
         }
     }
 
@@ -778,8 +830,8 @@ impl Analytics {
         false
     }
 
-    fn contact(&mut self, c: &Contact) {
-        if !self.inv.in_home_net(&c.dst) {
+    fn contact(&mut self, src: Addr, dst: Addr) {
+        if !self.inv.in_home_net(&dst) {
             return;
         }
         let (down, floor, cap) = (
@@ -788,16 +840,16 @@ impl Analytics {
             self.cfg.max_targets_per_source,
         );
         let window = self.window;
-        self.make_evidence_room(c.src);
+        self.make_evidence_room(src);
         let mut room = self.room();
-        let Some(s) = self.source(c.src) else {
+        let Some(s) = self.source(src) else {
             return;
         };
         let released = roll(s, window);
         // What rolling released is not room for this contact: simpler, and
         // rare (a source idle across a window boundary).
         let left = room.0;
-        let capped = s.first_contact_success(c.dst, down, floor, cap, &mut room);
+        let capped = s.first_contact_success(dst, down, floor, cap, &mut room);
         self.account(released, left - room.0, capped.total);
     }
 
@@ -827,7 +879,7 @@ impl Analytics {
         }
     }
 
-    fn failed(&mut self, e: &Event) {
+    fn failed(&mut self, e: &Failure) {
         // The target's state when the probe was sent.
         let state = self.inv.state(&e.key.dst, e.first_ts);
         if state == TargetState::Untracked {
@@ -855,7 +907,7 @@ impl Analytics {
     }
 
     /// After a failure of `e.key.src`: does any rule fire, and may it alert?
-    fn evaluate(&mut self, e: &Event) {
+    fn evaluate(&mut self, e: &Failure) {
         let src = e.key.src;
         let cfg = &self.cfg;
         let own_max = self.sources[&src].history_max();

@@ -9,10 +9,11 @@ use super::tiny::{Bag, Tiny};
 
 use serde::{Deserialize, Serialize};
 
+use super::Failure;
 use crate::config::DetectorSection;
 use crate::decode::{Addr, FlowKey, Proto};
 use crate::inventory::TargetState;
-use crate::track::{Event, Probe, Reason};
+use crate::track::{Probe, Reason};
 
 /// Small sets of a window (subnets, ports) stop growing here; they only feed
 /// the mixture rule (which needs 2) and the alert's lists.
@@ -493,7 +494,7 @@ impl Source {
     /// from it). Returns which caps stopped a set growing.
     pub fn record_failure(
         &mut self,
-        e: &Event,
+        e: &Failure,
         state: TargetState,
         up: f64,
         cap: usize,

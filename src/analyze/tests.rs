@@ -753,8 +753,8 @@ mod reorder {
                 };
                 t = t.max(ts);
                 arrivals += 1;
-                split.push(Pending(ts, arrivals, rec(ts)));
-                heap.push(Pending(ts, arrivals, rec(ts)));
+                split.push(Pending(ts, arrivals, Held::from(&rec(ts))));
+                heap.push(Pending(ts, arrivals, Held::from(&rec(ts))));
                 let pops = if filling { pops / 2 } else { pops };
                 for _ in 0..pops {
                     let (x, y) = (split.pop(), heap.pop());
