@@ -178,7 +178,7 @@ struct Pending(i64, u64, Held);
 /// flood, the attempts decided early to make room (`evicted`), late by a lag
 /// that differs a little from partition to partition. Those runs order
 /// 24-byte keys; the records wait in a slab, so that sorting moves keys, not
-/// 120-byte records. Popping the smallest of the heads gives exactly the
+/// 56-byte records. Popping the smallest of the heads gives exactly the
 /// order of one heap. (A heap of everything held, ~46 s of records, cost a
 /// third of the run; a heap of records, half the analytics thread's time
 /// under a flood.)
@@ -446,7 +446,7 @@ pub(crate) fn population_median(p: &VecDeque<PopWindow>) -> Option<u32> {
 }
 
 /// Records held for reordering at most (`reorder_overflow` counts early
-/// releases): 136 bytes each, 71 MB when full. Normal traffic holds far
+/// releases): 72 bytes each (56 in the slab), ~37 MB when full. Normal traffic holds far
 /// fewer (the 15M-packet enterprise capture: 131k at most); a SYN flood's
 /// `unanswered` events reach the cap, and are then analysed before their
 /// reorder delay ran out.
