@@ -771,3 +771,89 @@ mod reorder {
         }
     }
 }
+
+mod merge {
+    use super::*;
+    use crate::track::{Contact, Order, sort_events};
+    use proptest::prelude::*;
+
+    fn order(block: u64, phase: u8, at: i64) -> Order {
+        Order { block, phase, at }
+    }
+
+    /// A record's canonical identity, to compare sequences.
+    fn id(r: &Record) -> (Order, u8, Addr, Addr, i64) {
+        match r {
+            Record::Failed(e) => (e.order, 0, e.key.src, e.key.dst, e.first_ts),
+            Record::Contact(c) => (c.order, 1, c.src, c.dst, c.ts),
+            Record::Alive(x) => (x.order, 2, x.addr, x.addr, x.ts),
+        }
+    }
+
+    proptest! {
+        /// A block's failures in event order merged with its sorted contacts
+        /// and liveness give exactly what sorting all of them gives: the
+        /// analytics sees the same sequence as before the merge existed.
+        #[test]
+        fn merging_sorted_failures_equals_sorting_everything(
+            failed in prop::collection::vec((0u8..2, 0i64..6, 0u8..4, 0i64..3), 0..40),
+            others in prop::collection::vec((0u8..2, 0i64..6, 0u8..4, any::<bool>()), 0..40),
+        ) {
+            let mut events: Vec<Event> = failed
+                .iter()
+                .map(|&(phase, at, dst, ts)| Event {
+                    key: FlowKey {
+                        src: a([10, 0, 0, 1]),
+                        dst: a([10, 0, 1, dst]),
+                        sport: 1,
+                        dport: 445,
+                        proto: Proto::Tcp,
+                    },
+                    reason: Reason::Unanswered,
+                    probe: Probe::Syn,
+                    first_ts: ts,
+                    last_ts: ts,
+                    decided_ts: ts,
+                    retransmissions: 0,
+                    icmp: None,
+                    vlan: [0, 0],
+                    initiator_reset: false,
+                    at_capture_end: false,
+                    evicted: false,
+                    order: order(7, phase, at),
+                })
+                .collect();
+            sort_events(&mut events);
+            let mut rest: Vec<Record> = others
+                .iter()
+                .map(|&(phase, at, host, contact)| {
+                    if contact {
+                        Record::Contact(Contact {
+                            src: a([10, 0, 0, host]),
+                            dst: a([10, 0, 2, host]),
+                            ts: at,
+                            order: order(7, phase, at),
+                        })
+                    } else {
+                        Record::Alive(Alive {
+                            addr: a([10, 0, 3, host]),
+                            ts: at,
+                            how: Seen::SynAck,
+                            order: order(7, phase, at),
+                        })
+                    }
+                })
+                .collect();
+            let mut all: Vec<Record> = rest.clone();
+            all.extend(events.iter().copied().map(Record::Failed));
+            sort_records(&mut all);
+            sort_records(&mut rest);
+            let mut merged = Vec::new();
+            merge_records(&rest, &events, &mut merged);
+            prop_assert_eq!(
+                merged.iter().map(id).collect::<Vec<_>>(),
+                all.iter().map(id).collect::<Vec<_>>()
+            );
+        }
+    }
+}

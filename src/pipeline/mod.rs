@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::analyze::{Alert, Analytics, Record, sort_records};
+use crate::analyze::{Alert, Analytics, Record, merge_records, sort_records};
 use crate::capture::{Block, CaptureError, CaptureReader, Fill};
 use crate::output::event_json;
 use crate::track::{
@@ -480,26 +480,24 @@ pub fn run(
                 .fetch_add(block_events.len() as u64, Ordering::Relaxed);
             sort_events(&mut block_events);
             write(&block_events, &mut line, &mut events_written);
-            if rec_tx.is_some() {
-                // Moved, not copied, after writing: a flood's block (or one
-                // partition's share of the end-of-input flush) can bring
-                // tens of thousands.
-                records.extend(block_events.drain(..).map(Record::Failed));
+            if let Some(tx) = &rec_tx {
+                // The block's contacts and liveness are sorted, then merged
+                // with its failures (sorted above).
+                sort_records(&mut records);
+                let mut merged = rec_pool_rx.try_recv().unwrap_or_default();
+                merge_records(&records, &block_events, &mut merged);
+                records.clear();
+                if records.capacity() > POOLED_CAPACITY {
+                    records = Vec::new();
+                }
+                if tx.send((merged, watermark)).is_err() {
+                    break 'blocks;
+                }
             }
             block_events.clear();
             // A burst (the end-of-input flush) must not keep its memory.
             if block_events.capacity() > POOLED_CAPACITY {
                 block_events = Vec::new();
-            }
-            if let Some(tx) = &rec_tx {
-                sort_records(&mut records);
-                let next = rec_pool_rx.try_recv().unwrap_or_default();
-                if tx
-                    .send((std::mem::replace(&mut records, next), watermark))
-                    .is_err()
-                {
-                    break 'blocks;
-                }
             }
             if ended == out_rx.len() {
                 break;
