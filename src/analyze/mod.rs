@@ -446,7 +446,8 @@ pub(crate) fn population_median(p: &VecDeque<PopWindow>) -> Option<u32> {
 }
 
 /// Records held for reordering at most (`reorder_overflow` counts early
-/// releases): 72 bytes each (56 in the slab), ~37 MB when full. Normal traffic holds far
+/// releases): 72 bytes each in the live runs, 80 as a late record (a 24-byte
+/// key and a 56-byte slab slot), at most ~42 MB when full. Normal traffic holds far
 /// fewer (the 15M-packet enterprise capture: 131k at most); a SYN flood's
 /// `unanswered` events reach the cap, and are then analysed before their
 /// reorder delay ran out.
@@ -459,9 +460,16 @@ fn cmp_records(a: &Record, b: &Record) -> std::cmp::Ordering {
         .cmp(&b.order())
         .then(a.rank().cmp(&b.rank()))
         .then_with(|| match (a, b) {
-            (Record::Failed(x), Record::Failed(y)) => {
-                x.key.cmp(&y.key).then(x.first_ts.cmp(&y.first_ts))
-            }
+            // As `sort_events`, reason included: a SYN with a new ISN ends
+            // the old attempt (`unanswered`) and a waiting ICMP error can
+            // end the new one (`unreachable`) with the same order, key and
+            // first probe; without the reason their order was the sort's
+            // whim.
+            (Record::Failed(x), Record::Failed(y)) => x
+                .key
+                .cmp(&y.key)
+                .then(x.first_ts.cmp(&y.first_ts))
+                .then(x.reason.cmp(&y.reason)),
             (Record::Contact(x), Record::Contact(y)) => (x.src, x.dst).cmp(&(y.src, y.dst)),
             (Record::Alive(x), Record::Alive(y)) => (x.addr, x.how).cmp(&(y.addr, y.how)),
             _ => std::cmp::Ordering::Equal,
@@ -476,9 +484,10 @@ pub fn sort_records(v: &mut [Record]) {
 /// Append to `into`, in canonical order, `sorted` (sorted by
 /// [`sort_records`]) merged with a block's `failed` events in
 /// [`crate::track::sort_events`] order, which the canonical order agrees
-/// with (order, then flow key, then first probe). The events come sorted
-/// from the output already; sorting them again with the block's contacts
-/// and liveness, 120 bytes a record, was a tenth of a flood's run.
+/// with (order, then flow key, first probe and reason). The events come
+/// sorted from the output already; sorting them again with the block's
+/// contacts and liveness, 120 bytes a record, was 3% of all samples on a
+/// flood.
 pub fn merge_records(sorted: &[Record], failed: &[Event], into: &mut Vec<Record>) {
     debug_assert!(sorted.is_sorted_by(|a, b| cmp_records(a, b).is_le()));
     into.reserve(sorted.len() + failed.len());
