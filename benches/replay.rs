@@ -1,15 +1,20 @@
 //! End-to-end replay throughput against the hardware floor, in one run.
 //!
-//!     cargo bench --bench replay                # 5 M packets, 5 runs each
-//!     cargo bench --bench replay -- 20000000 7  # packets, runs
+//!     cargo bench --bench replay                      # 5 M packets, 5 runs each
+//!     cargo bench --bench replay -- 20000000 7        # packets, runs
+//!     cargo bench --bench replay -- 3000000 3 65535   # ... full-size frames
 //!
 //! Generates (once, cached in target/bench/) an "enterprise" capture with
 //! `scanwatch-synth`'s generator: 94% mid-connection data/ACK, ~1.3% SYN, RST,
 //! FIN, ICMP errors, DNS, IPv6, 802.1Q, a few scanners; records cut at snaplen
-//! 256, classic pcap. The page cache is warmed first. Then, each the median of
-//! the runs:
+//! 256 (or the third number), classic pcap. The page cache is warmed first.
+//! Then, each the median of the runs:
 //!
 //! * floor: walk the record headers of the memory-mapped file, nothing else;
+//! * the same walk over the file read with read(2) in 1 MiB blocks, the way
+//!   scanwatch's reader reads (which of the two is faster depends on the
+//!   frame size and the machine: the issue found read(2) ahead on full-size
+//!   frames, mmap on small ones);
 //! * libpcap: the pcap crate's file loop (`next_packet`), no parsing;
 //! * `scanwatch replay` with events written (to a discarding sink), for
 //!   1 and 2 threads, without and with the analytics (alerts written).
@@ -25,18 +30,22 @@ use scanwatch::pipeline::{Progress, ReplayConfig, replay};
 use scanwatch::synth::profile::{GenOptions, Profile, generate};
 use scanwatch::synth::writer::{CaptureWriter, Format};
 
-fn capture(packets: u64) -> PathBuf {
+fn capture(packets: u64, snaplen: u32) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("enterprise-{packets}.pcap"));
+    let path = dir.join(if snaplen == 256 {
+        format!("enterprise-{packets}.pcap")
+    } else {
+        format!("enterprise-{packets}-snap{snaplen}.pcap")
+    });
     if !path.exists() {
         eprintln!("generating {} ...", path.display());
         let tmp = path.with_extension("tmp");
-        let mut w = CaptureWriter::create(&tmp, Format::Pcap, 256).unwrap();
+        let mut w = CaptureWriter::create(&tmp, Format::Pcap, snaplen).unwrap();
         let opts = GenOptions {
             packets,
             seed: 1,
-            snaplen: 256,
+            snaplen,
             ..GenOptions::default()
         };
         generate(Profile::Enterprise, &opts, &mut w).unwrap();
@@ -61,6 +70,44 @@ fn floor(path: &Path) -> u64 {
         n += 1;
     }
     black_box(sum);
+    n
+}
+
+/// The same walk over the file read in 1 MiB blocks with read(2): a copy out
+/// of the page cache instead of page faults on the mapping. A record header
+/// may straddle two blocks.
+fn read_floor(path: &Path) -> u64 {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    f.read_exact(&mut buf[..24]).unwrap();
+    let (mut n, mut skip, mut part, mut have) = (0u64, 0usize, [0u8; 16], 0usize);
+    loop {
+        let len = f.read(&mut buf).unwrap();
+        if len == 0 {
+            break;
+        }
+        let mut p = 0;
+        while p < len {
+            if skip > 0 {
+                let k = skip.min(len - p);
+                p += k;
+                skip -= k;
+            } else if have == 0 && p + 16 <= len {
+                skip = u32::from_le_bytes(buf[p + 8..p + 12].try_into().unwrap()) as usize;
+                p += 16;
+                n += 1;
+            } else {
+                let k = (16 - have).min(len - p);
+                part[have..have + k].copy_from_slice(&buf[p..p + k]);
+                (have, p) = (have + k, p + k);
+                if have == 16 {
+                    skip = u32::from_le_bytes(part[8..12].try_into().unwrap()) as usize;
+                    (have, n) = (0, n + 1);
+                }
+            }
+        }
+    }
     n
 }
 
@@ -130,13 +177,15 @@ fn main() {
         .collect();
     let packets = nums.first().copied().unwrap_or(5_000_000);
     let runs = nums.get(1).copied().unwrap_or(5).max(1) as usize;
-    let path = capture(packets);
+    let snaplen = nums.get(2).copied().unwrap_or(256).clamp(64, 262_144) as u32;
+    let path = capture(packets, snaplen);
     let size = std::fs::metadata(&path).unwrap().len();
     let _ = std::fs::read(&path); // warm the page cache
 
     type Case<'a> = (&'a str, Box<dyn Fn() -> u64 + 'a>);
     let cases: Vec<Case> = vec![
         ("floor: mmap record-header walk", Box::new(|| floor(&path))),
+        ("read(2) record-header walk", Box::new(|| read_floor(&path))),
         (
             "libpcap file loop (pcap crate)",
             Box::new(|| libpcap(&path)),
@@ -162,7 +211,7 @@ fn main() {
         .map(|n| n.get())
         .unwrap_or(1);
     println!(
-        "enterprise capture: {packets} packets, {:.1} MB, snaplen 256; {runs} runs each, median; {cpus} CPUs",
+        "enterprise capture: {packets} packets, {:.1} MB, snaplen {snaplen}; {runs} runs each, median; {cpus} CPUs",
         size as f64 / 1e6
     );
     println!(
