@@ -592,7 +592,7 @@ fn stats_line(
 ) -> String {
     let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     format!(
-        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_backlog={} scanwatch_checkpoint_errors_total={}",
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_checkpoint_errors_total={}",
         r(&l.received),
         r(&l.packets),
         r(&l.kernel_dropped),
@@ -605,7 +605,9 @@ fn stats_line(
         r(&g.sources),
         r(&g.events),
         r(&g.alerts),
+        syslog.iter().map(|s| r(&s.sent)).sum::<u64>(),
         syslog.iter().map(|s| r(&s.backlog)).sum::<u64>(),
+        syslog.iter().map(|s| r(&s.dropped)).sum::<u64>(),
         r(&health.errors)
     )
 }

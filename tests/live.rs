@@ -319,9 +319,14 @@ fn outage() -> Duration {
 /// `scanwatch_syslog_backlog` (messages spooled and not yet sent, all syslog
 /// destinations together) of the last stats line in `log`.
 fn last_backlog(log: &str) -> Option<u64> {
+    last_stat(log, "scanwatch_syslog_backlog")
+}
+
+/// Metric `name` of the last stats line in `log`.
+fn last_stat(log: &str, name: &str) -> Option<u64> {
     log.lines()
         .rfind(|l| l.contains("stats:"))?
-        .split("scanwatch_syslog_backlog=")
+        .split(&format!(" {name}="))
         .nth(1)?
         .split_whitespace()
         .next()?
@@ -511,6 +516,20 @@ fn live_sensor_spools_alerts_through_a_syslog_outage() {
     wait_for("an empty backlog in the stats line", 10, log, || {
         last_backlog(&log()) == Some(0)
     });
+    // Five alerts to two destinations went out (a message the TCP stack
+    // took as the server stopped may count too), none was lost.
+    wait_for(
+        "scanwatch_syslog_sent_total >= 10 in the stats line",
+        10,
+        log,
+        || last_stat(&log(), "scanwatch_syslog_sent_total").is_some_and(|n| n >= 10),
+    );
+    assert_eq!(
+        last_stat(&log(), "scanwatch_syslog_dropped_total"),
+        Some(0),
+        "{}",
+        log()
+    );
     for addr in [unix.as_str(), tcp] {
         let said = format!("syslog {addr}: sending again (");
         let line = log()
