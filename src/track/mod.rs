@@ -75,7 +75,8 @@ pub struct TrackConfig {
     /// slack is 7/8 of that, the most such a table holds). An IPv4 attempt
     /// is packed in 40 bytes (see [`table`]), plus one control byte a
     /// bucket: 43 MB when full (55 bytes an attempt; 108 for IPv6, whose
-    /// entries are 80 bytes), and 16 bytes of timer each. A busy network has far fewer
+    /// entries are 80 bytes), and 16 bytes of timer each (21 at the cap: the
+    /// timer queue grows by doubling, to 16,384 slots). A busy network has far fewer
     /// attempts waiting (answers come in milliseconds); only unanswered
     /// probes stay for `syn_timeout`, so the default holds 20k unanswered
     /// SYN/s before it evicts.
