@@ -37,7 +37,7 @@
 //! they fire at the same points too. Events carry an [`Order`] key; sorting a
 //! block's events by it gives the same sequence for any number of shards.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::decode::{Addr, FlowKey, Proto, Summary, What, tcp_flags::*};
 
@@ -318,6 +318,9 @@ pub struct TrackStats {
     /// Partition tables rebuilt at their own size to clear deleted slots
     /// (see `Tracker::store`): a cost of churn at the cap, not a loss.
     pub table_rebuilds: u64,
+    /// Timer queues cleared of the timers of removed entries (see
+    /// [`TIMERS_PER_ENTRY`]): housekeeping of busy or flooded links.
+    pub timer_compactions: u64,
     /// Attempts reported `rejected` whose re-sent SYN was later answered by a SYN-ACK.
     pub rejected_then_answered: u64,
     /// ICMP errors that arrived before the probe they quote and were matched.
@@ -343,6 +346,7 @@ impl TrackStats {
         self.pending_cap_dropped += o.pending_cap_dropped;
         self.pending_evicted += o.pending_evicted;
         self.table_rebuilds += o.table_rebuilds;
+        self.timer_compactions += o.timer_compactions;
         self.rejected_then_answered += o.rejected_then_answered;
         self.icmp_reordered += o.icmp_reordered;
         // Shards peak at different moments: the sum bounds the true peak from above.
@@ -548,6 +552,43 @@ struct Partition {
     orphans: HashMap<u64, Orphan, ahash::RandomState>,
     /// (time, hash) of each orphan, oldest first, for expiry.
     orphan_queue: VecDeque<(i64, u64)>,
+}
+
+/// Timers a partition holds before those of removed entries are dropped:
+/// this many per entry (or per [`TIMERS_MIN`]). A removed entry's timer is
+/// otherwise dropped only when its deadline comes: every answered SYN
+/// leaves one for `syn_timeout`, so a busy network (or a SYN/SYN-ACK flood
+/// at 1M/s: 40M timers, 640 MB) would grow the queues with its rate,
+/// beyond any cap.
+const TIMERS_PER_ENTRY: usize = 2;
+
+/// Per partition, the timers a small table may keep regardless: compacting
+/// a queue of a few entries at every insertion would cost more than it saves.
+const TIMERS_MIN: usize = 1024;
+
+impl Partition {
+    /// Drop the timers whose entry is gone (answered, replaced, removed),
+    /// and all but the newest of an entry's timers (a key removed and
+    /// inserted again left the old one behind): at most one a live entry
+    /// stays, in queue order, so at least as many insertions as there are
+    /// entries (or [`TIMERS_MIN`]) pass before the next compaction.
+    /// Deterministic: it depends on the partition's own state only. The
+    /// queue is rebuilt at the size it may grow to, which gives a burst's
+    /// memory back.
+    fn drop_stale_timers(&mut self) {
+        let table = &self.table;
+        let mut seen: HashSet<u64, ahash::RandomState> = HashSet::with_capacity_and_hasher(
+            table.len(),
+            ahash::RandomState::with_seeds(1, 2, 3, 4),
+        );
+        let mut kept = VecDeque::with_capacity(TIMERS_PER_ENTRY * table.len().max(TIMERS_MIN) + 1);
+        for &(t, h) in self.timers.iter().rev() {
+            if table.has_hash(h) && seen.insert(h) {
+                kept.push_front((t, h));
+            }
+        }
+        self.timers = kept;
+    }
 }
 
 /// An ICMP error waiting for the probe it quotes.
@@ -927,6 +968,10 @@ impl Tracker {
             self.stats.table_rebuilds += 1;
         }
         p.timers.push_back((deadline, a.hash));
+        if p.timers.len() > TIMERS_PER_ENTRY * p.table.len().max(TIMERS_MIN) {
+            p.drop_stale_timers();
+            self.stats.timer_compactions += 1;
+        }
         self.len += 1;
     }
 

@@ -230,6 +230,12 @@ impl Attempts {
         Some(e.remove().0)
     }
 
+    /// Whether an entry has flow hash `hash`.
+    pub(super) fn has_hash(&self, hash: u64) -> bool {
+        self.v4.find(hash, |p| p.hash() == hash).is_some()
+            || (!self.other.is_empty() && self.other.find(hash, |a| a.hash == hash).is_some())
+    }
+
     /// Remove the entry whose flow hash is `hash` and hand it back.
     pub(super) fn take_by_hash(&mut self, hash: u64) -> Option<Attempt> {
         if let Ok(e) = self.v4.find_entry(hash, |p| p.hash() == hash) {

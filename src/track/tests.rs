@@ -439,6 +439,44 @@ fn full_table_decides_its_oldest_attempt_early() {
     assert_eq!((st.syn_attempts, st.successes), (1000, 1));
 }
 
+#[test]
+fn timers_of_answered_attempts_do_not_pile_up() {
+    let mut t = Tracker::new(TrackConfig::default(), 0, 1);
+    let lone = key(1, 2, 1, 81, Proto::Tcp);
+    let part = partition_of(&lone);
+    t.begin_block(0, i64::MIN);
+    t.packet(&tcp_summary(0, lone, SYN, 5), 0, 0);
+    // 20,000 handshakes of the same address pair (one partition), all
+    // answered within 20 s: each left a timer for `syn_timeout` (40 s).
+    for i in 0..20_000u16 {
+        let k = key(1, 2, 1024 + i, 80, Proto::Tcp);
+        let ts = i64::from(i) * (S / 1000);
+        let idx = 1 + 2 * u64::from(i);
+        t.packet(&tcp_summary(ts, k, SYN, 7), 0, idx);
+        t.packet(&tcp_summary(ts + 1, k.reversed(), SYN | ACK, 9), 0, idx + 1);
+    }
+    let p = t.parts[part].as_ref().expect("owned");
+    assert_eq!(p.table.len(), 1, "only the unanswered probe is held");
+    assert!(
+        p.timers.len() <= TIMERS_PER_ENTRY * TIMERS_MIN + 1,
+        "{} timers for 1 entry",
+        p.timers.len()
+    );
+    assert!(t.stats.timer_compactions > 0);
+    // The unanswered probe kept its timer: it times out at 40 s.
+    t.end_block();
+    t.begin_block(1, 60 * S);
+    t.end_block();
+    let mut ev = Vec::new();
+    t.drain_events(&mut ev);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(
+        (ev[0].key, ev[0].reason, ev[0].decided_ts),
+        (lone, Reason::Unanswered, 40 * S)
+    );
+    assert_eq!(t.stats.successes, 20_000);
+}
+
 /// A deterministic mix of everything above over many hosts.
 fn mixed_input(n: usize) -> Vec<In> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -922,6 +960,11 @@ mod never_panics {
         for p in t.parts.iter().flatten() {
             prop_assert!(p.table.len() <= t.cap_per_partition);
             prop_assert!(p.orphans.len() <= ORPHAN_CAP);
+            // Timers of removed entries are dropped before the queue holds
+            // twice the entries the partition has held (or TIMERS_MIN).
+            prop_assert!(
+                p.timers.len() <= TIMERS_PER_ENTRY * t.cap_per_partition.max(TIMERS_MIN) + 1
+            );
             held += p.table.len();
         }
         prop_assert_eq!(held, t.len());
