@@ -230,6 +230,13 @@ impl Attempts {
         Some(e.remove().0)
     }
 
+    /// The flow hashes of all entries.
+    #[cfg(test)]
+    pub(super) fn hashes(&self) -> Vec<u64> {
+        let v4 = self.v4.iter().map(Packed4::hash);
+        v4.chain(self.other.iter().map(|a| a.hash)).collect()
+    }
+
     /// Whether an entry has flow hash `hash`.
     pub(super) fn has_hash(&self, hash: u64) -> bool {
         self.v4.find(hash, |p| p.hash() == hash).is_some()

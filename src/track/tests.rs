@@ -961,10 +961,16 @@ mod never_panics {
             prop_assert!(p.table.len() <= t.cap_per_partition);
             prop_assert!(p.orphans.len() <= ORPHAN_CAP);
             // Timers of removed entries are dropped before the queue holds
-            // twice the entries the partition has held (or TIMERS_MIN).
+            // twice the entries the partition has held (or TIMERS_MIN),
+            // and every entry still has a timer, so none is left pending
+            // past its deadline and a full partition can evict.
             prop_assert!(
                 p.timers.len() <= TIMERS_PER_ENTRY * t.cap_per_partition.max(TIMERS_MIN) + 1
             );
+            let timed: std::collections::HashSet<u64> = p.timers.iter().map(|&(_, h)| h).collect();
+            for h in p.table.hashes() {
+                prop_assert!(timed.contains(&h), "entry {h:x} has no timer");
+            }
             held += p.table.len();
         }
         prop_assert_eq!(held, t.len());
