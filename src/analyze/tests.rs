@@ -24,6 +24,25 @@ fn cfg(sets: &[&str]) -> DetectorSection {
     Config::from_toml("test", "", &all).unwrap().detector
 }
 
+/// A failed SYN of `key`, probed and decided at `ts`.
+fn syn_failure(key: FlowKey, reason: Reason, ts: i64, order: Order) -> Event {
+    Event {
+        key,
+        reason,
+        probe: Probe::Syn,
+        first_ts: ts,
+        last_ts: ts,
+        decided_ts: ts,
+        retransmissions: 0,
+        icmp: None,
+        vlan: [0, 0],
+        initiator_reset: false,
+        at_capture_end: false,
+        evicted: false,
+        order,
+    }
+}
+
 struct Feed {
     a: Analytics,
     n: i64,
@@ -55,27 +74,14 @@ impl Feed {
     }
     fn fail(&mut self, ts: i64, src: Addr, dst: Addr, dport: u16, reason: Reason) {
         let order = self.order();
-        self.push(Record::Failed(Event {
-            key: FlowKey {
-                src,
-                dst,
-                sport: 40000,
-                dport,
-                proto: Proto::Tcp,
-            },
-            reason,
-            probe: Probe::Syn,
-            first_ts: ts,
-            last_ts: ts,
-            decided_ts: ts,
-            retransmissions: 0,
-            icmp: None,
-            vlan: [0, 0],
-            initiator_reset: false,
-            at_capture_end: false,
-            evicted: false,
-            order,
-        }));
+        let key = FlowKey {
+            src,
+            dst,
+            sport: 40000,
+            dport,
+            proto: Proto::Tcp,
+        };
+        self.push(Record::Failed(syn_failure(key, reason, ts, order)));
     }
     fn alive(&mut self, ts: i64, addr: Addr) {
         let order = self.order();
@@ -801,27 +807,16 @@ mod merge {
         ) {
             let mut events: Vec<Event> = failed
                 .iter()
-                .map(|&(phase, at, dst, ts, reason)| Event {
-                    key: FlowKey {
+                .map(|&(phase, at, dst, ts, reason)| {
+                    let key = FlowKey {
                         src: a([10, 0, 0, 1]),
                         dst: a([10, 0, 1, dst]),
                         sport: 1,
                         dport: 445,
                         proto: Proto::Tcp,
-                    },
+                    };
                     // Ties but for the reason: see `cmp_records`.
-                    reason: Reason::ALL[reason],
-                    probe: Probe::Syn,
-                    first_ts: ts,
-                    last_ts: ts,
-                    decided_ts: ts,
-                    retransmissions: 0,
-                    icmp: None,
-                    vlan: [0, 0],
-                    initiator_reset: false,
-                    at_capture_end: false,
-                    evicted: false,
-                    order: order(7, phase, at),
+                    syn_failure(key, Reason::ALL[reason], ts, order(7, phase, at))
                 })
                 .collect();
             sort_events(&mut events);
