@@ -3,13 +3,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use serde::{Deserializer, Serializer};
-
-use super::tiny::{Bag, Tiny};
-
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Failure;
+use super::tiny::{Bag, Tiny};
 use crate::config::DetectorSection;
 use crate::decode::{Addr, FlowKey, Proto};
 use crate::inventory::TargetState;
