@@ -24,25 +24,6 @@ fn cfg(sets: &[&str]) -> DetectorSection {
     Config::from_toml("test", "", &all).unwrap().detector
 }
 
-/// A failed SYN of `key`, probed and decided at `ts`.
-fn syn_failure(key: FlowKey, reason: Reason, ts: i64, order: Order) -> Event {
-    Event {
-        key,
-        reason,
-        probe: Probe::Syn,
-        first_ts: ts,
-        last_ts: ts,
-        decided_ts: ts,
-        retransmissions: 0,
-        icmp: None,
-        vlan: [0, 0],
-        initiator_reset: false,
-        at_capture_end: false,
-        evicted: false,
-        order,
-    }
-}
-
 struct Feed {
     a: Analytics,
     n: i64,
@@ -81,7 +62,7 @@ impl Feed {
             dport,
             proto: Proto::Tcp,
         };
-        self.push(Record::Failed(syn_failure(key, reason, ts, order)));
+        self.push(Record::Failed(Event::syn_failure(key, reason, ts, order)));
     }
     fn alive(&mut self, ts: i64, addr: Addr) {
         let order = self.order();
@@ -633,34 +614,26 @@ fn sweep_is_judged_in_probe_order_and_stamped_with_the_deciding_probe() {
     let mut n = 0;
     let mut mk = |first: i64, decided: i64, dst: [u8; 4], proto: Proto, reason: Reason| {
         n += 1;
+        let key = FlowKey {
+            src: a(SCANNER),
+            dst: a(dst),
+            sport: 1,
+            dport: if proto == Proto::Arp { 0 } else { 445 },
+            proto,
+        };
+        let order = Order {
+            block: 0,
+            phase: 1,
+            at: n,
+        };
         Record::Failed(Event {
-            key: FlowKey {
-                src: a(SCANNER),
-                dst: a(dst),
-                sport: 1,
-                dport: if proto == Proto::Arp { 0 } else { 445 },
-                proto,
-            },
-            reason,
             probe: if proto == Proto::Arp {
                 Probe::Arp
             } else {
                 Probe::Syn
             },
-            first_ts: first,
-            last_ts: first,
             decided_ts: decided,
-            retransmissions: 0,
-            icmp: None,
-            vlan: [0, 0],
-            initiator_reset: false,
-            at_capture_end: false,
-            evicted: false,
-            order: Order {
-                block: 0,
-                phase: 1,
-                at: n,
-            },
+            ..Event::syn_failure(key, reason, first, order)
         })
     };
     records.push(mk(
@@ -816,7 +789,7 @@ mod merge {
                         proto: Proto::Tcp,
                     };
                     // Ties but for the reason: see `cmp_records`.
-                    syn_failure(key, Reason::ALL[reason], ts, order(7, phase, at))
+                    Event::syn_failure(key, Reason::ALL[reason], ts, order(7, phase, at))
                 })
                 .collect();
             sort_events(&mut events);

@@ -5,7 +5,7 @@ use super::*;
 use crate::analyze::Record;
 use crate::config::Config;
 use crate::decode::{FlowKey, Proto};
-use crate::track::{Alive, Event, Order, Probe, Reason, Seen};
+use crate::track::{Alive, Event, Order, Reason, Seen};
 
 const H: i64 = 3_600_000_000_000;
 const D: i64 = 24 * H;
@@ -39,27 +39,14 @@ fn day(d: i64, n: &mut i64) -> Vec<Record> {
         }));
     }
     let fail = |ts: i64, src: [u8; 4], dst: [u8; 4], order: Order| {
-        Record::Failed(Event {
-            key: FlowKey {
-                src: Addr::v4(src),
-                dst: Addr::v4(dst),
-                sport: 1,
-                dport: 445,
-                proto: Proto::Tcp,
-            },
-            reason: Reason::Unanswered,
-            probe: Probe::Syn,
-            first_ts: ts,
-            last_ts: ts,
-            decided_ts: ts,
-            retransmissions: 0,
-            icmp: None,
-            vlan: [0, 0],
-            initiator_reset: false,
-            at_capture_end: false,
-            evicted: false,
-            order,
-        })
+        let key = FlowKey {
+            src: Addr::v4(src),
+            dst: Addr::v4(dst),
+            sport: 1,
+            dport: 445,
+            proto: Proto::Tcp,
+        };
+        Record::Failed(Event::syn_failure(key, Reason::Unanswered, ts, order))
     };
     v.push(fail(d * D + 2 * H, [10, 0, 2, 1], [10, 1, 9, 9], order()));
     if d == 5 {

@@ -290,6 +290,28 @@ pub struct Event {
     pub order: Order,
 }
 
+#[cfg(test)]
+impl Event {
+    /// For tests: a failed SYN of `key`, probed and decided at `ts`.
+    pub(crate) fn syn_failure(key: FlowKey, reason: Reason, ts: i64, order: Order) -> Event {
+        Event {
+            key,
+            reason,
+            probe: Probe::Syn,
+            first_ts: ts,
+            last_ts: ts,
+            decided_ts: ts,
+            retransmissions: 0,
+            icmp: None,
+            vlan: [0, 0],
+            initiator_reset: false,
+            at_capture_end: false,
+            evicted: false,
+            order,
+        }
+    }
+}
+
 /// Counters of one tracker shard; summed over shards for the run summary.
 #[derive(Clone, Debug, Default)]
 pub struct TrackStats {
