@@ -1033,7 +1033,7 @@ impl Analytics {
 
     /// What the inventory knows of `a`.
     pub fn host(&self, a: &Addr) -> Option<Host> {
-        self.inv.get(a).copied()
+        self.inv.get(a)
     }
 
     /// Reason names, for summaries.

@@ -189,7 +189,8 @@ fn wal_is_truncated_after_each_save() {
                 Addr::v4([10, b, c, d]),
                 Host {
                     first_alive: 0,
-                    last_alive: round * H + i64::from(i),
+                    // Minute starts, as the inventory keeps them.
+                    last_alive: round * H + i64::from(i) * crate::inventory::GRANULARITY,
                     seen: Seen::SynAck as u8,
                 },
             );
@@ -208,7 +209,10 @@ fn wal_is_truncated_after_each_save() {
     let db = StateDb::open_existing(dir.path()).unwrap();
     let hosts = db.hosts(None).unwrap();
     assert_eq!(hosts.len(), 120_000);
-    assert_eq!(hosts[5].1.last_alive, 3 * H + 5);
+    assert_eq!(
+        hosts[5].1.last_alive,
+        3 * H + 5 * crate::inventory::GRANULARITY
+    );
 }
 
 /// A database opened read-only loads like any other; a save first opens the
