@@ -11,6 +11,8 @@
 //! Then, each the median of the runs:
 //!
 //! * floor: walk the record headers of the memory-mapped file, nothing else;
+//!   and the same with the whole mapping populated at `mmap` (`MAP_POPULATE`:
+//!   no page fault during the walk, the page tables built in one call);
 //! * the same walk over the file read with read(2) in 1 MiB blocks, the way
 //!   scanwatch's reader reads (which of the two is faster depends on the
 //!   frame size and the machine: the issue found read(2) ahead on full-size
@@ -57,10 +59,14 @@ fn capture(packets: u64, snaplen: u32) -> PathBuf {
 
 /// Walk the classic-pcap record headers of the mapped file: the floor any
 /// replay must pay (page cache to CPU, one header per packet).
-fn floor(path: &Path) -> u64 {
+fn floor(path: &Path, populate: bool) -> u64 {
     let f = std::fs::File::open(path).unwrap();
+    let mut opts = memmap2::MmapOptions::new();
+    if populate {
+        opts.populate();
+    }
     // SAFETY: the benchmark's own file, not modified while mapped.
-    let m = unsafe { memmap2::Mmap::map(&f).unwrap() };
+    let m = unsafe { opts.map(&f).unwrap() };
     let mut off = 24;
     let (mut n, mut sum) = (0u64, 0u64);
     while off + 16 <= m.len() {
@@ -184,7 +190,14 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn() -> u64 + 'a>);
     let cases: Vec<Case> = vec![
-        ("floor: mmap record-header walk", Box::new(|| floor(&path))),
+        (
+            "floor: mmap record-header walk",
+            Box::new(|| floor(&path, false)),
+        ),
+        (
+            "mmap, MAP_POPULATE, header walk",
+            Box::new(|| floor(&path, true)),
+        ),
         ("read(2) record-header walk", Box::new(|| read_floor(&path))),
         (
             "libpcap file loop (pcap crate)",
