@@ -705,7 +705,7 @@ fn hosts_cmd(dir: &std::path::Path, addr: Option<std::net::IpAddr>) -> anyhow::R
     let mut out = std::io::stdout().lock();
     for (a, h) in hosts {
         let ago = clock
-            .map(|c| (c - h.last_alive) / 60_000_000_000)
+            .map(|c| c.saturating_sub(h.last_alive) / 60_000_000_000)
             .map(|m| format!(" ({}h{:02}m before the last event)", m / 60, m % 60));
         let line = writeln!(
             out,

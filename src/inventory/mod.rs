@@ -130,8 +130,9 @@ pub struct Inventory {
 impl Inventory {
     pub fn new(home_net: Vec<Cidr>, inactive_after: i64, max_hosts: usize) -> Inventory {
         Inventory {
-            // Fixed seeds: iteration order must not vary between runs (the
-            // state file and `scanwatch hosts` list hosts in a stable order).
+            // Fixed seeds: a run's table does not depend on the process
+            // (nothing iterates it unsorted: the state file and `scanwatch
+            // hosts` list hosts by address).
             hosts: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
             home_net,
             inactive_after,
@@ -246,6 +247,11 @@ mod tests {
             "exactly 24 h later is still active"
         );
         assert_eq!(i.state(&a, 35 * H), TargetState::Inactive);
+        // The minute it was last seen counts in full: active until 24 h
+        // after that minute's end, not a nanosecond more.
+        let end = 10 * H + GRANULARITY + 24 * H;
+        assert_eq!(i.state(&a, end), TargetState::Active);
+        assert_eq!(i.state(&a, end + 1), TargetState::Inactive);
         i.alive(a, 40 * H, Seen::Arp);
         assert_eq!(i.state(&a, 41 * H), TargetState::Active);
         let h = i.get(&a).unwrap();
@@ -291,6 +297,21 @@ mod tests {
         // Times come back as stored: minute starts.
         let h = i.get(&Addr::v4([10, 0, 0, 7])).unwrap();
         assert_eq!((h.first_alive, h.last_alive), (7 * H, 7 * H));
+    }
+
+    #[test]
+    fn times_before_1970_floor_to_their_minute() {
+        let mut i = inv();
+        let a = Addr::v4([10, 0, 0, 1]);
+        i.alive(a, -1, Seen::Data);
+        i.alive(a, -GRANULARITY - 1, Seen::Data);
+        let h = i.get(&a).unwrap();
+        assert_eq!(
+            (h.first_alive, h.last_alive),
+            (-2 * GRANULARITY, -GRANULARITY)
+        );
+        assert_eq!(i.state(&a, 24 * H), TargetState::Active);
+        assert_eq!(i.state(&a, 24 * H + 1), TargetState::Inactive);
     }
 
     #[test]
