@@ -72,7 +72,8 @@ pub struct Host {
 
 /// A host as the inventory holds it: minute numbers (`ts.div_euclid(GRANULARITY)`),
 /// not nanoseconds. Every `i64` time has its minute in an `i32` (±2^63 ns is
-/// ±153.7 million minutes), so nothing is lost, and a table entry with its
+/// ±153.7 million minutes), so nothing is lost (but the start of the minute
+/// holding `i64::MIN`, which saturates), and a table entry with its
 /// address is 28 bytes instead of 40: 29 bytes a bucket with hashbrown's
 /// control byte, 33 to 66 bytes a host as the load goes from 7/8 to 7/16
 /// between doublings (47 to 94 with nanoseconds).
@@ -219,7 +220,8 @@ impl Inventory {
     }
 
     /// Bytes the host table has allocated.
-    pub fn allocation_size(&self) -> usize {
+    #[cfg(test)]
+    fn allocation_size(&self) -> usize {
         self.hosts.allocation_size()
     }
 }
