@@ -58,9 +58,10 @@
 
 mod alert;
 mod source;
+mod sources;
 mod tiny;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +72,7 @@ use crate::track::{Alive, Contact, Event, Order, Probe, Reason, Seen};
 
 pub use alert::{Alert, Severity};
 use source::{Room, Source};
+use sources::Sources;
 
 /// What the analytics consumes, in canonical order (see [`sort_records`]).
 #[derive(Clone, Copy, Debug)]
@@ -555,7 +557,7 @@ pub struct Analytics {
     /// Boxed: the table's entries stay 25 bytes, so that growing (or
     /// rebuilding) it under a flood of sources moves and briefly doubles
     /// little, and an evicted source's memory goes back at once.
-    pub(crate) sources: HashMap<Addr, Box<Source>, ahash::RandomState>,
+    pub(crate) sources: Sources,
     /// Event time of the first record ever (the activation clock).
     pub(crate) first_ts: Option<i64>,
     /// Latest event time seen.
@@ -578,7 +580,11 @@ pub struct Analytics {
     buffer: Reorder,
     /// Sources in the order they were created, for eviction (see
     /// [`Analytics::source`]); rebuilt after a load.
-    source_queue: VecDeque<Addr>,
+    ///
+    /// With each address, where its `Source` lives (the box's address, which
+    /// does not move while the source is in the table): only to prefetch the
+    /// source a few evictions ahead, never read through.
+    source_queue: VecDeque<(Addr, usize)>,
     /// The last source evicted, reused (see [`Source::reset`]) by the one
     /// created next.
     spare_source: Option<Box<Source>>,
@@ -601,7 +607,7 @@ impl Analytics {
             trw_floor: ((1.0 - d.trw_detection) / (1.0 - d.trw_false_positive)).ln(),
             cfg,
             inv,
-            sources: HashMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8)),
+            sources: Sources::default(),
             first_ts: None,
             clock: i64::MIN,
             window: i64::MIN,
@@ -791,7 +797,7 @@ impl Analytics {
             self.sources.remove(&a);
         }
         let sources = &self.sources;
-        self.source_queue.retain(|a| sources.contains_key(a));
+        self.source_queue.retain(|(a, _)| sources.contains_key(a));
         if !counts.is_empty() {
             counts.sort_unstable();
             let p99 =
@@ -833,27 +839,40 @@ impl Analytics {
                 }
                 None => Box::new(Source::new(self.window)),
             };
+            self.source_queue
+                .push_back((a, &*fresh as *const Source as usize));
             self.sources.insert(a, fresh);
-            self.source_queue.push_back(a);
         }
-        self.sources.get_mut(&a).map(|s| &mut **s)
+        self.sources.get_mut(&a)
     }
 
     /// Forget a cheap source (see [`Analytics::source`]), never `keep`.
     fn evict_cheap_source(&mut self, keep: Option<Addr>) -> bool {
+        /// How many queue places ahead a source is prefetched.
+        const EVICT_AHEAD: usize = 4;
         /// Sources looked at per new source at most: bounds the cost of a
         /// table full of real evidence.
         const EXAMINE: usize = 32;
         if self.source_queue.len() < self.sources.len() {
             // Loaded from a state directory: the queue is not saved.
-            let mut all: Vec<Addr> = self.sources.keys().copied().collect();
+            let mut all: Vec<(Addr, usize)> = (self.sources.iter())
+                .map(|(a, s)| (*a, s as *const Source as usize))
+                .collect();
             all.sort_unstable();
             self.source_queue = all.into();
         }
         for _ in 0..EXAMINE {
-            let Some(a) = self.source_queue.pop_front() else {
+            let Some((a, at)) = self.source_queue.pop_front() else {
                 return false;
             };
+            // Under a flood each new source evicts the oldest: the sources
+            // examined next are those a few places on in the queue. Each is
+            // a cold 384 bytes that this eviction reads and the source
+            // replacing it rewrites.
+            if let Some(&(a, ahead)) = self.source_queue.get(EVICT_AHEAD) {
+                self.sources.prefetch(&a);
+                crate::track::prefetch_span(ahead, std::mem::size_of::<Source>());
+            }
             match self.sources.get(&a) {
                 Some(s) if s.is_cheap() && keep != Some(a) => {
                     // Kept for the source about to be created.
@@ -862,7 +881,7 @@ impl Analytics {
                     self.stats.sources_evicted += 1;
                     return true;
                 }
-                Some(_) => self.source_queue.push_back(a),
+                Some(_) => self.source_queue.push_back((a, at)),
                 None => {}
             }
         }

@@ -168,6 +168,9 @@ pub fn track_block(t: &mut Tracker, block: u64, base_idx: u64, watermark: i64, r
     let (mut i, mut e) = (0, 0);
     while i < items.len() || e < est.len() {
         if e == est.len() || (i < items.len() && items[i].0 < est[e].idx) {
+            if let Some((_, y)) = items.get(i + PREFETCH_AHEAD) {
+                t.prefetch_packet(y);
+            }
             let (idx, s) = &items[i];
             t.packet(s, block, base_idx + u64::from(*idx));
             i += 1;

@@ -546,6 +546,18 @@ pub(crate) fn prefetch_lines<T>(x: &T) {
     }
 }
 
+/// [`prefetch`] the cache lines of the `size` bytes at address `at`, an
+/// address kept only for this (see `Analytics::source_queue`): a prefetch
+/// never faults, even where nothing lives any more.
+#[inline(always)]
+pub(crate) fn prefetch_span(at: usize, size: usize) {
+    let mut off = 0;
+    while off < size {
+        prefetch_addr(at.wrapping_add(off) as *const u8);
+        off += 64;
+    }
+}
+
 #[inline(always)]
 fn prefetch_addr(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
@@ -575,6 +587,10 @@ struct Partition {
     /// (time, hash) of each orphan, oldest first, for expiry.
     orphan_queue: VecDeque<(i64, u64)>,
 }
+
+/// How many timers ahead of the one being handled the table entry is
+/// prefetched (see [`table::Attempts::prefetch`]).
+const TIMERS_AHEAD: usize = 8;
 
 /// Timers a partition holds before those of removed entries are dropped:
 /// this many per entry (or per [`TIMERS_MIN`]). A removed entry's timer is
@@ -838,6 +854,9 @@ impl Tracker {
                 break;
             }
             p.timers.pop_front();
+            if let Some(&(_, ahead)) = p.timers.get(TIMERS_AHEAD) {
+                p.table.prefetch(ahead);
+            }
             // Gone already (answered, replaced): a stale timer.
             let Some(a) = p.table.get_by_hash(hash) else {
                 continue;
@@ -1048,6 +1067,11 @@ impl Tracker {
         // The oldest live entry is at the front of the timer queue (stale
         // timers of entries gone already are skipped).
         while let Some((_, hash)) = p.timers.pop_front() {
+            // Under a flood every new SYN evicts the oldest entry: the next
+            // evictions' entries are those of the next timers.
+            if let Some(&(_, ahead)) = p.timers.get(TIMERS_AHEAD) {
+                p.table.prefetch(ahead);
+            }
             let Some(a) = p.table.take_by_hash(hash) else {
                 continue;
             };
@@ -1382,6 +1406,22 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    /// Start loading the table entry [`Tracker::packet`] will look up first
+    /// for `s`: the attempt a SYN (or a stealth probe) would be, the one an
+    /// answer answers. Called a few packets ahead of it.
+    #[inline]
+    pub fn prefetch_packet(&self, s: &Summary) {
+        let Some(p) = self.parts[partition_of(&s.key)].as_ref() else {
+            return;
+        };
+        let h = match s.what {
+            What::Tcp { flags, .. } if flags & (ACK | RST) == 0 => flow_hash(&s.key),
+            What::Tcp { .. } => flow_hash(&s.key.reversed()),
+            _ => return,
+        };
+        p.table.prefetch(h);
     }
 
     /// Start loading what [`Tracker::established`] will touch for this

@@ -11,7 +11,7 @@
 
 use hashbrown::HashTable;
 
-use super::{Attempt, Probe, State, flow_hash};
+use super::{Attempt, Probe, State, flow_hash, prefetch_addr};
 use crate::decode::{Addr, FlowKey, Proto};
 
 /// Retransmissions an attempt counts at most (what [`Packed4`] can hold):
@@ -157,6 +157,11 @@ impl Packed4 {
 pub(super) struct Attempts {
     v4: HashTable<Packed4>,
     other: HashTable<Attempt>,
+    /// Where `v4`'s buckets end and its control bytes begin (an address, 0
+    /// before the first insertion), for [`Attempts::prefetch`]. Taken from
+    /// the entry each insertion returns: only an insertion can move the
+    /// table (see [`insert_bounded`]).
+    v4_end: usize,
 }
 
 /// Insert into a table that never outgrows `room`: hashbrown would double a
@@ -164,14 +169,15 @@ pub(super) struct Attempts {
 /// slots (attempts answered or evicted): under a flood, with the partition
 /// at its cap, that doubles the memory for nothing. A table with no growth
 /// left is rebuilt at the size the cap needs instead (one partition's table
-/// at a time: 1/64 of the memory). Returns whether it was rebuilt.
+/// at a time: 1/64 of the memory). Returns whether it was rebuilt, and
+/// where the table's buckets end (see [`Attempts::prefetch`]).
 fn insert_bounded<T>(
     t: &mut HashTable<T>,
     hash: u64,
     x: T,
     room: usize,
     rehash: impl Fn(&T) -> u64,
-) -> bool {
+) -> (bool, usize) {
     let rebuilt = t.len() == t.capacity();
     if rebuilt {
         let len = t.len();
@@ -182,8 +188,12 @@ fn insert_bounded<T>(
         }
         *t = fresh;
     }
-    t.insert_unique(hash, x, rehash);
-    rebuilt
+    let e = t.insert_unique(hash, x, rehash);
+    // hashbrown lays bucket i out at `end - (i + 1) * size`, its control
+    // bytes from `end` on.
+    let end = (e.get() as *const T as usize)
+        .wrapping_add((e.bucket_index() + 1) * std::mem::size_of::<T>());
+    (rebuilt, end)
 }
 
 impl Attempts {
@@ -277,9 +287,45 @@ impl Attempts {
     /// entries' worth of buckets. Returns whether a table was rebuilt.
     pub(super) fn insert_new(&mut self, a: Attempt, room: usize) -> bool {
         match Packed4::pack(&a) {
-            Some(p) => insert_bounded(&mut self.v4, a.hash, p, room, Packed4::hash),
-            None => insert_bounded(&mut self.other, a.hash, a, room, |x| x.hash),
+            Some(p) => {
+                let (rebuilt, end) = insert_bounded(&mut self.v4, a.hash, p, room, Packed4::hash);
+                self.v4_end = end;
+                rebuilt
+            }
+            None => insert_bounded(&mut self.other, a.hash, a, room, |x| x.hash).0,
         }
+    }
+
+    /// Start loading what a lookup of `hash` in the packed table touches
+    /// first: the control bytes where its probe starts, and the bucket there
+    /// (an entry mostly sits in its home bucket or one beside it). Under a
+    /// flood every lookup misses the cache twice; started a few packets or
+    /// timers ahead, the misses overlap. Computed from hashbrown's layout,
+    /// which it does not promise: a wrong guess only wastes the prefetch.
+    #[inline]
+    pub(super) fn prefetch(&self, hash: u64) {
+        if let Some((ctrl, bucket)) = self.home(hash) {
+            prefetch_addr(ctrl as *const u8);
+            prefetch_addr(bucket as *const u8);
+            // The next bucket (at the lower address): a home bucket taken
+            // when the entry came puts it there.
+            prefetch_addr(bucket.wrapping_sub(std::mem::size_of::<Packed4>()) as *const u8);
+        }
+    }
+
+    /// The addresses of the control byte and the bucket where a probe for
+    /// `hash` in the packed table starts.
+    #[inline]
+    fn home(&self, hash: u64) -> Option<(usize, usize)> {
+        let buckets = self.v4.num_buckets();
+        if self.v4_end == 0 || buckets == 0 {
+            return None;
+        }
+        let i = (hash as usize) & (buckets - 1);
+        let bucket = self
+            .v4_end
+            .wrapping_sub((i + 1) * std::mem::size_of::<Packed4>());
+        Some((self.v4_end.wrapping_add(i), bucket))
     }
 
     /// Every entry, in no particular order (the caller sorts what it emits).
@@ -335,6 +381,40 @@ mod tests {
             Addr::v4([b[0], b[1], b[2], b[3]]).0
         } else {
             b
+        }
+    }
+
+    /// The prefetch relies on hashbrown's layout, which it does not
+    /// promise: bucket i at `end - (i + 1) * size`, a probe for `hash`
+    /// starting at bucket `hash & (buckets - 1)`. If a new hashbrown lays
+    /// tables out otherwise, this fails (the tracker would still be right,
+    /// only slower under a flood).
+    #[test]
+    fn the_prefetch_looks_where_hashbrown_keeps_entries() {
+        let rest = (1, 0, [0, 0], 0, 0, false);
+        let v4 = |x| Addr::v4([10, 0, 0, x]).0;
+        let size = std::mem::size_of::<Packed4>();
+        // A roomy table: entries sit in their home buckets.
+        let mut t = Attempts {
+            v4: HashTable::with_capacity(1 << 12),
+            ..Attempts::default()
+        };
+        for x in 1..=8u8 {
+            let a = attempt(v4(x), v4(200), (1, 2), Proto::Tcp, (5, 5), rest);
+            t.insert_new(a, 1 << 13);
+            let at = t.v4.find(a.hash, |p| p.is(&a.key)).expect("inserted") as *const _;
+            assert_eq!(t.home(a.hash).map(|h| h.1), Some(at as usize));
+        }
+        // A table grown and rebuilt as the tracker grows it: every entry
+        // where its bucket index says.
+        let mut t = Attempts::default();
+        for x in 1..=200u8 {
+            let a = attempt(v4(x), v4(201), (1, 2), Proto::Tcp, (5, 5), rest);
+            t.insert_new(a, 1 << 12);
+            for b in t.v4.iter_buckets() {
+                let at = t.v4.get_bucket(b).expect("occupied") as *const _ as usize;
+                assert_eq!(at, t.v4_end.wrapping_sub((b + 1) * size));
+            }
         }
     }
 
