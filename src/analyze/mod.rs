@@ -867,7 +867,7 @@ impl Analytics {
             };
             // Under a flood each new source evicts the oldest: the sources
             // examined next are those a few places on in the queue. Each is
-            // a cold 384 bytes that this eviction reads and the source
+            // a cold 352 bytes that this eviction reads and the source
             // replacing it rewrites.
             if let Some(&(a, ahead)) = self.source_queue.get(EVICT_AHEAD) {
                 self.sources.prefetch(&a);

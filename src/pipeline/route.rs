@@ -15,8 +15,9 @@ use crate::track::{Order, PARTITIONS, Tracker, flow_hash_and_partition, prefetch
 /// Direct-mapped cache slots for deduplicating ACK/data segments per block.
 const DEDUP_SLOTS: usize = 4096;
 
-/// How many ACK/data segments ahead a shard prefetches the tracker's
-/// tables: enough to cover a memory access (~100 ns) at ~10 ns a segment.
+/// How many ACK/data segments (or other packets) ahead a shard prefetches
+/// the tracker's tables: enough to cover a memory access (~100 ns) at ~10
+/// ns a segment.
 const PREFETCH_AHEAD: usize = 8;
 
 /// An ACK/data segment for a shard: index in the block, partition, whether it

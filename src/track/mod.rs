@@ -556,13 +556,18 @@ pub(crate) fn prefetch_span(at: usize, size: usize) {
         prefetch_addr(at.wrapping_add(off) as *const u8);
         off += 64;
     }
+    // The last line, when `at` is not on a line boundary.
+    if size > 0 {
+        prefetch_addr(at.wrapping_add(size - 1) as *const u8);
+    }
 }
 
 #[inline(always)]
 fn prefetch_addr(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that never faults, whatever the address;
-    // here it is within (or one byte inside the end of) a live value.
+    // SAFETY: a prefetch is a hint that never faults and reads nothing into
+    // the program, whatever the address: a computed bucket address (see
+    // `track::table::Attempts::prefetch`) or a freed source's is fine.
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
     }
