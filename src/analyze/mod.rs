@@ -855,7 +855,9 @@ impl Analytics {
         const EXAMINE: usize = 32;
         if self.source_queue.len() < self.sources.len() {
             // Loaded from a state directory: the queue is not saved.
-            let mut all: Vec<(Addr, usize)> = (self.sources.iter())
+            let mut all: Vec<(Addr, usize)> = self
+                .sources
+                .iter()
                 .map(|(a, s)| (*a, s as *const Source as usize))
                 .collect();
             all.sort_unstable();

@@ -58,13 +58,12 @@ impl Sources {
 
     /// Add or replace `a`'s source; the one replaced.
     pub(crate) fn insert(&mut self, a: Addr, s: Box<Source>) -> Option<Box<Source>> {
-        if let Some(old) = self.t.find_mut(self.hash(&a), |e| e.0 == a) {
+        let h = self.hash(&a);
+        if let Some(old) = self.t.find_mut(h, |e| e.0 == a) {
             return Some(std::mem::replace(&mut old.1, s));
         }
         let hasher = &self.hasher;
-        let e = self
-            .t
-            .insert_unique(hasher.hash_one(a), (a, s), |e| hasher.hash_one(e.0));
+        let e = self.t.insert_unique(h, (a, s), |e| hasher.hash_one(e.0));
         // hashbrown lays bucket i out at `end - (i + 1) * size`, its control
         // bytes from `end` on.
         self.end = (e.get() as *const (Addr, Box<Source>) as usize)

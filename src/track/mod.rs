@@ -551,14 +551,18 @@ pub(crate) fn prefetch_lines<T>(x: &T) {
 /// never faults, even where nothing lives any more.
 #[inline(always)]
 pub(crate) fn prefetch_span(at: usize, size: usize) {
-    let mut off = 0;
-    while off < size {
-        prefetch_addr(at.wrapping_add(off) as *const u8);
-        off += 64;
+    if size == 0 {
+        return;
     }
-    // The last line, when `at` is not on a line boundary.
-    if size > 0 {
-        prefetch_addr(at.wrapping_add(size - 1) as *const u8);
+    // Each line the bytes touch, once, whether or not `at` starts one.
+    let last = at.wrapping_add(size - 1) & !63;
+    let mut line = at & !63;
+    loop {
+        prefetch_addr(line as *const u8);
+        if line == last {
+            break;
+        }
+        line = line.wrapping_add(64);
     }
 }
 
