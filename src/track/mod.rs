@@ -44,7 +44,7 @@ use crate::decode::{Addr, FlowKey, Proto, Summary, What, tcp_flags::*};
 mod hash;
 mod table;
 pub use hash::{flow_hash, flow_hash_and_partition, partition_of};
-use table::{Attempts, RETRANS_MAX};
+use table::{Attempts, NO_BASE, RETRANS_MAX};
 
 /// Number of partitions of the attempt table. Fixed (not derived from the thread
 /// count) so that caps and evictions are the same for any number of threads.
@@ -343,6 +343,10 @@ pub struct TrackStats {
     /// Timer queues cleared of the timers of removed entries (see
     /// [`TIMERS_PER_ENTRY`]): housekeeping of busy or flooded links.
     pub timer_compactions: u64,
+    /// Partitions whose base (what packed timestamps and timers count
+    /// from) moved on with event time: one per partition every 18 to 36
+    /// minutes of capture.
+    pub rebases: u64,
     /// Attempts reported `rejected` whose re-sent SYN was later answered by a SYN-ACK.
     pub rejected_then_answered: u64,
     /// ICMP errors that arrived before the probe they quote and were matched.
@@ -369,6 +373,7 @@ impl TrackStats {
         self.pending_evicted += o.pending_evicted;
         self.table_rebuilds += o.table_rebuilds;
         self.timer_compactions += o.timer_compactions;
+        self.rebases += o.rebases;
         self.rejected_then_answered += o.rejected_then_answered;
         self.icmp_reordered += o.icmp_reordered;
         // Shards peak at different moments: the sum bounds the true peak from above.
@@ -582,12 +587,12 @@ fn prefetch_addr(p: *const u8) {
 struct Partition {
     table: Attempts,
     sketch: Sketch,
-    /// (deadline, hash) of each entry, in insertion order. Deadlines are the
-    /// packet time plus a constant, so the queue is sorted but for the capture's
+    /// A timer for each entry, in insertion order. Deadlines are the packet
+    /// time plus a constant, so the queue is sorted but for the capture's
     /// disorder; an entry whose deadline moved on is re-queued when popped, and a
     /// removed entry's timer is dropped when popped. Per partition, so which
     /// timers fire at a block boundary does not depend on the thread count.
-    timers: VecDeque<(i64, u64)>,
+    timers: VecDeque<Timer>,
     /// ICMP errors quoting a TCP probe not seen yet, by the probe's flow hash,
     /// kept for `reorder_tolerance`: in live capture with several fanout
     /// handles, the error and the probe it quotes can come through different
@@ -600,6 +605,65 @@ struct Partition {
 /// How many timers ahead of the one being handled the table entry is
 /// prefetched (see [`table::Attempts::prefetch`]).
 const TIMERS_AHEAD: usize = 8;
+
+/// A timer: the entry's flow hash and when to look at it, in microseconds
+/// after the partition's base ([`Attempts::base`]), rounded up, 0 for any
+/// time before the base, `u32::MAX` for any time 71 minutes or more after
+/// it. 12 bytes instead of 16: a partition at its cap holds one per entry.
+///
+/// Rounding never fires a timer early: a deadline in the microsecond after
+/// a block's due time waits for the next block (it cannot on a capture of
+/// whole microseconds). A time before the base fires at the next block: the
+/// base stays behind every due time (see [`REBASE_KEEP`]). A time clipped to
+/// `u32::MAX` fires early, finds its entry's deadline later, and is queued
+/// again, as a retransmission's timer is; the base moves on in time for that
+/// to be past the due time (see [`REBASE_AFTER`]).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, packed(4))]
+struct Timer {
+    at: u32,
+    hash: u64,
+}
+
+impl Timer {
+    fn new(deadline: i64, base: i64, hash: u64) -> Timer {
+        let d = i128::from(deadline) - i128::from(base);
+        let at = if d <= 0 {
+            0
+        } else {
+            u32::try_from((d + 999) / 1000).unwrap_or(u32::MAX)
+        };
+        Timer { at, hash }
+    }
+
+    /// When it fires (at or after the deadline it was made for, but for the
+    /// clipping above).
+    fn due(self, base: i64) -> i64 {
+        let t = i128::from(base) + i128::from(self.at) * 1000;
+        i64::try_from(t).unwrap_or(i64::MAX)
+    }
+
+    fn hash(self) -> u64 {
+        self.hash
+    }
+}
+
+/// A partition's base moves on once the due time is this far past it (2^31
+/// microseconds, 36 minutes: half of what a packed timestamp or a timer
+/// holds), so that every due time a timer is compared with lies within 36
+/// minutes of the base and a clipped timer (71 minutes) is never due.
+const REBASE_AFTER: i64 = (1 << 31) * 1000;
+
+/// How far before the due time a partition's base moves to (2^30
+/// microseconds, 18 minutes): attempts waiting longer than that (a
+/// configured timeout beyond it) move to the unpacked table.
+const REBASE_KEEP: i64 = (1 << 30) * 1000;
+
+/// A base `keep` before `t`, rounded down to a whole microsecond (so that
+/// a capture's microsecond timestamps are whole microseconds after it).
+fn base_before(t: i64, keep: i64) -> i64 {
+    t.saturating_sub(keep).div_euclid(1000).saturating_mul(1000)
+}
 
 /// Timers a partition holds before those of removed entries are dropped:
 /// this many per entry (or per [`TIMERS_MIN`]). A removed entry's timer is
@@ -645,12 +709,23 @@ impl Partition {
             ahash::RandomState::with_seeds(1, 2, 3, 4),
         );
         let mut kept = VecDeque::with_capacity(TIMERS_PER_ENTRY * table.len().max(TIMERS_MIN) + 1);
-        for &(t, h) in self.timers.iter().rev() {
-            if table.has_hash(h) && seen.insert(h) {
-                kept.push_front((t, h));
+        for &t in self.timers.iter().rev() {
+            if table.has_hash(t.hash()) && seen.insert(t.hash()) {
+                kept.push_front(t);
             }
         }
         self.timers = kept;
+    }
+
+    /// Move the partition's base to `base` (see [`Attempts::rebase`]): each
+    /// timer keeps the time it had (times before the new base become 0,
+    /// which is as due as they were).
+    fn rebase(&mut self, base: i64, room: usize) {
+        let old = self.table.base();
+        for t in self.timers.iter_mut() {
+            *t = Timer::new(t.due(old), base, t.hash());
+        }
+        self.table.rebase(base, room);
     }
 }
 
@@ -787,6 +862,13 @@ impl Tracker {
         }
         let due = watermark.saturating_sub(self.cfg.reorder_tolerance);
         for part in 0..PARTITIONS {
+            if let Some(p) = self.parts[part].as_mut() {
+                let base = p.table.base();
+                if base != NO_BASE && due.saturating_sub(base) > REBASE_AFTER {
+                    p.rebase(base_before(due, REBASE_KEEP), self.room);
+                    self.stats.rebases += 1;
+                }
+            }
             self.fire_timers(part, block, due);
             self.expire_orphans(part, due);
         }
@@ -858,13 +940,15 @@ impl Tracker {
         let Some(p) = self.parts[part].as_mut() else {
             return;
         };
-        while let Some(&(t, hash)) = p.timers.front() {
-            if t >= due {
+        let base = p.table.base();
+        while let Some(&timer) = p.timers.front() {
+            if timer.due(base) >= due {
                 break;
             }
+            let hash = timer.hash();
             p.timers.pop_front();
-            if let Some(&(_, ahead)) = p.timers.get(TIMERS_AHEAD) {
-                p.table.prefetch(ahead);
+            if let Some(ahead) = p.timers.get(TIMERS_AHEAD) {
+                p.table.prefetch(ahead.hash());
             }
             // Gone already (answered, replaced): a stale timer.
             let Some(a) = p.table.get_by_hash(hash) else {
@@ -873,7 +957,7 @@ impl Tracker {
             let deadline = deadline_of(cfg, &a);
             if deadline >= due {
                 // Retransmissions moved the deadline on.
-                p.timers.push_back((deadline, hash));
+                p.timers.push_back(Timer::new(deadline, base, hash));
                 continue;
             }
             p.table.take_by_hash(hash);
@@ -1016,7 +1100,7 @@ impl Tracker {
         let p = self.parts[part]
             .as_mut()
             .expect("partition owned by this shard");
-        if !p.table.replace(&a) {
+        if !p.table.replace(&a, self.room) {
             self.store_new(part, a);
         }
     }
@@ -1029,11 +1113,20 @@ impl Tracker {
             .as_mut()
             .expect("partition owned by this shard");
         debug_assert!(p.table.get(a.hash, &a.key).is_none(), "{a:?} is held");
+        if p.table.base() == NO_BASE {
+            // The first entry: the base goes far enough back that the next
+            // blocks' due times (this packet's time less the tolerance, or
+            // later) are after it.
+            let first = a.first_ts.min(a.last_ts);
+            let keep = REBASE_KEEP.saturating_add(self.cfg.reorder_tolerance);
+            p.table.rebase(base_before(first, keep), self.room);
+        }
         // A partition never outgrows `room` (see `table::insert_bounded`).
         if p.table.insert_new(a, self.room) {
             self.stats.table_rebuilds += 1;
         }
-        p.timers.push_back((deadline, a.hash));
+        p.timers
+            .push_back(Timer::new(deadline, p.table.base(), a.hash));
         if p.timers.len() > TIMERS_PER_ENTRY * p.table.len().max(TIMERS_MIN) {
             p.drop_stale_timers();
             self.stats.timer_compactions += 1;
@@ -1075,13 +1168,13 @@ impl Tracker {
         }
         // The oldest live entry is at the front of the timer queue (stale
         // timers of entries gone already are skipped).
-        while let Some((_, hash)) = p.timers.pop_front() {
+        while let Some(timer) = p.timers.pop_front() {
             // Under a flood every new SYN evicts the oldest entry: the next
             // evictions' entries are those of the next timers.
-            if let Some(&(_, ahead)) = p.timers.get(TIMERS_AHEAD) {
-                p.table.prefetch(ahead);
+            if let Some(ahead) = p.timers.get(TIMERS_AHEAD) {
+                p.table.prefetch(ahead.hash());
             }
-            let Some(a) = p.table.take_by_hash(hash) else {
+            let Some(a) = p.table.take_by_hash(timer.hash()) else {
                 continue;
             };
             self.len -= 1;

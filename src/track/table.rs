@@ -1,13 +1,17 @@
-//! A partition's attempt table: IPv4 attempts packed into 40 bytes, the rest
-//! (IPv6) whole.
+//! A partition's attempt table: IPv4 attempts packed into 32 bytes, the rest
+//! (IPv6, and what does not fit) whole.
 //!
 //! A flood fills the table with IPv4 SYNs, and the bytes of an entry decide
 //! both the table's memory at its cap and how many entries a cache line
 //! holds. An [`Attempt`] takes 80 bytes, mostly for two 16-byte addresses;
-//! [`Packed4`] keeps the same facts in 40, so that at the cap (3/4 of the
-//! buckets used, one control byte each) an IPv4 attempt costs 55 bytes
-//! instead of 108. The tracker sees only [`Attempt`]s: packing is this
-//! module's business.
+//! [`Packed4`] keeps the same facts in 32, so that at the cap (3/4 of the
+//! buckets used, one control byte each) an IPv4 attempt costs 44 bytes
+//! instead of 108. Its two timestamps are microseconds after the table's
+//! [`base`](Attempts::base), which the tracker moves on as event time goes
+//! (see [`Attempts::rebase`]); an attempt whose times are not whole
+//! microseconds after the base, or lie more than 71 minutes after it, is
+//! kept whole. The tracker sees only [`Attempt`]s: packing is this module's
+//! business.
 
 use hashbrown::HashTable;
 
@@ -22,11 +26,12 @@ pub(super) const RETRANS_MAX: u32 = u16::MAX as u32;
 /// An attempt between two IPv4 addresses. The flow hash is not stored (it
 /// is recomputed from the key when a rebuild moves the entry or a lookup by
 /// hash alone checks a candidate); the VLAN ids (12 bits each) share a word
-/// with the state, the probe, the initiator-reset flag and an ARP bit.
+/// with the state, the probe, the initiator-reset flag and an ARP bit; the
+/// timestamps are microseconds after the table's base.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Packed4 {
-    first_ts: i64,
-    last_ts: i64,
+    first_us: u32,
+    last_us: u32,
     src: [u8; 4],
     dst: [u8; 4],
     sport: u16,
@@ -64,13 +69,32 @@ fn v4_of(a: &Addr) -> Option<[u8; 4]> {
     a.is_v4().then(|| [a.0[12], a.0[13], a.0[14], a.0[15]])
 }
 
+/// `ts` as whole microseconds after `base`, when it is that and fits.
+#[inline]
+fn micros_after(ts: i64, base: i64) -> Option<u32> {
+    let d = ts.checked_sub(base)?;
+    if d % 1000 != 0 {
+        return None;
+    }
+    u32::try_from(d / 1000).ok()
+}
+
+/// The time `us` microseconds after `base` (which [`micros_after`] gave).
+#[inline]
+fn at_micros(us: u32, base: i64) -> i64 {
+    base + i64::from(us) * 1000
+}
+
 impl Packed4 {
     /// `a` packed, when it fits: both addresses IPv4, VLAN ids of 12 bits,
     /// a protocol its number gives back (`Proto::Ip(6)` would come back as
-    /// `Proto::Tcp`; the decoder never makes one, but the check is cheap).
+    /// `Proto::Tcp`; the decoder never makes one, but the check is cheap),
+    /// both timestamps whole microseconds within 2^32 of them after `base`.
     #[inline]
-    fn pack(a: &Attempt) -> Option<Packed4> {
+    fn pack(a: &Attempt, base: i64) -> Option<Packed4> {
         let (src, dst) = (v4_of(&a.key.src)?, v4_of(&a.key.dst)?);
+        let first_us = micros_after(a.first_ts, base)?;
+        let last_us = micros_after(a.last_ts, base)?;
         let arp = a.key.proto == Proto::Arp;
         let proto = a.key.proto.number();
         if !arp && Proto::from_ip_number(proto) != a.key.proto {
@@ -88,8 +112,8 @@ impl Packed4 {
             | u32::from(a.initiator_reset) << 30
             | u32::from(arp) << 31;
         Some(Packed4 {
-            first_ts: a.first_ts,
-            last_ts: a.last_ts,
+            first_us,
+            last_us,
             src,
             dst,
             sport: a.key.sport,
@@ -123,13 +147,13 @@ impl Packed4 {
         flow_hash(&self.key())
     }
 
-    fn unpack(&self) -> Attempt {
+    fn unpack(&self, base: i64) -> Attempt {
         let key = self.key();
         Attempt {
             key,
             hash: flow_hash(&key),
-            first_ts: self.first_ts,
-            last_ts: self.last_ts,
+            first_ts: at_micros(self.first_us, base),
+            last_ts: at_micros(self.last_us, base),
             isn: self.isn,
             retrans: u32::from(self.retrans),
             vlan: [
@@ -151,17 +175,34 @@ impl Packed4 {
     }
 }
 
-/// The attempts of one partition. Every key goes to one table only: the
-/// packed one when [`Packed4::pack`] takes it.
-#[derive(Default)]
+/// The attempts of one partition. Every key is in one table only: the
+/// packed one when [`Packed4::pack`] took it when it came, and as long as
+/// each update and [`rebase`](Attempts::rebase) keeps it packable.
 pub(super) struct Attempts {
     v4: HashTable<Packed4>,
     other: HashTable<Attempt>,
+    /// The time `v4`'s timestamps count from (a whole microsecond);
+    /// [`NO_BASE`] until the first insertion sets it.
+    base: i64,
     /// Where `v4`'s buckets end and its control bytes begin (an address, 0
     /// before the first insertion), for [`Attempts::prefetch`]. Taken from
     /// the entry each insertion returns: only an insertion can move the
     /// table (see [`insert_bounded`]).
     v4_end: usize,
+}
+
+/// [`Attempts::base`] before anything was inserted.
+pub(super) const NO_BASE: i64 = i64::MIN;
+
+impl Default for Attempts {
+    fn default() -> Attempts {
+        Attempts {
+            v4: HashTable::new(),
+            other: HashTable::new(),
+            base: NO_BASE,
+            v4_end: 0,
+        }
+    }
 }
 
 /// Insert into a table that never outgrows `room`: hashbrown would double a
@@ -206,7 +247,7 @@ impl Attempts {
         if is_v4_key(key)
             && let Some(p) = self.v4.find(hash, |p| p.is(key))
         {
-            return Some(p.unpack());
+            return Some(p.unpack(self.base));
         }
         if self.other.is_empty() {
             return None;
@@ -218,7 +259,7 @@ impl Attempts {
     /// only the hash; 64 bits tell a partition's entries apart).
     pub(super) fn get_by_hash(&self, hash: u64) -> Option<Attempt> {
         if let Some(p) = self.v4.find(hash, |p| p.hash() == hash) {
-            return Some(p.unpack());
+            return Some(p.unpack(self.base));
         }
         if self.other.is_empty() {
             return None;
@@ -231,7 +272,7 @@ impl Attempts {
         if is_v4_key(key)
             && let Ok(e) = self.v4.find_entry(hash, |p| p.is(key))
         {
-            return Some(e.remove().0.unpack());
+            return Some(e.remove().0.unpack(self.base));
         }
         if self.other.is_empty() {
             return None;
@@ -256,7 +297,7 @@ impl Attempts {
     /// Remove the entry whose flow hash is `hash` and hand it back.
     pub(super) fn take_by_hash(&mut self, hash: u64) -> Option<Attempt> {
         if let Ok(e) = self.v4.find_entry(hash, |p| p.hash() == hash) {
-            return Some(e.remove().0.unpack());
+            return Some(e.remove().0.unpack(self.base));
         }
         if self.other.is_empty() {
             return None;
@@ -265,13 +306,23 @@ impl Attempts {
         Some(e.remove().0)
     }
 
-    /// Overwrite the entry with `a`'s key; false when there is none.
-    pub(super) fn replace(&mut self, a: &Attempt) -> bool {
-        if let Some(p) = Packed4::pack(a) {
-            if let Some(x) = self.v4.find_mut(a.hash, |p| p.is(&a.key)) {
-                *x = p;
-                return true;
+    /// Overwrite the entry with `a`'s key; false when there is none. A
+    /// packed entry that `a` no longer fits (a timestamp beyond the base's
+    /// reach) moves to the other table, within `room`.
+    pub(super) fn replace(&mut self, a: &Attempt, room: usize) -> bool {
+        if is_v4_key(&a.key)
+            && let Ok(mut e) = self.v4.find_entry(a.hash, |p| p.is(&a.key))
+        {
+            match Packed4::pack(a, self.base) {
+                Some(p) => *e.get_mut() = p,
+                None => {
+                    e.remove();
+                    insert_bounded(&mut self.other, a.hash, *a, room, |x| x.hash);
+                }
             }
+            return true;
+        }
+        if self.other.is_empty() {
             return false;
         }
         match self.other.find_mut(a.hash, |x| x.key == a.key) {
@@ -286,7 +337,7 @@ impl Attempts {
     /// Add `a`, whose key is not in the table; no table grows past `room`
     /// entries' worth of buckets. Returns whether a table was rebuilt.
     pub(super) fn insert_new(&mut self, a: Attempt, room: usize) -> bool {
-        match Packed4::pack(&a) {
+        match Packed4::pack(&a, self.base) {
             Some(p) => {
                 let (rebuilt, end) = insert_bounded(&mut self.v4, a.hash, p, room, Packed4::hash);
                 self.v4_end = end;
@@ -330,8 +381,46 @@ impl Attempts {
 
     /// Every entry, in no particular order (the caller sorts what it emits).
     pub(super) fn into_attempts(self) -> impl Iterator<Item = Attempt> {
-        let v4 = self.v4.into_iter().map(|p| p.unpack());
+        let base = self.base;
+        let v4 = self.v4.into_iter().map(move |p| p.unpack(base));
         v4.chain(self.other)
+    }
+
+    /// The time the packed entries' timestamps count from ([`NO_BASE`]
+    /// before it is set).
+    pub(super) fn base(&self) -> i64 {
+        self.base
+    }
+
+    /// Count the packed entries' timestamps from `base` from now on: those
+    /// before it, not whole microseconds after it, or more than 2^32
+    /// microseconds after it, move to the other table, within `room`.
+    /// Nothing an entry says changes. O(entries): the tracker calls it
+    /// when event time has gone half the packed range past the base, at
+    /// most once every 36 minutes of event time.
+    pub(super) fn rebase(&mut self, base: i64, room: usize) {
+        let old = self.base;
+        // `us` microseconds after `old`, counted from `base` (exact: in
+        // i128, whatever the two bases are).
+        let recount = |us: u32| {
+            let d = i128::from(old) + i128::from(us) * 1000 - i128::from(base);
+            if d % 1000 != 0 {
+                return None;
+            }
+            u32::try_from(d / 1000).ok()
+        };
+        let fits = |p: &Packed4| recount(p.first_us).is_some() && recount(p.last_us).is_some();
+        let moved: Vec<Packed4> = self.v4.extract_if(|p| !fits(p)).collect();
+        for p in self.v4.iter_mut() {
+            // Both fit: checked just now.
+            p.first_us = recount(p.first_us).unwrap_or(0);
+            p.last_us = recount(p.last_us).unwrap_or(0);
+        }
+        for p in moved {
+            let a = p.unpack(old);
+            insert_bounded(&mut self.other, a.hash, a, room, |x| x.hash);
+        }
+        self.base = base;
     }
 }
 
@@ -398,10 +487,11 @@ mod tests {
         // A roomy table: entries sit in their home buckets.
         let mut t = Attempts {
             v4: HashTable::with_capacity(1 << 12),
+            base: 0,
             ..Attempts::default()
         };
         for x in 1..=8u8 {
-            let a = attempt(v4(x), v4(200), (1, 2), Proto::Tcp, (5, 5), rest);
+            let a = attempt(v4(x), v4(200), (1, 2), Proto::Tcp, (5000, 5000), rest);
             t.insert_new(a, 1 << 13);
             let at = t.v4.find(a.hash, |p| p.is(&a.key)).expect("inserted") as *const _;
             assert_eq!(t.home(a.hash).map(|h| h.1), Some(at as usize));
@@ -409,8 +499,9 @@ mod tests {
         // A table grown and rebuilt as the tracker grows it: every entry
         // where its bucket index says.
         let mut t = Attempts::default();
+        t.rebase(0, 1 << 12);
         for x in 1..=200u8 {
-            let a = attempt(v4(x), v4(201), (1, 2), Proto::Tcp, (5, 5), rest);
+            let a = attempt(v4(x), v4(201), (1, 2), Proto::Tcp, (5000, 5000), rest);
             t.insert_new(a, 1 << 12);
             for b in t.v4.iter_buckets() {
                 let at = t.v4.get_bucket(b).expect("occupied") as *const _ as usize;
@@ -420,8 +511,18 @@ mod tests {
     }
 
     #[test]
-    fn a_packed_attempt_is_40_bytes() {
-        assert_eq!(std::mem::size_of::<Packed4>(), 40);
+    fn a_packed_attempt_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Packed4>(), 32);
+    }
+
+    /// A timestamp: anything, or a whole number of microseconds after `base`
+    /// (within what a packed entry holds, or just beyond).
+    fn ts_near(base: i64) -> impl Strategy<Value = i64> {
+        prop_oneof![
+            any::<i64>(),
+            (0u64..=(1 << 32) + 2).prop_map(move |us| base.saturating_add(us as i64 * 1000)),
+            (-5i64..5).prop_map(move |ns| base.saturating_add(ns)),
+        ]
     }
 
     proptest! {
@@ -438,7 +539,8 @@ mod tests {
                 Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Icmpv6, Proto::Arp,
                 Proto::Ip(0), Proto::Ip(132), Proto::Ip(255), Proto::Ip(6),
             ]),
-            ts in any::<(i64, i64)>(),
+            (base, ts) in any::<i64>().prop_flat_map(|b| (Just(b), (ts_near(b), ts_near(b)))),
+            (rebase, later) in (any::<i64>(), ts_near(0)),
             isn in any::<u32>(), retrans in 0..=RETRANS_MAX,
             vlan in any::<[u16; 2]>().prop_map(|v| v.map(|x| x & 0x0fff)),
             state in 0usize..4, probe in 0usize..10, reset in any::<bool>(),
@@ -448,6 +550,7 @@ mod tests {
                 (isn, retrans, vlan, state, probe, reset),
             );
             let mut t = Attempts::default();
+            t.rebase(base, 16);
             t.insert_new(a, 16);
             prop_assert_eq!(t.len(), 1);
             prop_assert_eq!(t.get(a.hash, &a.key), Some(a));
@@ -455,15 +558,78 @@ mod tests {
             let mut b = a;
             b.retrans = retrans / 2;
             b.state = State::Reported;
-            prop_assert!(t.replace(&b));
+            // A later time that may no longer fit the packed entry.
+            b.last_ts = later;
+            prop_assert!(t.replace(&b, 16));
+            prop_assert_eq!(t.len(), 1);
             prop_assert_eq!(t.get(a.hash, &a.key), Some(b));
+            // A new base (close to the old one, or anything): the entry
+            // stays or moves, unchanged.
+            let rebase = if rebase % 2 == 0 { base.saturating_add(rebase % 4_000_000_000_000) } else { rebase };
+            t.rebase(rebase, 16);
+            prop_assert_eq!(t.len(), 1);
+            prop_assert_eq!(t.get(a.hash, &a.key), Some(b));
+            prop_assert_eq!(t.get_by_hash(a.hash), Some(b));
             prop_assert_eq!(t.take(a.hash, &a.key), Some(b));
             prop_assert_eq!(t.len(), 0);
-            prop_assert!(!t.replace(&b));
+            prop_assert!(!t.replace(&b, 16));
             t.insert_new(a, 16);
             prop_assert_eq!(t.take_by_hash(a.hash), Some(a));
             prop_assert!(t.get_by_hash(a.hash).is_none());
         }
+    }
+
+    /// The base: IPv4 attempts whose times are whole microseconds within
+    /// 2^32 of them after it are packed; a rebase moves those that no
+    /// longer fit to the other table and keeps every entry as it was.
+    #[test]
+    fn packing_follows_the_base() {
+        let v4 = |x| Addr::v4([10, 0, 0, x]).0;
+        let rest = (1, 0, [0, 0], 0, 0, false);
+        let base = 1_700_000_000_000_000_000;
+        let us = |n: i64| base + n * 1000;
+        let mut t = Attempts::default();
+        // Before a base is set nothing packs.
+        let early = attempt(v4(1), v4(9), (1, 2), Proto::Tcp, (us(0), us(0)), rest);
+        t.insert_new(early, 64);
+        assert_eq!((t.v4.len(), t.other.len()), (0, 1));
+        t.rebase(base, 64);
+        let a = attempt(v4(2), v4(9), (1, 2), Proto::Tcp, (us(10), us(20)), rest);
+        let ns = attempt(v4(3), v4(9), (1, 2), Proto::Tcp, (us(10), us(20) + 1), rest);
+        let far = attempt(
+            v4(4),
+            v4(9),
+            (1, 2),
+            Proto::Tcp,
+            (us(10), us(1 << 32)),
+            rest,
+        );
+        let old = attempt(v4(5), v4(9), (1, 2), Proto::Tcp, (us(-1), us(5)), rest);
+        let young = attempt(
+            v4(6),
+            v4(9),
+            (1, 2),
+            Proto::Tcp,
+            (us(5_000_000), us(6_000_000)),
+            rest,
+        );
+        for x in [a, ns, far, old, young] {
+            t.insert_new(x, 64);
+        }
+        // Packed: a, young; whole: early, ns, far, old.
+        assert_eq!((t.v4.len(), t.other.len()), (2, 4));
+        // Four seconds on: `a` no longer fits, `young` does.
+        t.rebase(us(4_000_000), 64);
+        assert_eq!((t.v4.len(), t.other.len()), (1, 5));
+        for x in [early, a, ns, far, old, young] {
+            assert_eq!(t.get(x.hash, &x.key), Some(x));
+        }
+        // An update that no longer fits moves the entry, once.
+        let mut y = young;
+        y.last_ts = us(4_000_000) + 7;
+        assert!(t.replace(&y, 64));
+        assert_eq!((t.v4.len(), t.other.len()), (0, 6));
+        assert_eq!(t.get(y.hash, &y.key), Some(y));
     }
 
     #[test]
@@ -472,10 +638,11 @@ mod tests {
         let mut v6 = [0u8; 16];
         v6[0] = 0xfd;
         let mut t = Attempts::default();
+        t.rebase(0, 16);
         let rest = (1, 0, [0, 0], 0, 0, false);
-        let tcp4 = attempt(v4(1), v4(2), (1, 2), Proto::Tcp, (5, 5), rest);
-        let arp4 = attempt(v4(1), v4(3), (0, 0), Proto::Arp, (5, 5), rest);
-        let mixed = attempt(v4(1), v6, (1, 2), Proto::Tcp, (5, 5), rest);
+        let tcp4 = attempt(v4(1), v4(2), (1, 2), Proto::Tcp, (5000, 5000), rest);
+        let arp4 = attempt(v4(1), v4(3), (0, 0), Proto::Arp, (5000, 5000), rest);
+        let mixed = attempt(v4(1), v6, (1, 2), Proto::Tcp, (5000, 5000), rest);
         for a in [tcp4, arp4, mixed] {
             t.insert_new(a, 16);
         }
@@ -490,6 +657,7 @@ mod tests {
     #[test]
     fn a_table_at_its_room_is_rebuilt_not_doubled() {
         let mut t = Attempts::default();
+        t.rebase(0, 100);
         let rest = (1, 0, [0, 0], 0, 0, false);
         let mk = |i: u32| {
             let b = i.to_be_bytes();
@@ -498,7 +666,7 @@ mod tests {
                 Addr::v4([10, 9, 9, 9]).0,
                 (1, 2),
                 Proto::Tcp,
-                (5, 5),
+                (5000, 5000),
                 rest,
             )
         };

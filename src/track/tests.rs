@@ -202,6 +202,91 @@ fn retransmitted_syn_unanswered_is_one_attempt() {
 }
 
 #[test]
+fn a_timer_is_12_bytes() {
+    assert_eq!(std::mem::size_of::<Timer>(), 12);
+}
+
+/// Hours of capture: the partitions' bases move on (packed timestamps and
+/// timers counted from a later time) and every attempt is still decided at
+/// its own deadline, to the nanosecond, in the first block whose due time is
+/// past it, whatever the shard count: with a 2-hour timeout (beyond the 71
+/// minutes a timer holds, so that a clipped timer fires early and is queued
+/// again), a SYN on a nanosecond timestamp (kept unpacked), one on a whole
+/// microsecond (packed, then moved out by a rebase), and a SYN rejected
+/// just after a rebase.
+#[test]
+fn attempts_keep_their_times_across_rebases() {
+    let cfg = TrackConfig {
+        syn_timeout: 2 * 3600 * S,
+        ..TrackConfig::default()
+    };
+    let t0 = 1_700_000_000 * S;
+    let k1 = key(1, 2, 40000, 80, Proto::Tcp);
+    let k2 = key(1, 3, 40001, 80, Proto::Tcp);
+    let k3 = key(1, 4, 40002, 445, Proto::Tcp);
+    let mut input = vec![tcp(t0 + 7, k1, SYN, 1), tcp(t0 + 3000, k2, SYN, 2)];
+    // Unanswered SYN-ACKs from elsewhere every 5 minutes for 3 hours move
+    // the watermark.
+    for i in 1..=36u16 {
+        let at = t0 + i64::from(i) * 300 * S;
+        input.push(tcp(at, key(9, 8, 1000 + i, 22, Proto::Tcp), SYN | ACK, 1));
+        if i == 10 {
+            // 50 minutes in, past the first rebase (36 minutes).
+            input.push(tcp(at + S / 1000, k3, SYN, 3));
+            input.push(tcp(at + S / 100, k3.reversed(), RST | ACK, 0));
+        }
+    }
+    let (ev, st) = run_with(cfg.clone(), 1, 4, &input);
+    assert!(st.rebases > 0, "{st:?}");
+    let mut want = Vec::new();
+    for (k, first) in [(k1, t0 + 7), (k2, t0 + 3000)] {
+        let deadline = first + cfg.syn_timeout;
+        // The first block whose watermark, less the tolerance, passes it.
+        let mut wm = i64::MIN;
+        let mut block = None;
+        for (b, chunk) in input.chunks(4).enumerate() {
+            if wm.saturating_sub(cfg.reorder_tolerance) > deadline {
+                block = Some(b as u64);
+                break;
+            }
+            for x in chunk {
+                if let In::Pkt(s) = x {
+                    wm = wm.max(s.ts);
+                }
+            }
+        }
+        want.push((k, Reason::Unanswered, first, deadline, block, false));
+    }
+    let at = t0 + 3000 * S;
+    want.push((
+        k3,
+        Reason::Rejected,
+        at + S / 1000,
+        at + S / 100,
+        None,
+        false,
+    ));
+    let mut got: Vec<_> = ev
+        .iter()
+        .map(|e| {
+            let block = (e.reason == Reason::Unanswered).then_some(e.order.block);
+            (
+                e.key,
+                e.reason,
+                e.first_ts,
+                e.decided_ts,
+                block,
+                e.at_capture_end,
+            )
+        })
+        .collect();
+    got.sort_by_key(|x| x.2);
+    want.sort_by_key(|x| x.2);
+    assert_eq!(got, want);
+    assert_eq!(run_with(cfg, 3, 4, &input).0, ev);
+}
+
+#[test]
 fn syn_retransmitted_across_32s_gap_stays_one_attempt() {
     let k = key(1, 2, 40000, 80, Proto::Tcp);
     let t = [0, 1, 3, 7, 15, 31, 63];
@@ -785,6 +870,9 @@ mod never_panics {
         prop_oneof![
             40 => (-3_000i64..5_000).prop_map(|ms| Time::After(ms * 1_000_000)),
             2 => (0i64..120_000).prop_map(|ms| Time::At(BASE + ms * 1_000_000)),
+            // Minutes on, some nanoseconds off the microsecond: partitions'
+            // bases move on (`Tracker::begin_block`) with entries held.
+            2 => (1i64..90, 0i64..3).prop_map(|(min, ns)| Time::After(min * 60_000_000_000 + ns)),
             1 => any::<i64>().prop_map(Time::At),
             1 => prop::sample::select(vec![i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX])
                 .prop_map(Time::At),
@@ -967,7 +1055,7 @@ mod never_panics {
             prop_assert!(
                 p.timers.len() <= TIMERS_PER_ENTRY * t.cap_per_partition.max(TIMERS_MIN) + 1
             );
-            let timed: std::collections::HashSet<u64> = p.timers.iter().map(|&(_, h)| h).collect();
+            let timed: std::collections::HashSet<u64> = p.timers.iter().map(|t| t.hash()).collect();
             for h in p.table.hashes() {
                 prop_assert!(timed.contains(&h), "entry {h:x} has no timer");
             }
