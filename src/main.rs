@@ -519,7 +519,9 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            stats_line(&live_stats, &gauges, &health, cap, &syslog_stats)
+            // The last line is written once the capture threads have
+            // added their final kernel counters (see below).
+            (gauges, syslog_stats)
         })
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -539,10 +541,22 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stop.store(true, Ordering::Relaxed);
+    // Each capture thread reads the kernel's counters one last time as it
+    // ends: the last stats line must come after that, or it would miss up
+    // to a second of drops, those of an overloaded sensor above all.
     for c in captures {
         let _ = c.join();
     }
-    let last = reporter.join().unwrap_or_default();
+    let last = match reporter.join() {
+        Ok((gauges, syslog_stats)) => stats_line(
+            &live_stats,
+            &gauges,
+            &health,
+            config.tracker.max_pending,
+            &syslog_stats,
+        ),
+        Err(_) => "(the stats reporter failed)".to_string(),
+    };
     let outcome = result?;
     tracing::info!("stopped: {last}");
     report_checkpoints(&outcome, &health, a.state.as_deref());
