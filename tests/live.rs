@@ -641,6 +641,24 @@ fn capture_needs_cap_net_raw_and_says_so() {
     assert!(status.success(), "{}", text());
 }
 
+/// `scanwatch live ARGS --set capture.stats_interval=1s` in namespace `ns`,
+/// its log in `log`, once it has logged its first stats line.
+fn live_sensor(ns: &str, args: &[&str], log: &Path) -> Proc {
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_scanwatch"), "live"])
+        .args(args)
+        .args(["--set", "capture.stats_interval=1s"])
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let sensor = Proc(Some(child));
+    let text = || std::fs::read_to_string(log).unwrap_or_default();
+    wait_for("the sensor's first stats line", 15, text, || {
+        text().contains("stats:")
+    });
+    sensor
+}
+
 /// SIGHUP reopens the output files (logrotate moves them, then signals).
 #[test]
 fn sighup_reopens_output_files() {
@@ -649,32 +667,12 @@ fn sighup_reopens_output_files() {
     let events = dir.path().join("events.json");
     let log = dir.path().join("log");
     let text = || std::fs::read_to_string(&log).unwrap_or_default();
-    let bin = env!("CARGO_BIN_EXE_scanwatch");
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            bin,
-            "live",
-            "--interface",
-            "lo",
-            "--alerts",
-            "",
-        ])
-        .args([
-            "--events",
-            events.to_str().unwrap(),
-            "--set",
-            "capture.stats_interval=1s",
-        ])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut sensor = Proc(Some(child));
-    wait_for("the sensor's first stats line", 15, text, || {
-        text().contains("stats:")
-    });
+    let events_arg = events.to_str().unwrap();
+    let mut sensor = live_sensor(
+        &ns.0,
+        &["--interface", "lo", "--alerts", "", "--events", events_arg],
+        &log,
+    );
     // A refused connection on loopback: one failed-connection event.
     let refused = |port: u16| {
         let _ = Command::new("ip")
@@ -746,18 +744,12 @@ fn the_last_stats_line_counts_every_packet_up_to_the_stop() {
             .unwrap_or_else(|| panic!("{name} in {line}"))
     };
     for round in 0..2 {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &rx.0, env!("CARGO_BIN_EXE_scanwatch")])
-            .args(["live", "--interface", &veth, "--threads", "2", "--bpf", ""])
-            .args(["--alerts", "", "--events", ""])
-            .args(["--set", "capture.stats_interval=1s"])
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut sensor = Proc(Some(child));
-        wait_for("the sensor's first stats line", 15, text, || {
-            text().contains("stats:")
-        });
+        let args = ["--interface", &veth, "--threads", "2", "--bpf", ""];
+        let mut sensor = live_sensor(
+            &rx.0,
+            &[&args[..], &["--alerts", "", "--events", ""]].concat(),
+            &log,
+        );
         // One datagram and a pause first: the burst must not wait for
         // ARP (the kernel holds only a few packets for an unresolved
         // neighbour).

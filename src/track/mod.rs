@@ -606,18 +606,21 @@ struct Partition {
 /// prefetched (see [`table::Attempts::prefetch`]).
 const TIMERS_AHEAD: usize = 8;
 
-/// A timer: the entry's flow hash and when to look at it, in microseconds
-/// after the partition's base ([`Attempts::base`]), rounded up, 0 for any
-/// time before the base, `u32::MAX` for any time 71 minutes or more after
-/// it. 12 bytes instead of 16: a partition at its cap holds one per entry.
+/// A timer: the entry's flow hash and when to look at it, in whole
+/// microseconds after the partition's base ([`Attempts::base`]), rounded
+/// down, 0 for any time before the base, `u32::MAX` for any time 71 minutes
+/// or more after it. 12 bytes instead of 16: a partition at its cap holds
+/// one per entry.
 ///
-/// Rounding never fires a timer early: a deadline in the microsecond after
-/// a block's due time waits for the next block (it cannot on a capture of
-/// whole microseconds). A time before the base fires at the next block: the
-/// base stays behind every due time (see [`REBASE_KEEP`]). A time clipped to
-/// `u32::MAX` fires early, finds its entry's deadline later, and is queued
-/// again, as a retransmission's timer is; the base moves on in time for that
-/// to be past the due time (see [`REBASE_AFTER`]).
+/// The time a timer was made for lies in the microsecond it keeps (but for
+/// the clipping). When a block's due time falls inside that microsecond
+/// (a capture of nanoseconds), [`Tracker::fire_timers`] asks the entry: its
+/// deadline, if still in that microsecond, is the timer's own, exactly. A
+/// time before the base fires at the next block: the base stays behind
+/// every due time (see [`REBASE_KEEP`]). A time clipped to `u32::MAX` is
+/// never due: the base moves on before a due time gets 36 minutes past it
+/// (see [`REBASE_AFTER`]), and [`Partition::rebase`] takes the entry's
+/// deadline again for it.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, packed(4))]
 struct Timer {
@@ -631,13 +634,12 @@ impl Timer {
         let at = if d <= 0 {
             0
         } else {
-            u32::try_from((d + 999) / 1000).unwrap_or(u32::MAX)
+            u32::try_from(d / 1000).unwrap_or(u32::MAX)
         };
         Timer { at, hash }
     }
 
-    /// When it fires (at or after the deadline it was made for, but for the
-    /// clipping above).
+    /// The start of the microsecond it keeps.
     fn due(self, base: i64) -> i64 {
         let t = i128::from(base) + i128::from(self.at) * 1000;
         i64::try_from(t).unwrap_or(i64::MAX)
@@ -660,9 +662,14 @@ const REBASE_AFTER: i64 = (1 << 31) * 1000;
 const REBASE_KEEP: i64 = (1 << 30) * 1000;
 
 /// A base `keep` before `t`, rounded down to a whole microsecond (so that
-/// a capture's microsecond timestamps are whole microseconds after it).
+/// a capture's microsecond timestamps are whole microseconds after it), and
+/// never [`NO_BASE`]: near the start of `i64` time it stays just after it.
 fn base_before(t: i64, keep: i64) -> i64 {
-    t.saturating_sub(keep).div_euclid(1000).saturating_mul(1000)
+    const EARLIEST: i64 = i64::MIN / 1000 * 1000;
+    t.saturating_sub(keep)
+        .div_euclid(1000)
+        .saturating_mul(1000)
+        .max(EARLIEST)
 }
 
 /// Timers a partition holds before those of removed entries are dropped:
@@ -719,11 +726,19 @@ impl Partition {
 
     /// Move the partition's base to `base` (see [`Attempts::rebase`]): each
     /// timer keeps the time it had (times before the new base become 0,
-    /// which is as due as they were).
-    fn rebase(&mut self, base: i64, room: usize) {
+    /// which is as due as they were); a clipped one takes its entry's
+    /// deadline, if the entry is still there.
+    fn rebase(&mut self, base: i64, room: usize, cfg: &TrackConfig) {
         let old = self.table.base();
         for t in self.timers.iter_mut() {
-            *t = Timer::new(t.due(old), base, t.hash());
+            let when = if t.at == u32::MAX {
+                self.table
+                    .get_by_hash(t.hash())
+                    .map_or(t.due(old), |a| deadline_of(cfg, &a))
+            } else {
+                t.due(old)
+            };
+            *t = Timer::new(when, base, t.hash());
         }
         self.table.rebase(base, room);
     }
@@ -865,7 +880,7 @@ impl Tracker {
             if let Some(p) = self.parts[part].as_mut() {
                 let base = p.table.base();
                 if base != NO_BASE && due.saturating_sub(base) > REBASE_AFTER {
-                    p.rebase(base_before(due, REBASE_KEEP), self.room);
+                    p.rebase(base_before(due, REBASE_KEEP), self.room, &self.cfg);
                     self.stats.rebases += 1;
                 }
             }
@@ -941,28 +956,39 @@ impl Tracker {
             return;
         };
         let base = p.table.base();
+        // Timers whose entry's deadline moved on go to the back of the
+        // queue after this pass (each timer is looked at once a call).
+        let mut again = Vec::new();
         while let Some(&timer) = p.timers.front() {
             if timer.due(base) >= due {
                 break;
             }
-            let hash = timer.hash();
             p.timers.pop_front();
             if let Some(ahead) = p.timers.get(TIMERS_AHEAD) {
                 p.table.prefetch(ahead.hash());
             }
+            let hash = timer.hash();
             // Gone already (answered, replaced): a stale timer.
             let Some(a) = p.table.get_by_hash(hash) else {
                 continue;
             };
             let deadline = deadline_of(cfg, &a);
             if deadline >= due {
+                let now = Timer::new(deadline, base, hash);
+                if now.at == timer.at {
+                    // The entry's own deadline, inside the microsecond the
+                    // timer keeps and not due: the first timer not due.
+                    p.timers.push_front(timer);
+                    break;
+                }
                 // Retransmissions moved the deadline on.
-                p.timers.push_back(Timer::new(deadline, base, hash));
+                again.push(now);
                 continue;
             }
             p.table.take_by_hash(hash);
             expired.push(a);
         }
+        p.timers.extend(again);
         self.len -= expired.len();
         for a in expired {
             let deadline = deadline_of(&self.cfg, &a);
@@ -1119,7 +1145,7 @@ impl Tracker {
             // later) are after it.
             let first = a.first_ts.min(a.last_ts);
             let keep = REBASE_KEEP.saturating_add(self.cfg.reorder_tolerance);
-            p.table.rebase(base_before(first, keep), self.room);
+            p.rebase(base_before(first, keep), self.room, &self.cfg);
         }
         // A partition never outgrows `room` (see `table::insert_bounded`).
         if p.table.insert_new(a, self.room) {

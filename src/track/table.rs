@@ -6,12 +6,14 @@
 //! holds. An [`Attempt`] takes 80 bytes, mostly for two 16-byte addresses;
 //! [`Packed4`] keeps the same facts in 32, so that at the cap (3/4 of the
 //! buckets used, one control byte each) an IPv4 attempt costs 44 bytes
-//! instead of 108. Its two timestamps are microseconds after the table's
-//! [`base`](Attempts::base), which the tracker moves on as event time goes
-//! (see [`Attempts::rebase`]); an attempt whose times are not whole
-//! microseconds after the base, or lie more than 71 minutes after it, is
-//! kept whole. The tracker sees only [`Attempt`]s: packing is this module's
-//! business.
+//! instead of 108. Its two timestamps count from the table's
+//! [`base`](Attempts::base) (microseconds, and nanoseconds past them), which
+//! the tracker moves on as event time goes (see [`Attempts::rebase`]); an
+//! attempt whose times lie before the base or 71 minutes or more after it,
+//! or that has two VLAN tags, is kept whole (so is every attempt when
+//! `tracker.reorder_tolerance` is set beyond ~50 minutes: the base then
+//! stays more than 71 minutes behind the packets). The tracker sees only
+//! [`Attempt`]s: packing is this module's business.
 
 use hashbrown::HashTable;
 
@@ -23,11 +25,11 @@ use crate::decode::{Addr, FlowKey, Proto};
 /// one probe 65,535 times within its timeout sees the count stop.
 pub(super) const RETRANS_MAX: u32 = u16::MAX as u32;
 
-/// An attempt between two IPv4 addresses. The flow hash is not stored (it
-/// is recomputed from the key when a rebuild moves the entry or a lookup by
-/// hash alone checks a candidate); the VLAN ids (12 bits each) share a word
-/// with the state, the probe, the initiator-reset flag and an ARP bit; the
-/// timestamps are microseconds after the table's base.
+/// An attempt between two IPv4 addresses, with at most one VLAN tag. The
+/// flow hash is not stored (it is recomputed from the key when a rebuild
+/// moves the entry or a lookup by hash alone checks a candidate); each
+/// timestamp is microseconds after the table's base plus the nanoseconds
+/// past that microsecond, which share a word with the VLAN id.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Packed4 {
     first_us: u32,
@@ -37,12 +39,14 @@ pub(super) struct Packed4 {
     sport: u16,
     dport: u16,
     isn: u32,
-    /// vlan[0] in bits 0–11, vlan[1] in 12–23, state 24–25, probe 26–29,
-    /// initiator_reset 30, ARP 31.
+    /// vlan[0] in bits 0–11, first_ts's nanoseconds (0–999) in 12–21,
+    /// last_ts's in 22–31.
     bits: u32,
     retrans: u16,
     /// The IP protocol number (0 with the ARP bit for ARP).
     proto: u8,
+    /// state in bits 0–1, probe 2–5, initiator_reset 6, ARP 7.
+    flags: u8,
 }
 
 const STATES: [State; 4] = [
@@ -69,48 +73,45 @@ fn v4_of(a: &Addr) -> Option<[u8; 4]> {
     a.is_v4().then(|| [a.0[12], a.0[13], a.0[14], a.0[15]])
 }
 
-/// `ts` as whole microseconds after `base`, when it is that and fits.
+/// `ts` as (microseconds, nanoseconds past them) after `base`, when it is
+/// not before it and less than 2^32 microseconds (71 minutes) after it.
 #[inline]
-fn micros_after(ts: i64, base: i64) -> Option<u32> {
+fn micros_after(ts: i64, base: i64) -> Option<(u32, u32)> {
     let d = ts.checked_sub(base)?;
-    if d % 1000 != 0 {
+    if d < 0 {
         return None;
     }
-    u32::try_from(d / 1000).ok()
+    Some((u32::try_from(d / 1000).ok()?, (d % 1000) as u32))
 }
 
-/// The time `us` microseconds after `base` (which [`micros_after`] gave).
+/// The time `us` microseconds and `ns` nanoseconds after `base` (which
+/// [`micros_after`] gave: no overflow).
 #[inline]
-fn at_micros(us: u32, base: i64) -> i64 {
-    base + i64::from(us) * 1000
+fn at_micros(us: u32, ns: u32, base: i64) -> i64 {
+    base + i64::from(us) * 1000 + i64::from(ns)
 }
 
 impl Packed4 {
-    /// `a` packed, when it fits: both addresses IPv4, VLAN ids of 12 bits,
-    /// a protocol its number gives back (`Proto::Ip(6)` would come back as
+    /// `a` packed, when it fits: both addresses IPv4, one VLAN tag of 12
+    /// bits at most (802.1ad's inner tag keeps the attempt whole), a
+    /// protocol its number gives back (`Proto::Ip(6)` would come back as
     /// `Proto::Tcp`; the decoder never makes one, but the check is cheap),
-    /// both timestamps whole microseconds within 2^32 of them after `base`.
+    /// both timestamps within 2^32 microseconds after `base`.
     #[inline]
     fn pack(a: &Attempt, base: i64) -> Option<Packed4> {
         let (src, dst) = (v4_of(&a.key.src)?, v4_of(&a.key.dst)?);
-        let first_us = micros_after(a.first_ts, base)?;
-        let last_us = micros_after(a.last_ts, base)?;
+        let (first_us, first_ns) = micros_after(a.first_ts, base)?;
+        let (last_us, last_ns) = micros_after(a.last_ts, base)?;
         let arp = a.key.proto == Proto::Arp;
         let proto = a.key.proto.number();
         if !arp && Proto::from_ip_number(proto) != a.key.proto {
             return None;
         }
-        if a.vlan.iter().any(|&v| v > 0x0fff) {
+        if a.vlan[0] > 0x0fff || a.vlan[1] != 0 {
             return None;
         }
-        let state = STATES.iter().position(|&s| s == a.state)? as u32;
-        let probe = PROBES.iter().position(|&p| p == a.probe)? as u32;
-        let bits = u32::from(a.vlan[0])
-            | u32::from(a.vlan[1]) << 12
-            | state << 24
-            | probe << 26
-            | u32::from(a.initiator_reset) << 30
-            | u32::from(arp) << 31;
+        let state = STATES.iter().position(|&s| s == a.state)? as u8;
+        let probe = PROBES.iter().position(|&p| p == a.probe)? as u8;
         Some(Packed4 {
             first_us,
             last_us,
@@ -119,14 +120,45 @@ impl Packed4 {
             sport: a.key.sport,
             dport: a.key.dport,
             isn: a.isn,
-            bits,
+            bits: u32::from(a.vlan[0]) | first_ns << 12 | last_ns << 22,
             retrans: a.retrans.min(RETRANS_MAX) as u16,
             proto,
+            flags: state | probe << 2 | u8::from(a.initiator_reset) << 6 | u8::from(arp) << 7,
         })
     }
 
+    fn first_ns(&self) -> u32 {
+        self.bits >> 12 & 0x3ff
+    }
+
+    fn last_ns(&self) -> u32 {
+        self.bits >> 22
+    }
+
+    /// The timestamps again, counted from `base` instead of `old` (false,
+    /// and nothing changed, when they do not fit).
+    fn recount(&mut self, old: i64, base: i64) -> bool {
+        let shift = |us: u32, ns: u32| {
+            let d = i128::from(old) + i128::from(us) * 1000 + i128::from(ns) - i128::from(base);
+            if d < 0 {
+                return None;
+            }
+            Some((u32::try_from(d / 1000).ok()?, (d % 1000) as u32))
+        };
+        let (Some((fu, fns)), Some((lu, lns))) = (
+            shift(self.first_us, self.first_ns()),
+            shift(self.last_us, self.last_ns()),
+        ) else {
+            return false;
+        };
+        self.first_us = fu;
+        self.last_us = lu;
+        self.bits = self.bits & 0x0fff | fns << 12 | lns << 22;
+        true
+    }
+
     fn proto(&self) -> Proto {
-        if self.bits >> 31 != 0 {
+        if self.flags >> 7 != 0 {
             Proto::Arp
         } else {
             Proto::from_ip_number(self.proto)
@@ -152,17 +184,14 @@ impl Packed4 {
         Attempt {
             key,
             hash: flow_hash(&key),
-            first_ts: at_micros(self.first_us, base),
-            last_ts: at_micros(self.last_us, base),
+            first_ts: at_micros(self.first_us, self.first_ns(), base),
+            last_ts: at_micros(self.last_us, self.last_ns(), base),
             isn: self.isn,
             retrans: u32::from(self.retrans),
-            vlan: [
-                (self.bits & 0x0fff) as u16,
-                (self.bits >> 12 & 0x0fff) as u16,
-            ],
-            state: STATES[(self.bits >> 24 & 3) as usize],
-            probe: PROBES[(self.bits >> 26 & 0xf) as usize],
-            initiator_reset: self.bits >> 30 & 1 != 0,
+            vlan: [(self.bits & 0x0fff) as u16, 0],
+            state: STATES[usize::from(self.flags & 3)],
+            probe: PROBES[usize::from(self.flags >> 2 & 0xf)],
+            initiator_reset: self.flags >> 6 & 1 != 0,
         }
     }
 
@@ -393,29 +422,16 @@ impl Attempts {
     }
 
     /// Count the packed entries' timestamps from `base` from now on: those
-    /// before it, not whole microseconds after it, or more than 2^32
-    /// microseconds after it, move to the other table, within `room`.
+    /// before it, or 2^32 microseconds or more after it, move to the other
+    /// table, within `room`.
     /// Nothing an entry says changes. O(entries): the tracker calls it
     /// when event time has gone half the packed range past the base, at
     /// most once every 36 minutes of event time.
     pub(super) fn rebase(&mut self, base: i64, room: usize) {
         let old = self.base;
-        // `us` microseconds after `old`, counted from `base` (exact: in
-        // i128, whatever the two bases are).
-        let recount = |us: u32| {
-            let d = i128::from(old) + i128::from(us) * 1000 - i128::from(base);
-            if d % 1000 != 0 {
-                return None;
-            }
-            u32::try_from(d / 1000).ok()
-        };
-        let fits = |p: &Packed4| recount(p.first_us).is_some() && recount(p.last_us).is_some();
-        let moved: Vec<Packed4> = self.v4.extract_if(|p| !fits(p)).collect();
-        for p in self.v4.iter_mut() {
-            // Both fit: checked just now.
-            p.first_us = recount(p.first_us).unwrap_or(0);
-            p.last_us = recount(p.last_us).unwrap_or(0);
-        }
+        // An entry that fits is recounted in place and stays; one that does
+        // not is left as it was (counted from `old`) and taken out.
+        let moved: Vec<Packed4> = self.v4.extract_if(|p| !p.recount(old, base)).collect();
         for p in moved {
             let a = p.unpack(old);
             insert_bounded(&mut self.other, a.hash, a, room, |x| x.hash);
@@ -579,9 +595,11 @@ mod tests {
         }
     }
 
-    /// The base: IPv4 attempts whose times are whole microseconds within
-    /// 2^32 of them after it are packed; a rebase moves those that no
-    /// longer fit to the other table and keeps every entry as it was.
+    /// The base: IPv4 attempts whose times lie within 2^32 microseconds
+    /// after it (to the nanosecond) and that have at most one VLAN tag are
+    /// packed; a rebase moves those that no longer fit to the other table,
+    /// an update that no longer fits moves its entry, and every entry stays
+    /// as it was.
     #[test]
     fn packing_follows_the_base() {
         let v4 = |x| Addr::v4([10, 0, 0, x]).0;
@@ -595,7 +613,14 @@ mod tests {
         assert_eq!((t.v4.len(), t.other.len()), (0, 1));
         t.rebase(base, 64);
         let a = attempt(v4(2), v4(9), (1, 2), Proto::Tcp, (us(10), us(20)), rest);
-        let ns = attempt(v4(3), v4(9), (1, 2), Proto::Tcp, (us(10), us(20) + 1), rest);
+        let ns = attempt(
+            v4(3),
+            v4(9),
+            (1, 2),
+            Proto::Tcp,
+            (us(10) + 999, us(20) + 1),
+            rest,
+        );
         let far = attempt(
             v4(4),
             v4(9),
@@ -610,25 +635,44 @@ mod tests {
             v4(9),
             (1, 2),
             Proto::Tcp,
-            (us(5_000_000), us(6_000_000)),
+            (us(5_000_000) + 3, us(6_000_000)),
             rest,
         );
-        for x in [a, ns, far, old, young] {
+        let qinq = attempt(
+            v4(7),
+            v4(9),
+            (1, 2),
+            Proto::Tcp,
+            (us(10), us(10)),
+            (1, 0, [5, 7], 0, 0, false),
+        );
+        let tagged = attempt(
+            v4(8),
+            v4(9),
+            (1, 2),
+            Proto::Tcp,
+            (us(10), us(10)),
+            (1, 0, [4095, 0], 0, 0, false),
+        );
+        for x in [a, ns, far, old, young, qinq, tagged] {
             t.insert_new(x, 64);
         }
-        // Packed: a, young; whole: early, ns, far, old.
-        assert_eq!((t.v4.len(), t.other.len()), (2, 4));
-        // Four seconds on: `a` no longer fits, `young` does.
+        // Packed: a, ns, young, tagged; whole: early, far, old, qinq.
+        assert_eq!((t.v4.len(), t.other.len()), (4, 4));
+        // Four seconds on: a, ns and tagged no longer fit, young does.
         t.rebase(us(4_000_000), 64);
-        assert_eq!((t.v4.len(), t.other.len()), (1, 5));
-        for x in [early, a, ns, far, old, young] {
+        assert_eq!((t.v4.len(), t.other.len()), (1, 7));
+        for x in [early, a, ns, far, old, young, qinq, tagged] {
             assert_eq!(t.get(x.hash, &x.key), Some(x));
         }
-        // An update that no longer fits moves the entry, once.
+        // An update within reach stays packed; one beyond it moves, once.
         let mut y = young;
         y.last_ts = us(4_000_000) + 7;
         assert!(t.replace(&y, 64));
-        assert_eq!((t.v4.len(), t.other.len()), (0, 6));
+        assert_eq!((t.v4.len(), t.other.len()), (1, 7));
+        y.last_ts = us(4_000_000 + (1 << 32));
+        assert!(t.replace(&y, 64));
+        assert_eq!((t.v4.len(), t.other.len()), (0, 8));
         assert_eq!(t.get(y.hash, &y.key), Some(y));
     }
 

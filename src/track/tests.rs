@@ -210,10 +210,10 @@ fn a_timer_is_12_bytes() {
 /// timers counted from a later time) and every attempt is still decided at
 /// its own deadline, to the nanosecond, in the first block whose due time is
 /// past it, whatever the shard count: with a 2-hour timeout (beyond the 71
-/// minutes a timer holds, so that a clipped timer fires early and is queued
-/// again), a SYN on a nanosecond timestamp (kept unpacked), one on a whole
-/// microsecond (packed, then moved out by a rebase), and a SYN rejected
-/// just after a rebase.
+/// minutes a timer holds, so that timers are clipped until a rebase brings
+/// them in reach), a SYN on a nanosecond timestamp and one on a whole
+/// microsecond (both packed, then moved out by a rebase), and a SYN
+/// rejected just after a rebase.
 #[test]
 fn attempts_keep_their_times_across_rebases() {
     let cfg = TrackConfig {
@@ -284,6 +284,63 @@ fn attempts_keep_their_times_across_rebases() {
     want.sort_by_key(|x| x.2);
     assert_eq!(got, want);
     assert_eq!(run_with(cfg, 3, 4, &input).0, ev);
+}
+
+/// A capture of nanoseconds: a block whose due time falls inside the
+/// microsecond a timer keeps, 2 ns before the attempt's deadline, does not
+/// decide it; the next block, 1 ns after the deadline, does.
+#[test]
+fn a_timer_fires_to_the_nanosecond() {
+    let cfg = TrackConfig::default();
+    let t0 = 1_700_000_000 * S + 123_456_789;
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let deadline = t0 + cfg.syn_timeout;
+    let other = |ts, port| tcp(ts, key(9, 8, port, 22, Proto::Tcp), SYN | ACK, 1);
+    // One packet a block: block 2 starts at due = deadline - 2 ns, block 3
+    // at deadline + 1 ns.
+    let input = [
+        tcp(t0, k, SYN, 1),
+        other(deadline + cfg.reorder_tolerance - 2, 1000),
+        other(deadline + cfg.reorder_tolerance + 1, 1001),
+        other(deadline + cfg.reorder_tolerance + 2, 1002),
+    ];
+    let (ev, _) = run_with(cfg, 1, 1, &input);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(
+        (ev[0].reason, ev[0].decided_ts),
+        (Reason::Unanswered, deadline)
+    );
+    assert_eq!((ev[0].order.block, ev[0].at_capture_end), (3, false));
+}
+
+/// Timestamps near the start of `i64` time (a pcapng interface's time
+/// offset can put them there): the base cannot go before them, and a SYN
+/// re-sent every 30 s for 80 minutes, past what a timer holds, is one
+/// attempt decided at its deadline. (The base used to come out equal to
+/// "no base yet", and the re-sent SYN's timer was queued again forever.)
+#[test]
+fn time_near_the_start_of_i64_does_not_hang_the_tracker() {
+    let k = key(1, 2, 40000, 80, Proto::Tcp);
+    let t0 = i64::MIN + S;
+    let mut input: Vec<In> = (0..160).map(|i| tcp(t0 + i * 30 * S, k, SYN, 5)).collect();
+    let last = t0 + 159 * 30 * S;
+    for i in 0..8u16 {
+        input.push(tcp(
+            last + 60 * S + i64::from(i),
+            key(9, 8, 1000 + i, 22, Proto::Tcp),
+            SYN | ACK,
+            1,
+        ));
+    }
+    let (ev, st) = run(&input);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(
+        (ev[0].reason, ev[0].retransmissions),
+        (Reason::Unanswered, 159)
+    );
+    assert_eq!((ev[0].first_ts, ev[0].decided_ts), (t0, last + 40 * S));
+    assert!(!ev[0].at_capture_end);
+    assert_eq!(st.syn_attempts, 1);
 }
 
 #[test]
