@@ -344,8 +344,8 @@ pub struct TrackStats {
     /// [`TIMERS_PER_ENTRY`]): housekeeping of busy or flooded links.
     pub timer_compactions: u64,
     /// Partitions whose base (what packed timestamps and timers count
-    /// from) moved on with event time: one per partition every 18 to 36
-    /// minutes of capture.
+    /// from) moved on with event time: one per partition about every 18
+    /// minutes of capture, and at a gap of more than 36 minutes.
     pub rebases: u64,
     /// Attempts reported `rejected` whose re-sent SYN was later answered by a SYN-ACK.
     pub rejected_then_answered: u64,
@@ -615,12 +615,17 @@ const TIMERS_AHEAD: usize = 8;
 /// The time a timer was made for lies in the microsecond it keeps (but for
 /// the clipping). When a block's due time falls inside that microsecond
 /// (a capture of nanoseconds), [`Tracker::fire_timers`] asks the entry: its
-/// deadline, if still in that microsecond, is the timer's own, exactly. A
+/// deadline, if still in that microsecond, is taken for the timer's own
+/// (exactly so, unless a duplicate probe a few nanoseconds later moved it:
+/// then the timers behind it can wait one block more than they would with
+/// exact deadlines; none fires early). A
 /// time before the base fires at the next block: the base stays behind
 /// every due time (see [`REBASE_KEEP`]). A time clipped to `u32::MAX` is
 /// never due: the base moves on before a due time gets 36 minutes past it
 /// (see [`REBASE_AFTER`]), and [`Partition::rebase`] takes the entry's
-/// deadline again for it.
+/// deadline again for it. Only a timeout of 35 minutes or more clips a
+/// timer when it is made: a new attempt 36 minutes past the base moves the
+/// base first ([`Tracker::store_new`]).
 #[derive(Clone, Copy, Debug)]
 #[repr(C, packed(4))]
 struct Timer {
@@ -1139,13 +1144,24 @@ impl Tracker {
             .as_mut()
             .expect("partition owned by this shard");
         debug_assert!(p.table.get(a.hash, &a.key).is_none(), "{a:?} is held");
-        if p.table.base() == NO_BASE {
-            // The first entry: the base goes far enough back that the next
-            // blocks' due times (this packet's time less the tolerance, or
-            // later) are after it.
+        // The base goes far enough back that the next blocks' due times
+        // (this packet's time less the tolerance, or later) are after it.
+        let keep = REBASE_KEEP.saturating_add(self.cfg.reorder_tolerance);
+        let base = p.table.base();
+        if base == NO_BASE {
+            // The first entry.
             let first = a.first_ts.min(a.last_ts);
-            let keep = REBASE_KEEP.saturating_add(self.cfg.reorder_tolerance);
             p.rebase(base_before(first, keep), self.room, &self.cfg);
+        } else if a.last_ts.saturating_sub(base) > REBASE_AFTER {
+            // Event time jumped on inside a block (a gap in the capture):
+            // move the base now, so that this attempt packs and its timer
+            // is not clipped. Timers before the new base become 0, and are
+            // due at the next block anyway.
+            let to = base_before(a.last_ts, keep);
+            if to > base {
+                p.rebase(to, self.room, &self.cfg);
+                self.stats.rebases += 1;
+            }
         }
         // A partition never outgrows `room` (see `table::insert_bounded`).
         if p.table.insert_new(a, self.room) {

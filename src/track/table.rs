@@ -10,9 +10,9 @@
 //! [`base`](Attempts::base) (microseconds, and nanoseconds past them), which
 //! the tracker moves on as event time goes (see [`Attempts::rebase`]); an
 //! attempt whose times lie before the base or 71 minutes or more after it,
-//! or that has two VLAN tags, is kept whole (so is every attempt when
-//! `tracker.reorder_tolerance` is set beyond ~50 minutes: the base then
-//! stays more than 71 minutes behind the packets). The tracker sees only
+//! or that has two VLAN tags, is kept whole (so are attempts, some from
+//! ~36 minutes and all from ~54, when `tracker.reorder_tolerance` is set
+//! that long: the base stays that much more behind the packets). The tracker sees only
 //! [`Attempt`]s: packing is this module's business.
 
 use hashbrown::HashTable;
@@ -425,8 +425,8 @@ impl Attempts {
     /// before it, or 2^32 microseconds or more after it, move to the other
     /// table, within `room`.
     /// Nothing an entry says changes. O(entries): the tracker calls it
-    /// when event time has gone half the packed range past the base, at
-    /// most once every 36 minutes of event time.
+    /// when event time has gone half the packed range past the base, about
+    /// once every 18 minutes of event time.
     pub(super) fn rebase(&mut self, base: i64, room: usize) {
         let old = self.base;
         // An entry that fits is recounted in place and stays; one that does
