@@ -602,58 +602,26 @@ mod tests {
     /// as it was.
     #[test]
     fn packing_follows_the_base() {
-        let v4 = |x| Addr::v4([10, 0, 0, x]).0;
-        let rest = (1, 0, [0, 0], 0, 0, false);
+        // A TCP attempt from 10.0.0.x to 10.0.0.9 at `ts`, with `vlan`.
+        let tcp4 = |x, ts, vlan| {
+            let (src, dst) = (Addr::v4([10, 0, 0, x]).0, Addr::v4([10, 0, 0, 9]).0);
+            attempt(src, dst, (1, 2), Proto::Tcp, ts, (1, 0, vlan, 0, 0, false))
+        };
         let base = 1_700_000_000_000_000_000;
         let us = |n: i64| base + n * 1000;
         let mut t = Attempts::default();
         // Before a base is set nothing packs.
-        let early = attempt(v4(1), v4(9), (1, 2), Proto::Tcp, (us(0), us(0)), rest);
+        let early = tcp4(1, (us(0), us(0)), [0, 0]);
         t.insert_new(early, 64);
         assert_eq!((t.v4.len(), t.other.len()), (0, 1));
         t.rebase(base, 64);
-        let a = attempt(v4(2), v4(9), (1, 2), Proto::Tcp, (us(10), us(20)), rest);
-        let ns = attempt(
-            v4(3),
-            v4(9),
-            (1, 2),
-            Proto::Tcp,
-            (us(10) + 999, us(20) + 1),
-            rest,
-        );
-        let far = attempt(
-            v4(4),
-            v4(9),
-            (1, 2),
-            Proto::Tcp,
-            (us(10), us(1 << 32)),
-            rest,
-        );
-        let old = attempt(v4(5), v4(9), (1, 2), Proto::Tcp, (us(-1), us(5)), rest);
-        let young = attempt(
-            v4(6),
-            v4(9),
-            (1, 2),
-            Proto::Tcp,
-            (us(5_000_000) + 3, us(6_000_000)),
-            rest,
-        );
-        let qinq = attempt(
-            v4(7),
-            v4(9),
-            (1, 2),
-            Proto::Tcp,
-            (us(10), us(10)),
-            (1, 0, [5, 7], 0, 0, false),
-        );
-        let tagged = attempt(
-            v4(8),
-            v4(9),
-            (1, 2),
-            Proto::Tcp,
-            (us(10), us(10)),
-            (1, 0, [4095, 0], 0, 0, false),
-        );
+        let a = tcp4(2, (us(10), us(20)), [0, 0]);
+        let ns = tcp4(3, (us(10) + 999, us(20) + 1), [0, 0]);
+        let far = tcp4(4, (us(10), us(1 << 32)), [0, 0]);
+        let old = tcp4(5, (us(-1), us(5)), [0, 0]);
+        let young = tcp4(6, (us(5_000_000) + 3, us(6_000_000)), [0, 0]);
+        let qinq = tcp4(7, (us(10), us(10)), [5, 7]);
+        let tagged = tcp4(8, (us(10), us(10)), [4095, 0]);
         for x in [a, ns, far, old, young, qinq, tagged] {
             t.insert_new(x, 64);
         }
