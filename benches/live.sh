@@ -16,7 +16,10 @@
 # quota (cgroup v2 cpu.max, else v1 cpu.cfs_quota_us; 10 ms periods): on a
 # machine whose senders cannot outrun scanwatch, this shows where drops
 # begin for a given CPU budget. Each row also gives the CPU time scanwatch
-# used (user + system, all threads) and its CPU per packet received.
+# used (user + system, all threads), its CPU per packet received, and the
+# packets received but neither dropped nor read (left in the ring when it
+# stopped). STOP_AFTER (seconds, default 2) is the wait between the last
+# sender's end and SIGTERM: 0 stops a throttled sensor with a backlog.
 #
 # Needs root, tcpreplay (apt-get install tcpreplay) and a release build. The
 # traffic is the generated "enterprise" mix (snaplen 256), sent with tcpreplay
@@ -31,6 +34,7 @@ shift || true
 RATES=${*:-"100000 200000 400000 800000 max"}
 SENDERS=${SENDERS:-1}
 CPU_QUOTA=${CPU_QUOTA:-}
+STOP_AFTER=${STOP_AFTER:-2}
 [[ -z $CPU_QUOTA || $CPU_QUOTA =~ ^[1-9][0-9]*$ ]] || { echo "CPU_QUOTA: a percentage of one CPU, e.g. 10" >&2; exit 2; }
 BIN=$PWD/target/release/scanwatch
 SYNTH=$PWD/target/release/scanwatch-synth
@@ -88,7 +92,7 @@ ip -n swbench-rx link set swb0 up
 stat() { grep -o "$1=[0-9]*" "$TMP/log" | tail -1 | cut -d= -f2; }
 
 [ -n "$CPU_QUOTA" ] && echo "scanwatch limited to $CPU_QUOTA% of one CPU"
-printf "%-10s %-8s %14s %14s %14s %10s %10s %12s\n" filter rate "sent pkt/s" received "kernel drops" "drop %" "CPU s" "µs CPU/pkt"
+printf "%-10s %-8s %14s %14s %14s %10s %10s %12s %10s\n" filter rate "sent pkt/s" received "kernel drops" "drop %" "CPU s" "µs CPU/pkt" "not read"
 for filter in default none; do
     for rate in $RATES; do
         args=(live --interface swb0 --threads 2 --alerts "" --events "" --set capture.stats_interval=1s)
@@ -103,7 +107,7 @@ for filter in default none; do
             senders+=($!)
         done
         wait "${senders[@]}" || true
-        sleep 2
+        sleep "$STOP_AFTER"
         # utime + stime of all its threads, in clock ticks (fields 14, 15;
         # the command name, field 2, has no spaces here).
         ticks=$(awk '{ print $14 + $15 }' /proc/$pid/stat)
@@ -114,9 +118,12 @@ for filter in default none; do
         rm -f "$TMP"/tx*
         recv=$(stat scanwatch_packets_received_total)
         drop=$(stat scanwatch_kernel_dropped_total)
+        # Received by the kernel, neither dropped nor read: left in the ring
+        # at the stop.
+        left=$((recv - drop - $(stat scanwatch_packets_captured_total)))
         pct=$(awk -v d="$drop" -v r="$recv" 'BEGIN { printf "%.2f", (r > 0 ? 100 * d / r : 0) }')
         cpu=$(awk -v t="$ticks" -v hz="$TICK" 'BEGIN { printf "%.2f", t / hz }')
         per=$(awk -v c="$cpu" -v r="$recv" 'BEGIN { printf "%.2f", (r > 0 ? 1e6 * c / r : 0) }')
-        printf "%-10s %-8s %14s %14s %14s %10s %10s %12s\n" "$filter" "$rate" "${sent:-?}" "$recv" "$drop" "$pct" "$cpu" "$per"
+        printf "%-10s %-8s %14s %14s %14s %10s %10s %12s %10s\n" "$filter" "$rate" "${sent:-?}" "$recv" "$drop" "$pct" "$cpu" "$per" "$left"
     done
 done

@@ -1,5 +1,7 @@
 //! The tracker on arbitrary packet sequences (addresses, ports, flags,
-//! timestamps going back and forth): no panic, no table above its cap.
+//! timestamps going back and forth, by milliseconds or by minutes, off the
+//! microsecond by a few nanoseconds; VLAN tags): no panic, no hang, no
+//! table above its cap.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use scanwatch::decode::{Addr, FlowKey, Proto, Summary, What};
@@ -13,8 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let mut t = Tracker::new(cfg, 0, 1);
     let mut ts: i64 = 0;
     for (i, c) in data.chunks_exact(8).enumerate() {
-        // Time moves by up to ±2^15 ms per packet.
-        ts = ts.wrapping_add(i64::from(i16::from_le_bytes([c[0], c[1]])) * 1_000_000);
+        // Time moves by up to ±2^15 ms per packet, or ±2^15 minutes (the
+        // partitions' bases move on), plus a few nanoseconds.
+        let unit = if c[7] & 0x80 != 0 { 60_000_000_000 } else { 1_000_000 };
+        let step = i64::from(i16::from_le_bytes([c[0], c[1]])) * unit;
+        ts = ts.wrapping_add(step).wrapping_add(i64::from(c[7] >> 4 & 7));
         let key = FlowKey {
             src: Addr::v4([10, 0, 0, c[2] & 7]),
             dst: Addr::v4([10, 0, 1, (c[2] >> 3) & 7]),
@@ -41,7 +46,8 @@ fuzz_target!(|data: &[u8]| {
         if i % 16 == 0 {
             t.begin_block(i as u64, ts);
         }
-        t.packet(&Summary { ts, key, vlan: [0, 0], what }, 0, i as u64);
+        let vlan = [u16::from(c[6] >> 4), u16::from(c[7] >> 3 & 1) * 7];
+        t.packet(&Summary { ts, key, vlan, what }, 0, i as u64);
         assert!(t.len() <= PARTITIONS * 2 + PARTITIONS, "table above its cap: {}", t.len());
     }
     t.flush(ts);
