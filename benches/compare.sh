@@ -30,7 +30,8 @@ set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
 
-PACKETS=${1:-5000000}
+source benches/common/lib.sh
+args compare.sh "$@"
 RUNS=${2:-5}
 [[ $PACKETS =~ ^[0-9]+$ && $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 ]] || {
     echo "usage: bash benches/compare.sh [PACKETS] [RUNS]" >&2
@@ -74,12 +75,6 @@ cargo build --release --quiet
 
 # (c) captures
 mkdir -p "$CACHE"
-generate() { # PROFILE PATH
-    if [ ! -f "$2" ]; then
-        "$SYNTH" "$1" --out "$2.tmp" -n "$PACKETS" -s 256
-        mv "$2.tmp" "$2"
-    fi
-}
 generate enterprise "$ENT"
 generate flood "$FLOOD"
 
@@ -96,7 +91,6 @@ trap 'rm -rf "$TMP"' EXIT
 # (d) warm the page cache
 cat "$ENT" "$FLOOD" >/dev/null
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # measure CMD...: run it RUNS times; sets SECS (median wall seconds) and RSS_KB
 # (median peak RSS); each run's stdout is appended to $TMP/outs.
@@ -149,7 +143,7 @@ table() {
 # scanwatch replay -q --threads N FILE, events and alerts written and discarded
 replay=("$BIN" replay -q --events /dev/null --alerts /dev/null --threads)
 
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/^MemTotal/ { printf "%.1f GB RAM", $2 / 1048576 }' /proc/meminfo)"
+machine
 echo "tools: $("$TCPDUMP" --version 2>&1 | head -2 | paste -sd ';' - | sed 's/;/, /'); $("$ARGUS" -h 2>&1 | grep -m1 -i version); scanwatch $(git describe --always --dirty 2>/dev/null || echo '?')"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 

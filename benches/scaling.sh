@@ -28,7 +28,8 @@ set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
 
-PACKETS=${1:-5000000}
+source benches/common/lib.sh
+args scaling.sh "$@"
 RUNS=${2:-5}
 [[ $PACKETS =~ ^[0-9]+$ && $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 ]] || {
     echo "usage: bash benches/scaling.sh [PACKETS] [RUNS]" >&2
@@ -57,18 +58,13 @@ COUNTS=()
 for ((c = 1; c < CPUS; c *= 2)); do COUNTS+=("$c"); done
 COUNTS+=("$CPUS")
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
-echo "machine: $CPUS CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/^MemTotal/ { printf "%.1f GB RAM", $2 / 1048576 }' /proc/meminfo)"
+machine
 echo "scanwatch $(git describe --always --dirty 2>/dev/null || echo '?'); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 status=0
 for profile in enterprise flood; do
     cap=$CACHE/$profile-$PACKETS.pcap
-    if [ ! -f "$cap" ]; then
-        "$SYNTH" "$profile" --out "$cap.tmp" -n "$PACKETS" -s 256
-        mv "$cap.tmp" "$cap"
-    fi
+    generate "$profile" "$cap"
     cat "$cap" >/dev/null # warm the page cache
 
     # Configurations: "CPUS THREADS".
@@ -100,6 +96,7 @@ for profile in enterprise flood; do
     echo "$profile: $cap, $PACKETS packets, $(($(stat -c %s "$cap") / 1000000)) MB; $RUNS runs each, interleaved, median"
     printf '%-6s %-9s %9s %12s %10s %12s %10s %s\n' CPUs --threads seconds packets/s "CPU s" "peak RSS MB" speed-up alerts
     first=${configs[0]}
+    read -r fc ft <<<"$first"
     # shellcheck disable=SC2086 # word splitting of the per-run lists is meant
     base=$(median ${wall[$first]})
     for cfg in "${configs[@]}"; do
@@ -110,7 +107,6 @@ for profile in enterprise flood; do
         cpus=$(median ${cpu[$cfg]})
         # shellcheck disable=SC2086
         kb=$(median ${rss[$cfg]})
-        read -r fc ft <<<"$first"
         if cmp -s "$TMP/alerts-$fc-$ft" "$TMP/alerts-$c-$t"; then
             same="$(wc -l <"$TMP/alerts-$c-$t") (same)"
         else
