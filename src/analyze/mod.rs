@@ -57,6 +57,7 @@
 //! subnets and ports not in the previous alert.
 
 mod alert;
+mod piles;
 mod source;
 mod sources;
 mod tiny;
@@ -71,6 +72,7 @@ use crate::inventory::{Host, Inventory, TargetState};
 use crate::track::{Alive, Contact, Event, Order, Probe, Reason, Seen};
 
 pub use alert::{Alert, Severity};
+use piles::Piles;
 use source::{Room, Source};
 use sources::Sources;
 
@@ -176,12 +178,13 @@ struct Pending(i64, u64, Held);
 /// by block); failures decided by a timer arrive late, but in the order of
 /// their deadlines. So a record goes to the sorted FIFO run it extends (the
 /// one with the latest tail not after it, as in patience sorting), and only
-/// one that extends none goes to the late runs ([`LateRuns`]): under a
+/// one that extends none goes to the late keys ([`LateRuns`]): under a
 /// flood, the attempts decided early to make room (`evicted`), late by a lag
-/// that differs a little from partition to partition. Those runs order
-/// 24-byte keys; the records wait in a slab, so that sorting moves keys, not
-/// 56-byte records. Popping the smallest of the heads gives exactly the
-/// order of one heap. (A heap of everything held, ~46 s of records, cost a
+/// that differs a little from partition to partition. Those are ordered as
+/// 24-byte keys (in piles, else in merged runs); the records wait in a
+/// slab, so that sorting moves keys, not 56-byte records. Popping the
+/// smallest of the heads gives exactly the order of one heap. (A heap of
+/// everything held, ~46 s of records, cost a
 /// third of the run; a heap of records, half the analytics thread's time
 /// under a flood.)
 #[derive(Default)]
@@ -205,8 +208,10 @@ impl Late {
     }
 }
 
-/// The late records' keys, in sorted runs. New keys wait unsorted in a
-/// small staging area (whose smallest key is tracked) until it holds
+/// The late records' keys: in sorted piles ([`Piles`]) when at most
+/// [`piles::MAX_PILES`] suffice, as for a flood's 64 streams of evictions;
+/// the others in sorted runs. Those wait unsorted in a small staging area
+/// (whose smallest key is tracked) until it holds
 /// [`STAGING`] of them; they are then sorted into one run, and the two
 /// newest runs merge while the older is at most twice the newer's size, so
 /// there are O(log n) runs, every key moves sequentially, and a pop compares
@@ -217,6 +222,9 @@ impl Late {
 /// and the merges that followed cost a tenth of the flood's run time.)
 #[derive(Default)]
 struct LateRuns {
+    /// Where a late key goes first: sorted piles ([`piles`]), enough for a
+    /// flood's evictions; the rest is staged and merged.
+    piles: Piles,
     staging: Vec<Late>,
     /// Index of the smallest key in `staging`.
     staging_min: usize,
@@ -244,6 +252,9 @@ const STAGING: usize = 64;
 /// `LateRuns::head`'s run index for the staging area.
 const STAGED: usize = usize::MAX;
 
+/// `LateRuns::head`'s run index for the piles.
+const PILED: usize = usize::MAX - 1;
+
 /// How many keys ahead in its run a popped late record's successor's slab
 /// slot is prefetched: pops mostly walk one run in order, and each slab
 /// slot, reused last-in first-out, is a cache miss.
@@ -251,6 +262,11 @@ const SLAB_PREFETCH: usize = 8;
 
 impl LateRuns {
     fn push(&mut self, l: Late) {
+        self.len += 1;
+        self.head = None;
+        let Err(l) = self.piles.push(l) else {
+            return;
+        };
         if self.staging.len() == STAGING {
             self.seal();
         }
@@ -262,8 +278,6 @@ impl LateRuns {
             self.staging_min = self.staging.len();
         }
         self.staging.push(l);
-        self.len += 1;
-        self.head = None;
     }
 
     fn seal(&mut self) {
@@ -330,8 +344,12 @@ impl LateRuns {
         if self.head.is_some() {
             return self.head;
         }
-        let mut best: Option<(usize, Late)> =
-            self.staging.get(self.staging_min).map(|&k| (STAGED, k));
+        let mut best: Option<(usize, Late)> = self.piles.peek().map(|k| (PILED, k));
+        if let Some(&k) = self.staging.get(self.staging_min)
+            && best.is_none_or(|(_, b)| k.key() < b.key())
+        {
+            best = Some((STAGED, k));
+        }
         for (r, (keys, at)) in self.runs.iter().enumerate() {
             if let Some(&k) = keys.get(*at)
                 && best.is_none_or(|(_, b)| k.key() < b.key())
@@ -353,6 +371,9 @@ impl LateRuns {
         let (r, k) = self.head()?;
         self.head = None;
         self.len -= 1;
+        if r == PILED {
+            return self.piles.pop();
+        }
         if r == STAGED {
             self.staging.swap_remove(self.staging_min);
             self.staging_min = (0..self.staging.len())

@@ -715,13 +715,17 @@ mod reorder {
         /// in order, two streams late by a steady lag (timers, evictions),
         /// records from anywhere in the past, ties, pops between pushes.
         /// With `filling`, fewer pops than pushes: hundreds of late keys,
-        /// several staging areas sorted into runs and merged.
+        /// several staging areas sorted into runs and merged. With 1 or 3
+        /// piles, most late keys find no pile and go to the merged runs.
         #[test]
         fn reorder_buffer_orders_like_one_heap(
             ops in prop::collection::vec((0u8..5, -3i64..4, 0usize..3), 0..600),
             filling in any::<bool>(),
+            piles in prop::sample::select(vec![1usize, 3, piles::MAX_PILES]),
         ) {
-            let (mut split, mut heap) = (Reorder::default(), std::collections::BinaryHeap::new());
+            let mut split = Reorder::default();
+            split.late.piles = piles::Piles::with_max(piles);
+            let mut heap = std::collections::BinaryHeap::new();
             let (mut t, mut arrivals) = (0i64, 0u64);
             for (kind, step, pops) in ops {
                 let ts = match kind {
