@@ -862,7 +862,7 @@ impl Analytics {
             };
             self.source_queue
                 .push_back((a, &*fresh as *const Source as usize));
-            self.sources.insert(a, fresh);
+            return Some(self.sources.insert_new(a, fresh));
         }
         self.sources.get_mut(&a)
     }
@@ -990,9 +990,23 @@ impl Analytics {
     /// After a failure of `e.key.src`: does any rule fire, and may it alert?
     fn evaluate(&mut self, e: &Failure) {
         let src = e.key.src;
-        let cfg = &self.cfg;
-        let own_max = self.sources[&src].history_max();
-        let pop_p99 = self.pop_median;
+        // One lookup for all of it: under a flood this runs at every
+        // failure, and each lookup of the source hashed its address again.
+        let Analytics {
+            cfg,
+            inv,
+            sources,
+            first_ts,
+            clock,
+            pop_median,
+            stats,
+            trw_decide,
+            out,
+            ..
+        } = self;
+        let s = sources.get_mut(&src).expect("source exists");
+        let own_max = s.history_max();
+        let pop_p99 = *pop_median;
         let threshold = [
             f64::from(cfg.min_failed_targets),
             own_max.map_or(0.0, |m| (f64::from(m) * cfg.own_baseline_factor).ceil()),
@@ -1000,35 +1014,32 @@ impl Analytics {
         ]
         .into_iter()
         .fold(0.0, f64::max) as u32;
-        let s = &self.sources[&src];
-        let verdict = s.verdict(cfg, threshold, self.trw_decide);
+        let verdict = s.verdict(cfg, threshold, *trw_decide);
         let Some(variation) = verdict.variation() else {
             return;
         };
         // Suppression, in the order an analyst would ask about it.
-        let activated = self
-            .first_ts
-            .is_some_and(|f| self.clock.saturating_sub(f) >= cfg.activation_period.ns());
+        let activated =
+            first_ts.is_some_and(|f| clock.saturating_sub(f) >= cfg.activation_period.ns());
         let reason_suppressed = if !activated {
-            Some(&mut self.stats.suppressed_activation)
+            Some(&mut stats.suppressed_activation)
         } else if in_any(&cfg.allowlist, &src) {
-            Some(&mut self.stats.suppressed_allowlist)
-        } else if !cfg.alert_external_sources && !self.inv.in_home_net(&src) {
-            Some(&mut self.stats.suppressed_external)
+            Some(&mut stats.suppressed_allowlist)
+        } else if !cfg.alert_external_sources && !inv.in_home_net(&src) {
+            Some(&mut stats.suppressed_external)
         } else if s.learned {
-            Some(&mut self.stats.suppressed_learned_scanner)
+            Some(&mut stats.suppressed_learned_scanner)
         } else if s
             .last_alert
             .as_ref()
             .is_some_and(|l| e.decided_ts < l.ts.saturating_add(cfg.dedup_period.ns()))
         {
-            Some(&mut self.stats.suppressed_dedup)
+            Some(&mut stats.suppressed_dedup)
         } else {
             None
         };
         if let Some(counter) = reason_suppressed {
             // Count each source once per window, not once per failure.
-            let s = self.sources.get_mut(&src).expect("source exists");
             if !s.suppressed_noted {
                 s.suppressed_noted = true;
                 *counter += 1;
@@ -1039,11 +1050,10 @@ impl Analytics {
             own_max,
             population_p99: pop_p99,
             threshold,
-            training_windows: self.sources[&src].history_len(),
-            trw_decide: self.trw_decide,
-            window_start: self.sources[&src].win.saturating_mul(cfg.test_period.ns()),
+            training_windows: s.history_len(),
+            trw_decide: *trw_decide,
+            window_start: s.win.saturating_mul(cfg.test_period.ns()),
         };
-        let s = self.sources.get_mut(&src).expect("source exists");
         let a = Alert::new(
             src,
             (e.first_ts, e.decided_ts),
@@ -1053,12 +1063,12 @@ impl Analytics {
             &baseline,
         );
         s.alerted(e.decided_ts);
-        self.stats.alerts += 1;
+        stats.alerts += 1;
         match a.severity {
-            alert::Severity::Low => self.stats.alerts_low += 1,
-            alert::Severity::Informational => self.stats.alerts_informational += 1,
+            alert::Severity::Low => stats.alerts_low += 1,
+            alert::Severity::Informational => stats.alerts_informational += 1,
         }
-        self.out.push(a);
+        out.push(a);
     }
 
     /// Sources currently learned as sanctioned scanners.

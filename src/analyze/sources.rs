@@ -62,13 +62,26 @@ impl Sources {
         if let Some(old) = self.t.find_mut(h, |e| e.0 == a) {
             return Some(std::mem::replace(&mut old.1, s));
         }
+        self.insert_unique(h, a, s);
+        None
+    }
+
+    /// Add the source of `a`, which has none (the caller just looked), and
+    /// return it: one probe of the table instead of three.
+    pub(crate) fn insert_new(&mut self, a: Addr, s: Box<Source>) -> &mut Source {
+        debug_assert!(!self.contains_key(&a));
+        let h = self.hash(&a);
+        self.insert_unique(h, a, s)
+    }
+
+    fn insert_unique(&mut self, h: u64, a: Addr, s: Box<Source>) -> &mut Source {
         let hasher = &self.hasher;
         let e = self.t.insert_unique(h, (a, s), |e| hasher.hash_one(e.0));
         // hashbrown lays bucket i out at `end - (i + 1) * size`, its control
         // bytes from `end` on.
         self.end = (e.get() as *const (Addr, Box<Source>) as usize)
             .wrapping_add((e.bucket_index() + 1) * std::mem::size_of::<(Addr, Box<Source>)>());
-        None
+        &mut e.into_mut().1
     }
 
     pub(crate) fn remove(&mut self, a: &Addr) -> Option<Box<Source>> {
