@@ -362,12 +362,26 @@ impl LateRuns {
     }
 
     fn peek(&mut self) -> Option<Late> {
+        if self.only_piles() {
+            return self.piles.peek();
+        }
         self.head().map(|(_, k)| k)
+    }
+
+    /// Every key is in the piles (a flood's case): they alone know the head.
+    fn only_piles(&self) -> bool {
+        self.staging.is_empty() && self.runs.is_empty()
     }
 
     /// The smallest key, and the slab slot of the key `SLAB_PREFETCH` after
     /// it in its run (likely to pop soon) to prefetch.
     fn pop(&mut self) -> Option<(Late, Option<u32>)> {
+        if self.only_piles() {
+            self.head = None;
+            let popped = self.piles.pop();
+            self.len -= usize::from(popped.is_some());
+            return popped;
+        }
         let (r, k) = self.head()?;
         self.head = None;
         self.len -= 1;
