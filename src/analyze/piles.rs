@@ -27,10 +27,13 @@ use super::Late;
 /// timer-decided stream's few strays beside the 64 evicted streams.
 pub(super) const MAX_PILES: usize = 256;
 
-/// An emptied pile keeps its memory up to this many keys (24 bytes each);
-/// a larger one is freed, so that the piles hold no more than the keys
-/// held now, twice over at most.
-const KEEP_CAPACITY: usize = 1 << 12;
+/// A pile keeps room for this many keys (24 bytes each) whatever it holds.
+/// Beyond that, a pile that holds less than a quarter of its room is
+/// shrunk to twice what it holds, so all piles
+/// together take at most 6 MiB plus four times the keys they hold: the
+/// keys' share of one pile can grow and move to another without each
+/// keeping the room of its largest moment.
+const KEEP_CAPACITY: usize = 1 << 10;
 
 type Key = (i64, u64);
 
@@ -108,15 +111,15 @@ impl Piles {
         let slot = top.0.1;
         let pile = &mut self.piles[usize::from(slot)];
         let l = pile.pop_front().expect("a pile in the heap is not empty");
+        if pile.capacity() > KEEP_CAPACITY && pile.len() * 4 < pile.capacity() {
+            pile.shrink_to(pile.len() * 2);
+        }
         if let Some(next) = pile.front() {
             // Dropping `top` moves the pile down the heap.
             top.0.0 = next.key();
             return Some((l, Some(next.2)));
         }
         PeekMut::pop(top);
-        if pile.capacity() > KEEP_CAPACITY {
-            *pile = VecDeque::new();
-        }
         // Its last key was its tail.
         let i = self
             .tails
@@ -131,6 +134,94 @@ impl Piles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    impl Piles {
+        /// What must hold between any two calls.
+        fn check(&self) {
+            assert!(self.tails.is_sorted_by(|a, b| a.0 < b.0), "tails sorted");
+            assert_eq!(self.heads.len(), self.tails.len());
+            assert_eq!(self.piles.len(), self.tails.len() + self.free.len());
+            assert!(self.tails.len() <= self.max);
+            for &(tail, slot) in &self.tails {
+                let pile = &self.piles[usize::from(slot)];
+                assert_eq!(pile.back().map(Late::key), Some(tail));
+                assert!(pile.iter().is_sorted_by(|a, b| a.key() < b.key()));
+                assert!(
+                    pile.capacity() <= KEEP_CAPACITY.max(4 * pile.len()),
+                    "a pile of {} keeps room for {}",
+                    pile.len(),
+                    pile.capacity()
+                );
+            }
+            for Reverse((head, slot)) in self.heads.iter() {
+                assert_eq!(
+                    self.piles[usize::from(*slot)].front().map(Late::key),
+                    Some(*head)
+                );
+            }
+            for &slot in &self.free {
+                assert!(self.piles[usize::from(slot)].is_empty());
+            }
+        }
+    }
+
+    proptest! {
+        /// Alone, with any number of piles (0: none, every key refused) and
+        /// keys in any order: the piles and the refused keys pop exactly as
+        /// one heap would, and the invariants hold after every step.
+        #[test]
+        fn piles_pop_like_one_heap(
+            ops in prop::collection::vec((-50i64..50, 0usize..3), 0..400),
+            max in prop::sample::select(vec![0usize, 1, 2, 3, MAX_PILES]),
+        ) {
+            let mut p = Piles::with_max(max);
+            let mut refused = std::collections::BinaryHeap::new();
+            let mut heap = std::collections::BinaryHeap::new();
+            for (n, (t, pops)) in ops.into_iter().enumerate() {
+                let l = Late(t, n as u64, n as u32);
+                heap.push(Reverse(l.key()));
+                if let Err(l) = p.push(l) {
+                    refused.push(Reverse(l.key()));
+                }
+                p.check();
+                for _ in 0..pops {
+                    // The smaller of the piles' head and the refused keys'.
+                    let piled = p.peek().map(|l| l.key());
+                    let got = match (piled, refused.peek()) {
+                        (Some(a), Some(Reverse(b))) if *b < a => refused.pop().map(|r| r.0),
+                        (Some(_), _) => p.pop().map(|(l, _)| l.key()),
+                        (None, _) => refused.pop().map(|r| r.0),
+                    };
+                    prop_assert_eq!(got, heap.pop().map(|r| r.0));
+                    p.check();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_pile_gives_its_room_back() {
+        let mut p = Piles::with_max(2);
+        for n in 0..5000u64 {
+            assert!(p.push(Late(n as i64, n, 0)).is_ok());
+        }
+        assert!(p.piles[0].capacity() >= 5000);
+        // Drained to a quarter of its room, a pile shrinks to twice its keys.
+        while p.piles[0].len() > 1000 {
+            p.pop();
+            p.check();
+        }
+        assert!(p.piles[0].capacity() < 5000);
+        while p.pop().is_some() {
+            p.check();
+        }
+        assert!(p.piles[0].capacity() <= KEEP_CAPACITY);
+        // The slot is reused.
+        assert!(p.push(Late(0, 9000, 0)).is_ok());
+        assert_eq!((p.piles.len(), p.tails[0].1), (1, 0));
+        assert_eq!(Piles::with_max(70_000).max, 65_536);
+    }
 
     #[test]
     fn interleaved_sorted_streams_take_one_pile_each() {

@@ -738,6 +738,8 @@ mod reorder {
                 arrivals += 1;
                 split.push(Pending(ts, arrivals, Held::from(&rec(ts))));
                 heap.push(Pending(ts, arrivals, Held::from(&rec(ts))));
+                prop_assert_eq!(split.first(), heap.peek().map(|p| p.0));
+                prop_assert_eq!(split.len(), heap.len());
                 let pops = if filling { pops / 2 } else { pops };
                 for _ in 0..pops {
                     let (x, y) = (split.pop(), heap.pop());
