@@ -898,6 +898,19 @@ fn summary_for(
             checkpoints.errors()
         );
     }
+    if let Some((name, most)) = s.busiest() {
+        let each: Vec<String> = s
+            .cpu
+            .iter()
+            .map(|(n, d)| format!("{n} {:.3}", d.as_secs_f64()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  cpu seconds by thread: {}; busiest: {name} (with a core for each thread, this run could not beat its pace: {:.0} packets/s)",
+            each.join(", "),
+            d.packets as f64 / most.as_secs_f64().max(1e-9)
+        );
+    }
     if s.oversize_records > 0 {
         let _ = writeln!(
             out,

@@ -184,6 +184,50 @@ fn summary_on_stderr_and_quiet_silences_it() {
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
 }
 
+/// The summary's CPU line names every pipeline thread of the run, in
+/// pipeline order, and the busiest is the one with the most CPU time: what
+/// an operator reads to see which stage limits a sensor.
+#[test]
+fn summary_gives_each_threads_cpu_time() {
+    let f = real("nmap-syn-scan-evilfingers.pcap");
+    let o = scanwatch(&["replay", "--threads", "2", "--alerts", "/dev/null", p(&f)]);
+    assert!(o.status.success());
+    let e = stderr(&o);
+    let line = e
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cpu seconds by thread: "))
+        .unwrap_or_else(|| panic!("no cpu line:\n{e}"));
+    let (each, busiest) = line.split_once("; busiest: ").expect("busiest named");
+    let threads: Vec<(&str, f64)> = each
+        .split(", ")
+        .map(|t| {
+            let (name, secs) = t.split_once(' ').expect("name and seconds");
+            (name, secs.parse::<f64>().expect("seconds"))
+        })
+        .collect();
+    let names: Vec<&str> = threads.iter().map(|t| t.0).collect();
+    assert_eq!(
+        names,
+        [
+            "reader",
+            "decode-0",
+            "decode-1",
+            "track-0",
+            "track-1",
+            "analytics",
+            "output"
+        ]
+    );
+    assert!(threads.iter().all(|t| t.1 >= 0.0) && threads.iter().any(|t| t.1 > 0.0));
+    let most = threads.iter().map(|t| t.1).fold(0.0, f64::max);
+    let named = busiest.split(' ').next().expect("a name");
+    assert_eq!(
+        threads.iter().find(|t| t.0 == named).map(|t| t.1),
+        Some(most)
+    );
+    assert!(busiest.ends_with("packets/s)"), "{busiest}");
+}
+
 #[test]
 fn files_are_one_continuous_capture() {
     // The nmap SYN scan split in two at a record boundary: attempts started in

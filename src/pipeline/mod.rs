@@ -87,6 +87,51 @@ pub struct RunStats {
     pub wall: Duration,
     /// Records whose captured length exceeds the file's snaplen (accepted).
     pub oversize_records: u64,
+    /// CPU time of each pipeline thread, in pipeline order (reader, decode
+    /// workers, tracker shards, analytics, output). With every thread on
+    /// its own core the busiest one sets the pace: the run cannot go
+    /// faster than its packets in that thread's CPU time, whatever the
+    /// core count.
+    pub cpu: Vec<(String, Duration)>,
+}
+
+impl RunStats {
+    /// The thread with the most CPU time.
+    pub fn busiest(&self) -> Option<&(String, Duration)> {
+        self.cpu.iter().max_by_key(|(_, d)| *d)
+    }
+}
+
+/// CPU time the calling thread has used so far.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock is the calling
+    // thread's own, which every Linux has.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Where each pipeline thread leaves its CPU time as it ends.
+type CpuLog = std::sync::Mutex<Vec<(u32, String, Duration)>>;
+
+/// Run `f`, then note this thread's CPU time under `name` (`rank` orders
+/// the summary: pipeline stage, then index).
+fn with_cpu<T>(log: &CpuLog, rank: u32, name: String, f: impl FnOnce() -> T) -> T {
+    let r = f();
+    let cpu = thread_cpu();
+    if let Ok(mut v) = log.lock() {
+        v.push((rank, name, cpu));
+    }
+    r
 }
 
 /// A capture that could not be (fully) read. The run still processed every
@@ -336,17 +381,21 @@ pub fn run(
     let mut events_written = 0u64;
     let mut track = TrackStats::default();
     let mut oversize = 0u64;
+    let cpu_log = CpuLog::default();
+    let output_cpu_start = thread_cpu();
 
     thread::scope(|sc| -> Result<(), RunError> {
         // Reader.
         let to_workers: Vec<Sender<ToWorker>> = worker_ch.iter().map(|c| c.0.clone()).collect();
         let reader = thread::Builder::new()
             .name("reader".into())
-            .spawn_scoped(sc, move || match source {
-                Source::Files { paths, progress } => {
-                    read_all(paths, &to_workers, &free_rx, &progress)
-                }
-                Source::Live { blocks, stop } => sequence(&blocks, &to_workers, &stop),
+            .spawn_scoped(sc, || {
+                with_cpu(&cpu_log, 0, "reader".into(), move || match source {
+                    Source::Files { paths, progress } => {
+                        read_all(paths, &to_workers, &free_rx, &progress)
+                    }
+                    Source::Live { blocks, stop } => sequence(&blocks, &to_workers, &stop),
+                })
             })
             .expect("spawn reader");
 
@@ -360,7 +409,14 @@ pub fn run(
             workers.push(
                 thread::Builder::new()
                     .name(format!("decode-{i}"))
-                    .spawn_scoped(sc, move || decode_worker(rx, txs, free, pool))
+                    .spawn_scoped(sc, {
+                        let log = &cpu_log;
+                        move || {
+                            with_cpu(log, 1 << 8 | i as u32, format!("decode-{i}"), || {
+                                decode_worker(rx, txs, free, pool)
+                            })
+                        }
+                    })
                     .expect("spawn worker"),
             );
         }
@@ -386,8 +442,12 @@ pub fn run(
             thread::Builder::new()
                 .name(format!("track-{j}"))
                 .spawn_scoped(sc, {
-                    let g = gauges.clone();
-                    move || shard(Tracker::new(tcfg, j, n), rxs, tx, pools, &g)
+                    let (g, log) = (gauges.clone(), &cpu_log);
+                    move || {
+                        with_cpu(log, 2 << 8 | j as u32, format!("track-{j}"), || {
+                            shard(Tracker::new(tcfg, j, n), rxs, tx, pools, &g)
+                        })
+                    }
                 })
                 .expect("spawn shard");
         }
@@ -407,8 +467,12 @@ pub fn run(
             thread::Builder::new()
                 .name("analytics".into())
                 .spawn_scoped(sc, {
-                    let g = gauges.clone();
-                    move || analyze(a, rec_rx, rec_pool_tx, &g)
+                    let (g, log) = (gauges.clone(), &cpu_log);
+                    move || {
+                        with_cpu(log, 3 << 8, "analytics".into(), || {
+                            analyze(a, rec_rx, rec_pool_tx, &g)
+                        })
+                    }
                 })
                 .expect("spawn analytics")
         });
@@ -542,6 +606,14 @@ pub fn run(
     s.events = events_written;
     s.oversize_records = oversize;
     s.wall = start.elapsed();
+    let mut cpu = cpu_log.into_inner().unwrap_or_default();
+    cpu.push((
+        4 << 8,
+        "output".into(),
+        thread_cpu().saturating_sub(output_cpu_start),
+    ));
+    cpu.sort_unstable_by_key(|c| c.0);
+    s.cpu = cpu.into_iter().map(|(_, n, d)| (n, d)).collect();
     Ok(outcome)
 }
 
