@@ -214,6 +214,7 @@ fn summary_gives_each_threads_cpu_time() {
             "decode-1",
             "track-0",
             "track-1",
+            "reorder",
             "analytics",
             "output"
         ]

@@ -171,7 +171,7 @@ impl From<&Record> for Held {
 
 /// A record waiting in the reorder buffer: released by the time it happened,
 /// then by arrival (itself canonical), so the order is deterministic.
-struct Pending(i64, u64, Held);
+pub(crate) struct Pending(i64, u64, Held);
 
 /// The reorder buffer: one priority queue by (happened, arrival), built for
 /// the common case. Records arrive almost in the order they happened (block
@@ -610,9 +610,6 @@ pub struct Analytics {
     trw_decide: f64,
     trw_floor: f64,
     out: Vec<Alert>,
-    /// Reorder buffer: records by the time they happened, released once
-    /// `delay` of event time has passed since (see [`Analytics::set_delay`]).
-    buffer: Reorder,
     /// Sources in the order they were created, for eviction (see
     /// [`Analytics::source`]); rebuilt after a load.
     ///
@@ -626,9 +623,80 @@ pub struct Analytics {
     /// Evidence items all sources hold ([`Source::items`]), kept within
     /// `cfg.max_evidence_items`; recounted after a load.
     pub(crate) evidence: usize,
+    /// The reorder buffer of [`Analytics::process_until`]; the pipeline
+    /// runs its own [`Reorderer`] in a thread of its own instead.
+    reorder: Reorderer,
+}
+
+/// The reorder buffer with its clock: records in as they are decided,
+/// released in the order they happened once `delay` of event time has
+/// passed (see [`Analytics::set_delay`]). A thread of its own in the
+/// pipeline (a flood's half million held records cost a third of the
+/// analytics' time), the same code inside [`Analytics::process_until`].
+#[derive(Default)]
+pub struct Reorderer {
+    buffer: Reorder,
     arrivals: u64,
     known_clock: i64,
     delay: i64,
+    /// Records released before their delay ran out (the buffer was full),
+    /// since the last [`Reorderer::take_overflow`].
+    overflow: u64,
+}
+
+impl Reorderer {
+    pub fn new(delay: i64) -> Reorderer {
+        Reorderer {
+            known_clock: i64::MIN,
+            delay: delay.max(0),
+            ..Reorderer::default()
+        }
+    }
+
+    /// Take one block's records (in canonical order; event time has reached
+    /// `watermark`) and hand those released to `release`, in release order.
+    pub(crate) fn push(
+        &mut self,
+        records: &[Record],
+        watermark: i64,
+        mut release: impl FnMut(Pending),
+    ) {
+        self.known_clock = self.known_clock.max(watermark);
+        for r in records {
+            self.known_clock = self.known_clock.max(r.known_at());
+            self.arrivals += 1;
+            self.buffer
+                .push(Pending(r.happened_at(), self.arrivals, Held::from(r)));
+            // Full (a flood's burst of timeouts): release the earliest now,
+            // so the buffer never holds more than its cap.
+            if self.buffer.len() > MAX_BUFFERED {
+                self.overflow += 1;
+                release(self.buffer.pop().expect("not empty"));
+            }
+        }
+        let horizon = self.known_clock.saturating_sub(self.delay);
+        while let Some(first) = self.buffer.first() {
+            if first > horizon && self.buffer.len() <= MAX_BUFFERED {
+                break;
+            }
+            if first > horizon {
+                self.overflow += 1;
+            }
+            release(self.buffer.pop().expect("not empty"));
+        }
+    }
+
+    /// End of input: release everything still held.
+    pub(crate) fn finish(&mut self, mut release: impl FnMut(Pending)) {
+        while let Some(p) = self.buffer.pop() {
+            release(p);
+        }
+    }
+
+    /// Early releases since the last call (for `reorder_overflow`).
+    pub fn take_overflow(&mut self) -> u64 {
+        std::mem::take(&mut self.overflow)
+    }
 }
 
 impl Analytics {
@@ -650,13 +718,10 @@ impl Analytics {
             pop_median: None,
             stats: AnalyticsStats::default(),
             out: Vec::new(),
-            buffer: Reorder::default(),
             source_queue: VecDeque::new(),
             spare_source: None,
             evidence: 0,
-            arrivals: 0,
-            known_clock: i64::MIN,
-            delay: 0,
+            reorder: Reorderer::new(0),
         }
     }
 
@@ -668,7 +733,7 @@ impl Analytics {
     /// read at the moment of each probe. 0 (the default) processes records as
     /// they come.
     pub fn set_delay(&mut self, delay: i64) {
-        self.delay = delay.max(0);
+        self.reorder.delay = delay.max(0);
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -710,36 +775,25 @@ impl Analytics {
     /// `watermark` (a block's; on an idle live link, the wall clock), so held
     /// records are released even when no new record comes.
     pub fn process_until(&mut self, records: &[Record], watermark: i64) {
-        self.known_clock = self.known_clock.max(watermark);
-        for r in records {
-            self.known_clock = self.known_clock.max(r.known_at());
-            self.arrivals += 1;
-            self.buffer
-                .push(Pending(r.happened_at(), self.arrivals, Held::from(r)));
-            // Full (a flood's burst of timeouts): release the earliest now,
-            // so the buffer never holds more than its cap.
-            if self.buffer.len() > MAX_BUFFERED {
-                self.stats.reorder_overflow += 1;
-                let p = self.buffer.pop().expect("not empty");
-                self.handle(p);
-            }
-        }
-        let horizon = self.known_clock.saturating_sub(self.delay);
-        while let Some(first) = self.buffer.first() {
-            if first > horizon && self.buffer.len() <= MAX_BUFFERED {
-                break;
-            }
-            if first > horizon {
-                self.stats.reorder_overflow += 1;
-            }
-            let p = self.buffer.pop().expect("not empty");
-            self.handle(p);
-        }
+        // Out for the call: it hands each record it releases to `handle`.
+        let mut reorder = std::mem::take(&mut self.reorder);
+        reorder.push(records, watermark, |p| self.handle(p));
+        self.stats.reorder_overflow += reorder.take_overflow();
+        self.reorder = reorder;
     }
 
     /// End of input: analyse everything still held.
     pub fn finish(&mut self) {
-        while let Some(p) = self.buffer.pop() {
+        let mut reorder = std::mem::take(&mut self.reorder);
+        reorder.finish(|p| self.handle(p));
+        self.reorder = reorder;
+    }
+
+    /// Analyse records a [`Reorderer`] of the pipeline released (in release
+    /// order), `overflow` of them early; empties `released`.
+    pub(crate) fn analyse(&mut self, released: &mut Vec<Pending>, overflow: u64) {
+        self.stats.reorder_overflow += overflow;
+        for p in released.drain(..) {
             self.handle(p);
         }
     }

@@ -832,3 +832,97 @@ mod merge {
         }
     }
 }
+
+/// The pipeline's reorder thread (a [`Reorderer`] whose releases reach
+/// [`Analytics::analyse`] in pieces) and the analytics' own
+/// [`Analytics::process_until`] analyse the same records in the same order:
+/// same alerts, same counts, same state.
+#[test]
+fn a_separate_reorderer_analyses_like_process_until() {
+    const S: i64 = 1_000_000_000;
+    let delay = 46 * S;
+    let mut records = Vec::new();
+    for i in 0..600i64 {
+        let order = Order {
+            block: (i / 7) as u64,
+            phase: 1,
+            at: i,
+        };
+        let src = a([10, 0, (i % 3) as u8, 9]);
+        let dst = a([10, 1, (i % 5) as u8, (i % 251) as u8]);
+        let rec = match i % 4 {
+            // Decided 40 s after the probe: late, as a SYN timeout is.
+            0 | 1 => {
+                let key = FlowKey {
+                    src,
+                    dst,
+                    sport: 40000,
+                    dport: 445 + (i % 7) as u16,
+                    proto: Proto::Tcp,
+                };
+                Record::Failed(Event {
+                    decided_ts: i * S + 40 * S,
+                    ..Event::syn_failure(key, Reason::Unanswered, i * S, order)
+                })
+            }
+            2 => Record::Alive(Alive {
+                addr: dst,
+                ts: i * S + 40 * S,
+                how: Seen::SynAck,
+                order,
+            }),
+            _ => Record::Contact(Contact {
+                src,
+                dst,
+                ts: i * S + 40 * S,
+                order,
+            }),
+        };
+        records.push(rec);
+    }
+    let blocks: Vec<&[Record]> = records.chunks(7).collect();
+    let watermark = |b: &[Record]| b.iter().map(|r| r.known_at()).max().unwrap_or(i64::MIN);
+
+    let mut one = Analytics::new(cfg(&[]));
+    one.set_delay(delay);
+    for b in &blocks {
+        one.process_until(b, watermark(b));
+    }
+    one.finish();
+
+    let mut two = Analytics::new(cfg(&[]));
+    let mut r = Reorderer::new(delay);
+    let mut released = Vec::new();
+    for b in &blocks {
+        r.push(b, watermark(b), |p| released.push(p));
+        let overflow = r.take_overflow();
+        two.analyse(&mut released, overflow);
+    }
+    r.finish(|p| released.push(p));
+    two.analyse(&mut released, 0);
+    two.finish();
+
+    let alerts = |x: &mut Analytics| {
+        let mut v = Vec::new();
+        x.drain_alerts(&mut v);
+        v.into_iter().map(|a| a.json).collect::<Vec<_>>()
+    };
+    let (a1, a2) = (alerts(&mut one), alerts(&mut two));
+    assert!(!a1.is_empty(), "the scanners alert");
+    assert_eq!(a1, a2);
+    assert_eq!(format!("{:?}", one.stats), format!("{:?}", two.stats));
+    assert_eq!(
+        (
+            one.clock(),
+            one.inventory().len(),
+            one.sources_len(),
+            one.evidence_items()
+        ),
+        (
+            two.clock(),
+            two.inventory().len(),
+            two.sources_len(),
+            two.evidence_items()
+        )
+    );
+}

@@ -20,6 +20,11 @@
 //! * The output reads block `b` from every shard, sorts the events by their
 //!   [`Order`], and writes them. Same input, same lines,
 //!   same order, for any number of threads.
+//! * With analytics, the output merges each block's events, contacts and
+//!   liveness into records in canonical order for the `reorder` thread,
+//!   which passes them on to the `analytics` thread in the order they
+//!   happened, once the reorder delay has passed. One sequence in, one
+//!   sequence out: both threads are deterministic.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::analyze::{Alert, Analytics, Record, merge_records, sort_records};
+use crate::analyze::{Alert, Analytics, Pending, Record, Reorderer, merge_records, sort_records};
 use crate::capture::{Block, CaptureError, CaptureReader, Fill};
 use crate::output::event_json;
 use crate::track::{
@@ -462,15 +467,37 @@ pub fn run(
         let delay = cfg.track.syn_timeout.max(cfg.track.arp_timeout)
             + cfg.track.reorder_tolerance
             + BLOCK_SPAN;
+        // The reorder buffer runs in a thread of its own ahead of the
+        // analytics: under a flood it was a third of the analytics thread,
+        // the one thread more cores cannot split.
+        let (rel_tx, rel_rx) = bounded::<Released>(QUEUE_DEPTH * 2);
+        let (rel_pool_tx, rel_pool_rx) = bounded::<Vec<Pending>>(QUEUE_DEPTH * 2 + 2);
         let analytics = analysis.map(|mut a| {
             a.analytics.set_delay(delay);
+            thread::Builder::new()
+                .name("reorder".into())
+                .spawn_scoped(sc, {
+                    let log = &cpu_log;
+                    move || {
+                        with_cpu(log, 3 << 8, "reorder".into(), || {
+                            reorder(
+                                Reorderer::new(delay),
+                                rec_rx,
+                                rec_pool_tx,
+                                rel_tx,
+                                rel_pool_rx,
+                            )
+                        })
+                    }
+                })
+                .expect("spawn reorder");
             thread::Builder::new()
                 .name("analytics".into())
                 .spawn_scoped(sc, {
                     let (g, log) = (gauges.clone(), &cpu_log);
                     move || {
-                        with_cpu(log, 3 << 8, "analytics".into(), || {
-                            analyze(a, rec_rx, rec_pool_tx, &g)
+                        with_cpu(log, 3 << 8 | 1, "analytics".into(), || {
+                            analyze(a, rel_rx, rel_pool_tx, &g)
                         })
                     }
                 })
@@ -816,11 +843,96 @@ fn recycle(mut b: Block) -> Block {
     b
 }
 
-/// The analytics thread: records in canonical order in, alerts out.
-fn analyze(
-    mut a: Analysis,
+/// Records the reorder thread released, in release order: the watermark of
+/// the block they came with, and how many were released early.
+struct Released {
+    records: Vec<Pending>,
+    watermark: i64,
+    overflow: u64,
+}
+
+/// Records per message from the reorder thread to the analytics: a flood's
+/// block, or the end of input, releases far more, sent in pieces of this
+/// size, so the two threads overlap and memory stays bounded.
+const RELEASE_CHUNK: usize = 4096;
+
+/// The reorder thread: each block's records in canonical order in, the
+/// records in the order they happened out (at least one message a block, so
+/// that the analytics sees every watermark).
+fn reorder(
+    mut r: Reorderer,
     rx: Receiver<(Vec<Record>, i64)>,
     pool: Sender<Vec<Record>>,
+    tx: Sender<Released>,
+    free: Receiver<Vec<Pending>>,
+) {
+    let fresh = || {
+        free.try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(RELEASE_CHUNK))
+    };
+    let mut out = fresh();
+    // The analytics thread is gone (it panicked): stop; its join reports it.
+    let mut gone = false;
+    let mut watermark = i64::MIN;
+    while let Ok((mut records, wm)) = rx.recv() {
+        watermark = wm;
+        // A full piece leaves at once; the early releases are counted with
+        // the block's last piece.
+        r.push(&records, wm, |p| {
+            out.push(p);
+            if out.len() == RELEASE_CHUNK {
+                ship(&tx, &mut out, fresh(), wm, 0, &mut gone);
+            }
+        });
+        records.clear();
+        if records.capacity() <= POOLED_CAPACITY {
+            let _ = pool.try_send(records);
+        }
+        let overflow = r.take_overflow();
+        ship(&tx, &mut out, fresh(), wm, overflow, &mut gone);
+        if gone {
+            return;
+        }
+    }
+    r.finish(|p| {
+        out.push(p);
+        if out.len() == RELEASE_CHUNK {
+            ship(&tx, &mut out, fresh(), watermark, 0, &mut gone);
+        }
+    });
+    if !out.is_empty() {
+        ship(&tx, &mut out, Vec::new(), watermark, 0, &mut gone);
+    }
+}
+
+/// Send `out` (replaced by `next`) to the analytics, unless it is gone.
+fn ship(
+    tx: &Sender<Released>,
+    out: &mut Vec<Pending>,
+    next: Vec<Pending>,
+    watermark: i64,
+    overflow: u64,
+    gone: &mut bool,
+) {
+    let records = std::mem::replace(out, next);
+    if !*gone
+        && tx
+            .send(Released {
+                records,
+                watermark,
+                overflow,
+            })
+            .is_err()
+    {
+        *gone = true;
+    }
+}
+
+/// The analytics thread: released records in, alerts out.
+fn analyze(
+    mut a: Analysis,
+    rx: Receiver<Released>,
+    pool: Sender<Vec<Pending>>,
     gauges: &Gauges,
 ) -> (Analytics, u64, Option<std::io::Error>, Vec<String>) {
     let mut alerts = Vec::new();
@@ -852,10 +964,14 @@ fn analyze(
             }
         }
     };
-    while let Ok((mut records, watermark)) = rx.recv() {
+    while let Ok(Released {
+        mut records,
+        watermark,
+        overflow,
+    }) = rx.recv()
+    {
         let had_records = !records.is_empty();
-        a.analytics.process_until(&records, watermark);
-        records.clear();
+        a.analytics.analyse(&mut records, overflow);
         if records.capacity() <= POOLED_CAPACITY {
             let _ = pool.try_send(records);
         }
