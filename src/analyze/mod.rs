@@ -173,6 +173,14 @@ impl From<&Record> for Held {
 /// then by arrival (itself canonical), so the order is deterministic.
 pub(crate) struct Pending(i64, u64, Held);
 
+#[cfg(test)]
+impl Pending {
+    /// (time, arrival): what orders releases.
+    pub(crate) fn key(&self) -> (i64, u64) {
+        (self.0, self.1)
+    }
+}
+
 /// The reorder buffer: one priority queue by (happened, arrival), built for
 /// the common case. Records arrive almost in the order they happened (block
 /// by block); failures decided by a timer arrive late, but in the order of
@@ -731,7 +739,8 @@ impl Analytics {
     /// `arp_timeout`. Holding records for `delay` (the longest such lag) lets a
     /// fast sweep of silent hosts be judged on its first probes, and states be
     /// read at the moment of each probe. 0 (the default) processes records as
-    /// they come.
+    /// they come. For [`Analytics::process_until`]; the pipeline's reorder
+    /// thread has a [`Reorderer`] of its own, made with the same delay.
     pub fn set_delay(&mut self, delay: i64) {
         self.reorder.delay = delay.max(0);
     }

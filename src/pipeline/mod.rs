@@ -93,7 +93,7 @@ pub struct RunStats {
     /// Records whose captured length exceeds the file's snaplen (accepted).
     pub oversize_records: u64,
     /// CPU time of each pipeline thread, in pipeline order (reader, decode
-    /// workers, tracker shards, analytics, output). With every thread on
+    /// workers, tracker shards, reorder, analytics, output). With every thread on
     /// its own core the busiest one sets the pace: the run cannot go
     /// faster than its packets in that thread's CPU time, whatever the
     /// core count.
@@ -240,7 +240,7 @@ struct ShardOut {
     alive: Vec<Alive>,
     contacts: Vec<Contact>,
     /// The block's watermark: on an idle live link, the wall clock, which
-    /// lets the analytics release what it holds for reordering.
+    /// lets the reorder thread release what it holds.
     watermark: i64,
 }
 
@@ -472,9 +472,8 @@ pub fn run(
         // the one thread more cores cannot split.
         let (rel_tx, rel_rx) = bounded::<Released>(QUEUE_DEPTH * 2);
         let (rel_pool_tx, rel_pool_rx) = bounded::<Vec<Pending>>(QUEUE_DEPTH * 2 + 2);
-        let analytics = analysis.map(|mut a| {
-            a.analytics.set_delay(delay);
-            thread::Builder::new()
+        let analytics = analysis.map(|a| {
+            let reorder = thread::Builder::new()
                 .name("reorder".into())
                 .spawn_scoped(sc, {
                     let log = &cpu_log;
@@ -491,7 +490,7 @@ pub fn run(
                     }
                 })
                 .expect("spawn reorder");
-            thread::Builder::new()
+            let analytics = thread::Builder::new()
                 .name("analytics".into())
                 .spawn_scoped(sc, {
                     let (g, log) = (gauges.clone(), &cpu_log);
@@ -501,7 +500,8 @@ pub fn run(
                         })
                     }
                 })
-                .expect("spawn analytics")
+                .expect("spawn analytics");
+            (reorder, analytics)
         });
         let rec_tx = analytics.is_some().then_some(rec_tx);
 
@@ -595,7 +595,10 @@ pub fn run(
             }
         }
         drop(rec_tx);
-        if let Some(h) = analytics {
+        if let Some((r, h)) = analytics {
+            // Joined first: a dead reorder thread must fail the run here,
+            // not leave the shards waiting for an output that waits for it.
+            r.join().expect("reorder thread panicked");
             let (a, written, err, cp) = h.join().expect("analytics thread panicked");
             outcome.analytics = Some(a);
             outcome.alerts_written = written;
@@ -849,6 +852,13 @@ struct Released {
     records: Vec<Pending>,
     watermark: i64,
     overflow: u64,
+    /// The last piece of a block: checkpoints are considered here only, as
+    /// when the analytics took whole blocks.
+    block_end: bool,
+    /// The last piece of all: the input ended and everything held was
+    /// released. Without it (the reorder thread died) there is no final
+    /// checkpoint, which would pass a cut-short analysis for a clean stop.
+    input_end: bool,
 }
 
 /// Records per message from the reorder thread to the analytics: a flood's
@@ -874,6 +884,13 @@ fn reorder(
     // The analytics thread is gone (it panicked): stop; its join reports it.
     let mut gone = false;
     let mut watermark = i64::MIN;
+    let piece = |records, watermark| Released {
+        records,
+        watermark,
+        overflow: 0,
+        block_end: false,
+        input_end: false,
+    };
     while let Ok((mut records, wm)) = rx.recv() {
         watermark = wm;
         // A full piece leaves at once; the early releases are counted with
@@ -881,15 +898,20 @@ fn reorder(
         r.push(&records, wm, |p| {
             out.push(p);
             if out.len() == RELEASE_CHUNK {
-                ship(&tx, &mut out, fresh(), wm, 0, &mut gone);
+                let full = std::mem::replace(&mut out, fresh());
+                ship(&tx, piece(full, wm), &mut gone);
             }
         });
         records.clear();
         if records.capacity() <= POOLED_CAPACITY {
             let _ = pool.try_send(records);
         }
-        let overflow = r.take_overflow();
-        ship(&tx, &mut out, fresh(), wm, overflow, &mut gone);
+        let last = Released {
+            overflow: r.take_overflow(),
+            block_end: true,
+            ..piece(std::mem::replace(&mut out, fresh()), wm)
+        };
+        ship(&tx, last, &mut gone);
         if gone {
             return;
         }
@@ -897,33 +919,20 @@ fn reorder(
     r.finish(|p| {
         out.push(p);
         if out.len() == RELEASE_CHUNK {
-            ship(&tx, &mut out, fresh(), watermark, 0, &mut gone);
+            let full = std::mem::replace(&mut out, fresh());
+            ship(&tx, piece(full, watermark), &mut gone);
         }
     });
-    if !out.is_empty() {
-        ship(&tx, &mut out, Vec::new(), watermark, 0, &mut gone);
-    }
+    let last = Released {
+        input_end: true,
+        ..piece(out, watermark)
+    };
+    ship(&tx, last, &mut gone);
 }
 
-/// Send `out` (replaced by `next`) to the analytics, unless it is gone.
-fn ship(
-    tx: &Sender<Released>,
-    out: &mut Vec<Pending>,
-    next: Vec<Pending>,
-    watermark: i64,
-    overflow: u64,
-    gone: &mut bool,
-) {
-    let records = std::mem::replace(out, next);
-    if !*gone
-        && tx
-            .send(Released {
-                records,
-                watermark,
-                overflow,
-            })
-            .is_err()
-    {
+/// Send `m` to the analytics, unless it is gone.
+fn ship(tx: &Sender<Released>, m: Released, gone: &mut bool) {
+    if !*gone && tx.send(m).is_err() {
         *gone = true;
     }
 }
@@ -964,13 +973,18 @@ fn analyze(
             }
         }
     };
+    let (mut complete, mut had_records) = (false, false);
     while let Ok(Released {
         mut records,
         watermark,
         overflow,
+        block_end,
+        input_end,
     }) = rx.recv()
     {
-        let had_records = !records.is_empty();
+        complete |= input_end;
+        // Any piece of the block with records counts as a change.
+        had_records |= !records.is_empty();
         a.analytics.analyse(&mut records, overflow);
         if records.capacity() <= POOLED_CAPACITY {
             let _ = pool.try_send(records);
@@ -995,9 +1009,13 @@ fn analyze(
         // Due every interval of event time: the later of the clock and the
         // watermark, which on an idle live link is the wall clock, so that
         // an idle sensor saves what it learned (see `CheckpointSchedule`).
+        if !block_end {
+            continue;
+        }
+        let changed = std::mem::take(&mut had_records);
         if let (Some(cp), Some(sch)) = (a.checkpoint.as_mut(), schedule.as_mut()) {
             let clock = a.analytics.clock();
-            if sch.due(clock, watermark, had_records) {
+            if sch.due(clock, watermark, changed) {
                 // Alerts are written before the state that marks them sent.
                 if let Some(w) = a.alerts.as_mut() {
                     let _ = w.flush();
@@ -1028,7 +1046,9 @@ fn analyze(
     {
         err = Some(e);
     }
-    if let Some(cp) = a.checkpoint.as_mut()
+    if !complete {
+        tracing::error!("the reorder thread stopped before the end of input: no final checkpoint");
+    } else if let Some(cp) = a.checkpoint.as_mut()
         && let Err(e) = (cp.save)(&a.analytics)
     {
         cp_errors.push(e);
@@ -1111,5 +1131,90 @@ fn shard(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Addr;
+    use crate::track::{Order, Seen};
+
+    fn alive(ts: i64, at: i64) -> Record {
+        Record::Alive(Alive {
+            addr: Addr::v4([10, 0, 0, 1]),
+            ts,
+            how: Seen::SynAck,
+            order: Order {
+                block: 0,
+                phase: 0,
+                at,
+            },
+        })
+    }
+
+    /// What the analytics receives from the reorder thread: the records a
+    /// [`Reorderer`] releases, in its order, in pieces of at most
+    /// [`RELEASE_CHUNK`], one piece marked as each block's last (even an
+    /// empty one: the watermark alone matters on an idle link), and a last
+    /// piece marked as the end of input after everything held.
+    #[test]
+    fn the_reorder_thread_sends_each_block_in_pieces_in_release_order() {
+        const DELAY: i64 = 10;
+        let blocks: Vec<(Vec<Record>, i64)> = vec![
+            // 10,000 records; 9,991 are past the delay at the watermark.
+            ((0..10_000).map(|t| alive(t, t)).collect(), 10_000),
+            // No records, a later watermark (an idle link): releases one.
+            (Vec::new(), 10_001),
+            // Nothing to release: an empty piece, for the watermark.
+            (Vec::new(), 10_001),
+            // Later records release the rest; these 5 stay held to the end.
+            (
+                (0..5).map(|i| alive(20_000 + i, 10_000 + i)).collect(),
+                20_004,
+            ),
+        ];
+        let mut reference = Reorderer::new(DELAY);
+        let mut expected = Vec::new();
+        for (records, wm) in &blocks {
+            reference.push(records, *wm, |p| expected.push(p.key()));
+        }
+        reference.finish(|p| expected.push(p.key()));
+        assert_eq!(expected.len(), 10_005);
+
+        let (rec_tx, rec_rx) = bounded(1);
+        let (pool_tx, _pool_rx) = bounded(1);
+        let (rel_tx, rel_rx) = bounded(1);
+        let (_free_tx, free_rx) = bounded::<Vec<Pending>>(1);
+        let messages = thread::scope(|sc| {
+            sc.spawn(|| reorder(Reorderer::new(DELAY), rec_rx, pool_tx, rel_tx, free_rx));
+            let reader = sc.spawn(|| rel_rx.iter().collect::<Vec<Released>>());
+            for b in blocks {
+                rec_tx.send(b).expect("reorder thread alive");
+            }
+            drop(rec_tx);
+            reader.join().expect("collector")
+        });
+        let shape: Vec<(usize, i64, bool, bool)> = messages
+            .iter()
+            .map(|m| (m.records.len(), m.watermark, m.block_end, m.input_end))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (4096, 10_000, false, false),
+                (4096, 10_000, false, false),
+                (1799, 10_000, true, false),
+                (1, 10_001, true, false),
+                (0, 10_001, true, false),
+                (8, 20_004, true, false),
+                (5, 20_004, false, true),
+            ]
+        );
+        let got: Vec<(i64, u64)> = messages
+            .iter()
+            .flat_map(|m| m.records.iter().map(Pending::key))
+            .collect();
+        assert_eq!(got, expected);
     }
 }
