@@ -896,11 +896,9 @@ fn reorder(
         // A full piece leaves at once; the early releases are counted with
         // the block's last piece.
         r.push(&records, wm, |p| {
-            out.push(p);
-            if out.len() == RELEASE_CHUNK {
-                let full = std::mem::replace(&mut out, fresh());
-                ship(&tx, piece(full, wm), &mut gone);
-            }
+            keep(p, &mut out, &fresh, |full| {
+                ship(&tx, piece(full, wm), &mut gone)
+            });
         });
         records.clear();
         if records.capacity() <= POOLED_CAPACITY {
@@ -917,17 +915,29 @@ fn reorder(
         }
     }
     r.finish(|p| {
-        out.push(p);
-        if out.len() == RELEASE_CHUNK {
-            let full = std::mem::replace(&mut out, fresh());
-            ship(&tx, piece(full, watermark), &mut gone);
-        }
+        keep(p, &mut out, &fresh, |full| {
+            ship(&tx, piece(full, watermark), &mut gone)
+        });
     });
     let last = Released {
         input_end: true,
         ..piece(out, watermark)
     };
     ship(&tx, last, &mut gone);
+}
+
+/// Add `p` to the piece being filled; a full piece goes to `send`, and a
+/// fresh one takes its place.
+fn keep(
+    p: Pending,
+    out: &mut Vec<Pending>,
+    fresh: &impl Fn() -> Vec<Pending>,
+    send: impl FnOnce(Vec<Pending>),
+) {
+    out.push(p);
+    if out.len() == RELEASE_CHUNK {
+        send(std::mem::replace(out, fresh()));
+    }
 }
 
 /// Send `m` to the analytics, unless it is gone.
