@@ -461,7 +461,7 @@ pub fn run(
         drop(batch_pool);
 
         // Analytics.
-        let (rec_tx, rec_rx) = bounded::<(Vec<Record>, i64)>(QUEUE_DEPTH * 2);
+        let (rec_tx, rec_rx) = bounded::<ToReorder>(QUEUE_DEPTH * 2);
         // The longest a failure is known after its probe: a SYN timeout, the
         // reorder tolerance, and a block's span before its timers run.
         let delay = cfg.track.syn_timeout.max(cfg.track.arp_timeout)
@@ -581,7 +581,7 @@ pub fn run(
                 if records.capacity() > POOLED_CAPACITY {
                     records = Vec::new();
                 }
-                if tx.send((merged, watermark)).is_err() {
+                if tx.send(ToReorder::Block(merged, watermark)).is_err() {
                     break 'blocks;
                 }
             }
@@ -591,10 +591,18 @@ pub fn run(
                 block_events = Vec::new();
             }
             if ended == out_rx.len() {
+                // The only place the input is known to have ended: a
+                // closed channel may also be a dead shard's cut-short run.
+                if let Some(tx) = &rec_tx {
+                    let _ = tx.send(ToReorder::End);
+                }
                 break;
             }
         }
         drop(rec_tx);
+        // After a shard died, the others may be blocked sending to this
+        // thread: let their sends fail so that the joins below return.
+        drop(out_rx);
         if let Some((r, h)) = analytics {
             // Joined first: a dead reorder thread must fail the run here,
             // not leave the shards waiting for an output that waits for it.
@@ -866,12 +874,23 @@ struct Released {
 /// size, so the two threads overlap and memory stays bounded.
 const RELEASE_CHUNK: usize = 4096;
 
+/// From the output thread to the reorder thread.
+enum ToReorder {
+    /// A block's records in canonical order, and its watermark.
+    Block(Vec<Record>, i64),
+    /// Every shard ended its input. Without it (a shard, worker or the
+    /// output thread died and the channel closed) the held records are not
+    /// released and no piece says `input_end`, so a cut-short run writes no
+    /// final checkpoint.
+    End,
+}
+
 /// The reorder thread: each block's records in canonical order in, the
 /// records in the order they happened out (at least one message a block, so
 /// that the analytics sees every watermark).
 fn reorder(
     mut r: Reorderer,
-    rx: Receiver<(Vec<Record>, i64)>,
+    rx: Receiver<ToReorder>,
     pool: Sender<Vec<Record>>,
     tx: Sender<Released>,
     free: Receiver<Vec<Pending>>,
@@ -891,7 +910,15 @@ fn reorder(
         block_end: false,
         input_end: false,
     };
-    while let Ok((mut records, wm)) = rx.recv() {
+    let mut ended = false;
+    while let Ok(msg) = rx.recv() {
+        let (mut records, wm) = match msg {
+            ToReorder::Block(records, wm) => (records, wm),
+            ToReorder::End => {
+                ended = true;
+                break;
+            }
+        };
         watermark = wm;
         // A full piece leaves at once; the early releases are counted with
         // the block's last piece.
@@ -913,6 +940,9 @@ fn reorder(
         if gone {
             return;
         }
+    }
+    if !ended {
+        return;
     }
     r.finish(|p| {
         keep(p, &mut out, &fresh, |full| {
@@ -1192,25 +1222,9 @@ mod tests {
         reference.finish(|p| expected.push(p.key()));
         assert_eq!(expected.len(), 10_005);
 
-        let (rec_tx, rec_rx) = bounded(1);
-        let (pool_tx, _pool_rx) = bounded(1);
-        let (rel_tx, rel_rx) = bounded(1);
-        let (_free_tx, free_rx) = bounded::<Vec<Pending>>(1);
-        let messages = thread::scope(|sc| {
-            sc.spawn(|| reorder(Reorderer::new(DELAY), rec_rx, pool_tx, rel_tx, free_rx));
-            let reader = sc.spawn(|| rel_rx.iter().collect::<Vec<Released>>());
-            for b in blocks {
-                rec_tx.send(b).expect("reorder thread alive");
-            }
-            drop(rec_tx);
-            reader.join().expect("collector")
-        });
-        let shape: Vec<(usize, i64, bool, bool)> = messages
-            .iter()
-            .map(|m| (m.records.len(), m.watermark, m.block_end, m.input_end))
-            .collect();
+        let messages = run_reorder(DELAY, blocks.clone(), true);
         assert_eq!(
-            shape,
+            shape(&messages),
             [
                 (4096, 10_000, false, false),
                 (4096, 10_000, false, false),
@@ -1226,5 +1240,48 @@ mod tests {
             .flat_map(|m| m.records.iter().map(Pending::key))
             .collect();
         assert_eq!(got, expected);
+
+        // The channel closes without the end marker (a shard died and the
+        // output thread stopped): the blocks' releases as before, but the
+        // held records stay held and no piece claims the input ended, so the
+        // analytics writes no final checkpoint for a cut-short run.
+        let cut = run_reorder(DELAY, blocks, false);
+        assert_eq!(shape(&cut), shape(&messages)[..6]);
+        assert!(cut.iter().all(|m| !m.input_end));
+        assert_eq!(
+            cut.iter().map(|m| m.records.len()).sum::<usize>(),
+            10_000,
+            "the 5 held records are not released"
+        );
+    }
+
+    /// Run the reorder thread over `blocks`, then the end marker if `end`,
+    /// then close its input; everything it sends.
+    fn run_reorder(delay: i64, blocks: Vec<(Vec<Record>, i64)>, end: bool) -> Vec<Released> {
+        let (rec_tx, rec_rx) = bounded(1);
+        let (pool_tx, _pool_rx) = bounded(1);
+        let (rel_tx, rel_rx) = bounded(1);
+        let (_free_tx, free_rx) = bounded::<Vec<Pending>>(1);
+        thread::scope(|sc| {
+            sc.spawn(|| reorder(Reorderer::new(delay), rec_rx, pool_tx, rel_tx, free_rx));
+            let reader = sc.spawn(|| rel_rx.iter().collect::<Vec<Released>>());
+            for (records, wm) in blocks {
+                rec_tx
+                    .send(ToReorder::Block(records, wm))
+                    .expect("reorder thread alive");
+            }
+            if end {
+                rec_tx.send(ToReorder::End).expect("reorder thread alive");
+            }
+            drop(rec_tx);
+            reader.join().expect("collector")
+        })
+    }
+
+    fn shape(messages: &[Released]) -> Vec<(usize, i64, bool, bool)> {
+        messages
+            .iter()
+            .map(|m| (m.records.len(), m.watermark, m.block_end, m.input_end))
+            .collect()
     }
 }
