@@ -1,6 +1,6 @@
 //! Event-time formatting: RFC 3339 UTC with microseconds, as EVE does.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 
 /// Seconds remembered with their formatted prefix (see [`LAST_SECONDS`]).
 const CACHED: usize = 4;
@@ -18,8 +18,8 @@ thread_local! {
     /// the calendar arithmetic cost more than the rest of the timestamp, and
     /// an event's three timestamps fall in two seconds or so (a probe's, and
     /// its timeout's a few seconds later), shared by the events around it.
-    static LAST_SECONDS: Cell<Seconds> = const {
-        Cell::new(Seconds {
+    static LAST_SECONDS: RefCell<Seconds> = const {
+        RefCell::new(Seconds {
             secs: [i64::MIN; CACHED],
             prefix: [[0; 20]; CACHED],
             next: 0,
@@ -32,19 +32,21 @@ pub fn rfc3339(ns: i64, out: &mut String) {
     let secs = ns.div_euclid(1_000_000_000);
     let micros = ns.rem_euclid(1_000_000_000) / 1000;
     let mut b = *b"0000-00-00T00:00:00.000000Z";
-    let mut c = LAST_SECONDS.get();
-    // `i64::MIN` marks an empty entry: no instant is in that second.
-    match c.secs.iter().position(|&s| s == secs) {
-        Some(i) => b[..20].copy_from_slice(&c.prefix[i]),
-        None => {
-            second_prefix(secs, &mut b);
-            let i = c.next;
-            c.secs[i] = secs;
-            c.prefix[i] = *b.first_chunk().expect("27 bytes");
-            c.next = (i + 1) % CACHED;
-            LAST_SECONDS.set(c);
+    // Borrowed in place: a `Cell`'s get and set copied the whole cache
+    // twice per timestamp.
+    LAST_SECONDS.with_borrow_mut(|c| {
+        // `i64::MIN` marks an empty entry: no instant is in that second.
+        match c.secs.iter().position(|&s| s == secs) {
+            Some(i) => b[..20].copy_from_slice(&c.prefix[i]),
+            None => {
+                second_prefix(secs, &mut b);
+                let i = c.next;
+                c.secs[i] = secs;
+                c.prefix[i] = *b.first_chunk().expect("27 bytes");
+                c.next = (i + 1) % CACHED;
+            }
         }
-    }
+    });
     put(&mut b, 20, 6, micros as u32);
     out.push_str(std::str::from_utf8(&b).expect("ASCII digits"));
 }
@@ -150,10 +152,6 @@ mod tests {
     }
 
     fn forget_seconds() {
-        LAST_SECONDS.with(|c| {
-            let mut s = c.get();
-            s.secs = [i64::MIN; CACHED];
-            c.set(s)
-        });
+        LAST_SECONDS.with_borrow_mut(|c| c.secs = [i64::MIN; CACHED]);
     }
 }

@@ -17,9 +17,10 @@
 //!   capture order whatever the worker timing. It starts each block by firing
 //!   timers against the watermark (latest timestamp of all earlier blocks),
 //!   which the reader computed over every packet, so all shards agree.
-//! * The output reads block `b` from every shard, sorts the events by their
-//!   [`Order`], and writes them. Same input, same lines,
-//!   same order, for any number of threads.
+//! * The output reads block `b` from every shard, merges the events (each
+//!   shard sends its own in canonical order: [`Order`], then flow key), and
+//!   writes them. Same input, same lines, same order, for any number of
+//!   threads.
 //! * With analytics, the output merges each block's events, contacts and
 //!   liveness into records in canonical order for the `reorder` thread,
 //!   which passes them on to the `analytics` thread in the order they
@@ -39,7 +40,8 @@ use crate::analyze::{Alert, Analytics, Pending, Record, Reorderer, merge_records
 use crate::capture::{Block, CaptureError, CaptureReader, Fill};
 use crate::output::event_json;
 use crate::track::{
-    Alive, Contact, Event, PARTITIONS, TrackConfig, TrackStats, Tracker, sort_events,
+    Alive, Contact, Event, PARTITIONS, TrackConfig, TrackStats, Tracker, merge_events,
+    order_shard_events,
 };
 
 pub mod route;
@@ -511,6 +513,7 @@ pub fn run(
         let mut records = Vec::new();
         let mut line = String::with_capacity(512);
         let mut block_events = Vec::new();
+        let mut outs: Vec<ShardOut> = Vec::with_capacity(out_rx.len());
         let mut ended = 0;
         let mut write_err = None;
         let mut write = |ev: &[Event], line: &mut String, written: &mut u64| {
@@ -542,7 +545,7 @@ pub fn run(
         };
         'blocks: loop {
             let mut watermark = i64::MIN;
-            for (j, rx) in out_rx.iter().enumerate() {
+            for rx in &out_rx {
                 let mut out = match rx.recv() {
                     Ok(ToOutput::Block(o)) => o,
                     Ok(ToOutput::End(o, st)) => {
@@ -558,9 +561,15 @@ pub fn run(
                     records.extend(out.contacts.drain(..).map(Record::Contact));
                     records.extend(out.alive.drain(..).map(Record::Alive));
                 }
-                block_events.append(&mut out.events);
                 out.alive.clear();
                 out.contacts.clear();
+                outs.push(out);
+            }
+            // Each shard's events come in canonical order: merged, not sorted.
+            let lists: Vec<&[Event]> = outs.iter().map(|o| o.events.as_slice()).collect();
+            merge_events(&lists, &mut block_events);
+            for (j, mut out) in outs.drain(..).enumerate() {
+                out.events.clear();
                 // A burst's vectors are dropped, not kept for reuse.
                 if out.events.capacity() <= POOLED_CAPACITY {
                     let _ = out_pool[j].0.try_send(out);
@@ -569,7 +578,6 @@ pub fn run(
             gauges
                 .events
                 .fetch_add(block_events.len() as u64, Ordering::Relaxed);
-            sort_events(&mut block_events);
             write(&block_events, &mut line, &mut events_written);
             if let Some(tx) = &rec_tx {
                 // The block's contacts and liveness are sorted, then merged
@@ -1135,6 +1143,7 @@ fn shard(
                 gauges.evicted.fetch_add(ev - evicted, Ordering::Relaxed);
                 evicted = ev;
                 t.drain_events(&mut o.events);
+                order_shard_events(&mut o.events);
                 t.drain_evidence(&mut o.alive, &mut o.contacts);
                 let next = pools.outs.try_recv().unwrap_or_default();
                 if out
@@ -1155,6 +1164,7 @@ fn shard(
                     t.flush_partition(part, watermark);
                     o.watermark = watermark;
                     t.drain_events(&mut o.events);
+                    order_shard_events(&mut o.events);
                     t.drain_evidence(&mut o.alive, &mut o.contacts);
                     if part + 1 == PARTITIONS {
                         let _ = out.send(ToOutput::End(o, t.stats.clone()));

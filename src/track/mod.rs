@@ -1682,13 +1682,93 @@ fn deadline_of(cfg: &TrackConfig, a: &Attempt) -> i64 {
 /// The canonical output order: by [`Order`], then by flow key (two events can
 /// share an `Order` only when timers with one deadline fire together).
 pub fn sort_events(ev: &mut [Event]) {
-    ev.sort_unstable_by(|a, b| {
-        a.order
-            .cmp(&b.order)
-            .then_with(|| a.key.cmp(&b.key))
-            .then_with(|| a.first_ts.cmp(&b.first_ts))
-            .then_with(|| a.reason.cmp(&b.reason))
-    });
+    ev.sort_unstable_by(cmp_events);
+}
+
+/// The canonical order of events (see [`sort_events`]). Two events equal in
+/// it have the same flow key, so come from the same partition: from one
+/// shard, whatever the number of shards.
+pub fn cmp_events(a: &Event, b: &Event) -> std::cmp::Ordering {
+    a.order
+        .cmp(&b.order)
+        .then_with(|| a.key.cmp(&b.key))
+        .then_with(|| a.first_ts.cmp(&b.first_ts))
+        .then_with(|| a.reason.cmp(&b.reason))
+}
+
+/// Put one shard's events for a block in canonical order. They nearly
+/// always are already (a block's timers fire by deadline, its packets come
+/// in capture order); the end-of-input flush lists a partition's attempts
+/// by hash. Stable, so that events equal in [`cmp_events`] (one partition's)
+/// keep the order the partition emitted them in, which does not depend on
+/// which other partitions the shard owns.
+pub fn order_shard_events(ev: &mut [Event]) {
+    if !ev.is_sorted_by(|a, b| cmp_events(a, b).is_le()) {
+        ev.sort_by(cmp_events);
+    }
+}
+
+/// Append to `into` the events of `lists`, each in canonical order (see
+/// [`order_shard_events`]), merged in canonical order; between equal events
+/// (never from two lists, see [`cmp_events`]) the lower list first.
+///
+/// The output thread's way to join its shards' events: sorting them all
+/// again cost a flood's output thread a fifth of its time.
+pub fn merge_events(lists: &[&[Event]], into: &mut Vec<Event>) {
+    let mut live: Vec<&[Event]> = lists.iter().copied().filter(|l| !l.is_empty()).collect();
+    into.reserve(live.iter().map(|l| l.len()).sum());
+    match live.as_mut_slice() {
+        [] => {}
+        [one] => into.extend_from_slice(one),
+        [a, b] => {
+            let (mut i, mut j) = (0, 0);
+            while i < a.len() && j < b.len() {
+                if cmp_events(&b[j], &a[i]).is_lt() {
+                    into.push(b[j]);
+                    j += 1;
+                } else {
+                    into.push(a[i]);
+                    i += 1;
+                }
+            }
+            into.extend_from_slice(&a[i..]);
+            into.extend_from_slice(&b[j..]);
+        }
+        many => {
+            // A min-heap of list indices by their head event.
+            use std::cmp::Reverse;
+            struct Head<'a>(&'a [Event], usize);
+            impl Ord for Head<'_> {
+                fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+                    cmp_events(&self.0[0], &o.0[0]).then(self.1.cmp(&o.1))
+                }
+            }
+            impl PartialOrd for Head<'_> {
+                fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+                    Some(self.cmp(o))
+                }
+            }
+            impl PartialEq for Head<'_> {
+                fn eq(&self, o: &Self) -> bool {
+                    self.cmp(o).is_eq()
+                }
+            }
+            impl Eq for Head<'_> {}
+            let mut heap: std::collections::BinaryHeap<Reverse<Head>> = many
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Reverse(Head(l, i)))
+                .collect();
+            while let Some(mut top) = heap.peek_mut() {
+                let Reverse(Head(list, _)) = &mut *top;
+                into.push(list[0]);
+                *list = &list[1..];
+                if list.is_empty() {
+                    std::collections::binary_heap::PeekMut::pop(top);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
