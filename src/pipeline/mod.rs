@@ -871,9 +871,11 @@ struct Released {
     /// The last piece of a block: checkpoints are considered here only, as
     /// when the analytics took whole blocks.
     block_end: bool,
-    /// The last piece of all: the input ended and everything held was
-    /// released. Without it (the reorder thread died) there is no final
-    /// checkpoint, which would pass a cut-short analysis for a clean stop.
+    /// The last piece of all: the input ended ([`ToReorder::End`]) and
+    /// everything held was released. Without it (the reorder thread died,
+    /// or a thread before it did and the input never ended) there is no
+    /// final checkpoint, which would pass a cut-short analysis for a clean
+    /// stop.
     input_end: bool,
 }
 
