@@ -42,6 +42,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use crate::decode::{Addr, FlowKey, Proto, Summary, What, tcp_flags::*};
 
 mod hash;
+mod huge;
 mod table;
 pub use hash::{flow_hash, flow_hash_and_partition, partition_of};
 use table::{Attempts, NO_BASE, RETRANS_MAX};
@@ -455,14 +456,17 @@ impl Attempt {
 /// partition: 2^14 pairs of words, three bits per fact, keep the
 /// false-positive rate near 0.01% with 10,000 directions in a generation (a
 /// false positive loses one ACK probe, never invents one). 256 KiB per
-/// partition, 16 MiB in all, paged in as used.
+/// partition, 16 MiB in all. One sketch holds the partitions of a shard, in
+/// one buffer of huge pages ([`huge`]: a lookup in 4 KiB pages was a TLB
+/// miss as well as a cache miss); a partition's words are the `n`th
+/// [`SKETCH_WORDS`] of it, `n` its rank among the shard's partitions.
 struct Sketch {
     /// `[generation 0, generation 1]` words; `cur` is the one being written.
-    words: Box<[[u64; 2]]>,
+    words: huge::HugeBuf<[u64; 2]>,
     cur: usize,
-    /// Whether each generation has a bit set: an untouched one needs no
-    /// clearing (a sparse capture rotates often and sets few bits).
-    dirty: [bool; 2],
+    /// Whether each partition's generations have a bit set: an untouched one
+    /// needs no clearing (a sparse capture rotates often and sets few bits).
+    dirty: Vec<[bool; 2]>,
 }
 
 /// What the sketch records about a flow direction.
@@ -477,11 +481,12 @@ enum Fact {
 const SKETCH_WORDS: usize = 1 << 14;
 
 impl Sketch {
-    fn new() -> Sketch {
+    /// The sketch of `parts` partitions.
+    fn new(parts: usize) -> Sketch {
         Sketch {
-            words: vec![[0; 2]; SKETCH_WORDS].into(),
+            words: huge::HugeBuf::new(parts * SKETCH_WORDS, [0; 2]),
             cur: 0,
-            dirty: [false; 2],
+            dirty: vec![[false; 2]; parts],
         }
     }
     /// The word pair of direction `h` (bits 44.. of the hash) and the fact's
@@ -498,31 +503,35 @@ impl Sketch {
             1 << (b & 63) | 1 << ((b >> 6) & 63) | 1 << ((b >> 12) & 63),
         )
     }
+    /// Record `fact` about direction `h` in the `n`th partition.
     #[inline]
-    fn set(&mut self, h: u64, fact: Fact) {
+    fn set(&mut self, n: usize, h: u64, fact: Fact) {
         let (w, m) = Sketch::slot(h, fact);
-        self.dirty[self.cur] = true;
-        self.words[w][self.cur] |= m;
+        self.dirty[n][self.cur] = true;
+        self.words[n * SKETCH_WORDS + w][self.cur] |= m;
     }
-    fn contains(&self, h: u64, fact: Fact) -> bool {
+    fn contains(&self, n: usize, h: u64, fact: Fact) -> bool {
         let (w, m) = Sketch::slot(h, fact);
-        let pair = self.words[w];
+        let pair = self.words[n * SKETCH_WORDS + w];
         pair[0] & m == m || pair[1] & m == m
     }
     /// Start loading direction `h`'s words into the cache.
     #[inline]
-    fn prefetch(&self, h: u64) {
+    fn prefetch(&self, n: usize, h: u64) {
         let (w, _) = Sketch::slot(h, Fact::Spoke);
-        prefetch(&self.words[w]);
+        prefetch(&self.words[n * SKETCH_WORDS + w]);
     }
+    /// Every partition's older generation becomes the one written, cleared.
     fn rotate(&mut self) {
         self.cur ^= 1;
-        if self.dirty[self.cur] {
-            let c = self.cur;
-            for pair in self.words.iter_mut() {
-                pair[c] = 0;
+        let c = self.cur;
+        for (n, dirty) in self.dirty.iter_mut().enumerate() {
+            if dirty[c] {
+                for pair in &mut self.words[n * SKETCH_WORDS..(n + 1) * SKETCH_WORDS] {
+                    pair[c] = 0;
+                }
+                dirty[c] = false;
             }
-            self.dirty[c] = false;
         }
     }
 }
@@ -586,7 +595,9 @@ fn prefetch_addr(p: *const u8) {
 
 struct Partition {
     table: Attempts,
-    sketch: Sketch,
+    /// This partition's rank among its shard's: where its words are in the
+    /// shard's [`Sketch`].
+    nth: usize,
     /// A timer for each entry, in insertion order. Deadlines are the packet
     /// time plus a constant, so the queue is sorted but for the capture's
     /// disorder; an entry whose deadline moved on is re-queued when popped, and a
@@ -784,7 +795,9 @@ pub struct Tracker {
     alive: Vec<Alive>,
     contacts: Vec<Contact>,
     /// Recent liveness reports, two-way set associative (see [`AliveSet`]).
-    alive_cache: Box<[AliveSet]>,
+    alive_cache: huge::HugeBuf<AliveSet>,
+    /// The ACK/data sketch of this shard's partitions.
+    sketch: Sketch,
 }
 
 /// Sets of the liveness cache: 32,768 sets of two entries, 2 MiB.
@@ -821,11 +834,11 @@ impl Tracker {
     /// The tracker for `shard` of `shards` (partitions `p % shards == shard`).
     pub fn new(cfg: TrackConfig, shard: usize, shards: usize) -> Tracker {
         assert!((1..=PARTITIONS).contains(&shards) && shard < shards);
-        let parts = (0..PARTITIONS)
+        let parts: Vec<Option<Partition>> = (0..PARTITIONS)
             .map(|p| {
                 (p % shards == shard).then(|| Partition {
                     table: Attempts::default(),
-                    sketch: Sketch::new(),
+                    nth: p / shards,
                     timers: VecDeque::new(),
                     orphans: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
                     orphan_queue: VecDeque::new(),
@@ -833,6 +846,7 @@ impl Tracker {
             })
             .collect();
         let cap_per_partition = cfg.max_pending.div_ceil(PARTITIONS).max(1);
+        let owned = parts.iter().flatten().count();
         Tracker {
             cfg,
             shards,
@@ -846,7 +860,8 @@ impl Tracker {
             out: Vec::new(),
             alive: Vec::new(),
             contacts: Vec::new(),
-            alive_cache: vec![AliveSet::EMPTY; ALIVE_SETS].into(),
+            alive_cache: huge::HugeBuf::new(ALIVE_SETS, AliveSet::EMPTY),
+            sketch: Sketch::new(owned),
         }
     }
 
@@ -876,9 +891,7 @@ impl Tracker {
             self.sketch_epoch = watermark;
         } else if watermark.saturating_sub(self.sketch_epoch) >= self.cfg.syn_timeout {
             self.sketch_epoch = watermark;
-            for p in self.parts.iter_mut().flatten() {
-                p.sketch.rotate();
-            }
+            self.sketch.rotate();
         }
         let due = watermark.saturating_sub(self.cfg.reorder_tolerance);
         for part in 0..PARTITIONS {
@@ -1273,11 +1286,8 @@ impl Tracker {
         let fh = flow_hash(fwd);
         if flags & ACK != 0 {
             // SYN-ACK, FIN-ACK, RST-ACK: this direction is part of a conversation.
-            self.parts[part]
-                .as_mut()
-                .expect("owned partition")
-                .sketch
-                .set(fh, Fact::Spoke);
+            let n = self.parts[part].as_ref().expect("owned partition").nth;
+            self.sketch.set(n, fh, Fact::Spoke);
             // A SYN-ACK or a FIN-ACK proves a host; a RST does not (firewalls
             // reset on behalf of addresses that do not exist).
             if flags & SYN != 0 {
@@ -1426,10 +1436,10 @@ impl Tracker {
         // If the other side sent an ACK without payload (the probe) and this side
         // never sent an ACK-bearing segment on the flow, it answers an ACK probe,
         // not an established connection.
-        let p = self.parts[part].as_ref().expect("owned partition");
+        let n = self.parts[part].as_ref().expect("owned partition").nth;
         if flags & ACK == 0
-            && p.sketch.contains(rh, Fact::PureAck)
-            && !p.sketch.contains(fh, Fact::Spoke)
+            && self.sketch.contains(n, rh, Fact::PureAck)
+            && !self.sketch.contains(n, fh, Fact::Spoke)
         {
             let a = Attempt::new(rev, rh, s.ts, 0, s.vlan, State::Reported, Probe::Ack);
             self.stats.stealth_probes += 1;
@@ -1573,7 +1583,7 @@ impl Tracker {
     #[inline]
     pub fn prefetch_established(&self, part: usize, src: &Addr, hash: u64) {
         if let Some(p) = self.parts[part].as_ref() {
-            p.sketch.prefetch(hash);
+            self.sketch.prefetch(p.nth, hash);
         }
         prefetch(&self.alive_cache[hash::addr_slot(src) & (ALIVE_SETS - 1)]);
     }
@@ -1595,9 +1605,9 @@ impl Tracker {
         let Some(p) = self.parts[part].as_mut() else {
             return;
         };
-        p.sketch.set(hash, Fact::Spoke);
+        self.sketch.set(p.nth, hash, Fact::Spoke);
         if !payload {
-            p.sketch.set(hash, Fact::PureAck);
+            self.sketch.set(p.nth, hash, Fact::PureAck);
         }
         if self.filter[filter_slot(hash)] == 0 {
             return;
