@@ -8,7 +8,9 @@
 # not root), builds the release binaries, generates (once, cached in
 # target/bench/ like benches/replay.rs) the "enterprise" capture and a "flood"
 # capture with scanwatch-synth (seed 1, snaplen 256, classic pcap), warms the
-# page cache, and runs each tool RUNS times. Reported per tool: the median
+# page cache, and runs each tool RUNS times, in rounds (each round runs
+# every tool once, so that the VM's drift falls on all of them alike; the
+# flood's file is warmed again before its rounds). Reported per tool: the median
 # wall time and packets/s, the median peak RSS, scanwatch --threads 1's speed
 # divided by the tool's, and the tool's speed as a share of the floor.
 #
@@ -92,25 +94,50 @@ trap 'rm -rf "$TMP"' EXIT
 cat "$ENT" "$FLOOD" >/dev/null
 
 
-# measure CMD...: run it RUNS times; sets SECS (median wall seconds) and RSS_KB
-# (median peak RSS); each run's stdout is appended to $TMP/outs.
-measure() {
-    local times=() rss=() i t0 t1
-    : >"$TMP/outs"
-    for ((i = 0; i < RUNS; i++)); do
-        t0=$EPOCHREALTIME
-        if ! /usr/bin/time -f '%e %M' -o "$TMP/time" "$@" >"$TMP/out" 2>"$TMP/err"; then
-            echo "failed: $*" >&2
-            cat "$TMP/err" >&2
-            exit 1
-        fi
-        t1=$EPOCHREALTIME
-        cat "$TMP/out" >>"$TMP/outs"
-        times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')")
-        rss+=("$(tail -1 "$TMP/time" | awk '{ print $2 }')")
+# once I CMD...: one run of command I; appends its wall seconds to TIMES[I],
+# its peak RSS to PEAKS[I] and its stdout to $TMP/outs.I.
+declare -A TIMES PEAKS
+once() {
+    local i=$1 t0 t1
+    shift
+    t0=$EPOCHREALTIME
+    if ! /usr/bin/time -f '%e %M' -o "$TMP/time" "$@" >"$TMP/out" 2>"$TMP/err"; then
+        echo "failed: $*" >&2
+        cat "$TMP/err" >&2
+        exit 1
+    fi
+    t1=$EPOCHREALTIME
+    cat "$TMP/out" >>"$TMP/outs.$i"
+    TIMES[$i]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }') "
+    PEAKS[$i]+="$(tail -1 "$TMP/time" | awk '{ print $2 }') "
+}
+
+# rounds CMD_VAR...: RUNS rounds, each running every command once, in turn
+# (each argument names an array holding one command). Interleaved, so that
+# this VM's drift (a neighbour's load, the host's boost after a long run,
+# DAMON paging out a capture left alone for a minute) falls on every tool
+# alike instead of on whichever ran in a bad minute: the ratios are what
+# this script is for.
+rounds() {
+    local r i
+    TIMES=() PEAKS=()
+    for ((i = 0; i < $#; i++)); do : >"$TMP/outs.$i"; done
+    for ((r = 0; r < RUNS; r++)); do
+        i=0
+        for name in "$@"; do
+            local -n cmd=$name
+            once "$i" "${cmd[@]}"
+            i=$((i + 1))
+        done
     done
-    SECS=$(median "${times[@]}")
-    RSS_KB=$(median "${rss[@]}")
+}
+
+# result I: sets SECS (median wall seconds) and RSS_KB (median peak RSS) of command I.
+result() {
+    # shellcheck disable=SC2086 # the lists are space-separated numbers
+    SECS=$(median ${TIMES[$1]})
+    # shellcheck disable=SC2086
+    RSS_KB=$(median ${PEAKS[$1]})
 }
 
 # Results, in order: name, seconds, peak RSS kB.
@@ -159,34 +186,50 @@ kept=$("$SYNTH" walk "$TMP/kept.pcap" | sed -n 's/.*packets=\([0-9]*\).*/\1/p')
 rm -f "$TMP/kept.pcap"
 
 echo
-echo "enterprise: $ENT, $PACKETS packets, $(($(stat -c %s "$ENT") / 1000000)) MB; $RUNS runs each, median; the tcpdump filter keeps $kept"
+echo "enterprise: $ENT, $PACKETS packets, $(($(stat -c %s "$ENT") / 1000000)) MB; $RUNS rounds of every tool, median; the tcpdump filter keeps $kept"
 FLOOR_ROW=1 T1_ROW=3
 
-measure "$SYNTH" walk "$ENT"
+c_floor=("$SYNTH" walk "$ENT")
+c_tcpdump=("$TCPDUMP" -n -r "$ENT" -w /dev/null "$FILTER")
+c_argus=("$ARGUS" -X -r "$ENT" -w /dev/null)
+c_t1=("${replay[@]}" 1 "$ENT")
+c_t2=("${replay[@]}" 2 "$ENT")
+rounds c_floor c_tcpdump c_argus c_t1 c_t2
+result 0
 # The floor's own timer, not the process's wall time.
-mapfile -t walks < <(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' "$TMP/outs")
+mapfile -t walks < <(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' "$TMP/outs.0")
 record "floor: record-header walk" "$(median "${walks[@]}")" "$RSS_KB"
-measure "$TCPDUMP" -n -r "$ENT" -w /dev/null "$FILTER"
+result 1
 record "tcpdump -w /dev/null, BPF filter" "$SECS" "$RSS_KB"
-measure "$ARGUS" -X -r "$ENT" -w /dev/null
+result 2
 record "argus -X -w /dev/null" "$SECS" "$RSS_KB"
-measure "${replay[@]}" 1 "$ENT"
+result 3
 record "scanwatch replay --threads 1" "$SECS" "$RSS_KB"
-measure "${replay[@]}" 2 "$ENT"
+result 4
 record "scanwatch replay --threads 2" "$SECS" "$RSS_KB"
 echo
 table "$PACKETS"
 
 echo
-echo "flood: $FLOOD, $PACKETS packets, $(($(stat -c %s "$FLOOD") / 1000000)) MB; $RUNS runs each, median"
+# Warmed again: DAMON on this VM pages out what was not touched for a minute.
+cat "$FLOOD" >/dev/null
+echo "flood: $FLOOD, $PACKETS packets, $(($(stat -c %s "$FLOOD") / 1000000)) MB; $RUNS rounds, median"
 NAMES=() SECONDS_=() RSS=()
 FLOOR_ROW=0 T1_ROW=0
-measure "${replay[@]}" 1 "$FLOOD"
+f_t1=("${replay[@]}" 1 "$FLOOD")
+f_t2=("${replay[@]}" 2 "$FLOOD")
+f_argus=("$ARGUS" -X -r "$FLOOD" -w /dev/null)
+if [ "${COMPARE_FLOOD_ARGUS:-0}" = 1 ]; then
+    rounds f_t1 f_t2 f_argus
+else
+    rounds f_t1 f_t2
+fi
+result 0
 record "scanwatch replay --threads 1" "$SECS" "$RSS_KB"
-measure "${replay[@]}" 2 "$FLOOD"
+result 1
 record "scanwatch replay --threads 2" "$SECS" "$RSS_KB"
 if [ "${COMPARE_FLOOD_ARGUS:-0}" = 1 ]; then
-    measure "$ARGUS" -X -r "$FLOOD" -w /dev/null
+    result 2
     record "argus -X -w /dev/null" "$SECS" "$RSS_KB"
 fi
 echo
