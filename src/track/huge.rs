@@ -8,7 +8,9 @@
 //! pages and the misses are gone.
 //!
 //! A table smaller than one huge page gains nothing from one, and rounding it
-//! up would waste memory, so it is an ordinary allocation. Where the kernel
+//! up would waste memory, so it is an ordinary allocation. The sketch starts
+//! zeroed ([`HugeBuf::zeroed`]): nothing is written to the fresh mapping, so
+//! its pages are backed as they are first touched, 2 MiB at a time. Where the kernel
 //! has no transparent huge pages, or refuses them (`never`, or
 //! `PR_SET_THP_DISABLE` without `PR_THP_DISABLE_EXCEPT_ADVISED`), the mapping
 //! is made of 4 KiB pages: slower, never wrong.
@@ -32,12 +34,41 @@ unsafe impl<T: Copy + Send> Send for HugeBuf<T> {}
 // SAFETY: as for Send: shared access only reads through `&[T]`.
 unsafe impl<T: Copy + Sync> Sync for HugeBuf<T> {}
 
+/// Types whose all-zero bytes are a valid value.
+///
+/// # Safety
+/// Only for plain integers and arrays of them.
+pub(crate) unsafe trait Zeroed: Copy {}
+
+// SAFETY: integers.
+unsafe impl Zeroed for [u64; 2] {}
+
+impl<T: Zeroed> HugeBuf<T> {
+    /// `len` zeroed values. A fresh mapping is zero already, so nothing is
+    /// written and the pages are only backed as they are first touched, as
+    /// a zeroed allocation's would be (a sparse capture touches a few).
+    pub(crate) fn zeroed(len: usize) -> HugeBuf<T> {
+        Self::alloc(len, None).unwrap_or_else(|| {
+            // SAFETY: T is Zeroed, so the zeroed slice is initialised.
+            Self::boxed(unsafe { Box::<[T]>::new_zeroed_slice(len).assume_init() })
+        })
+    }
+}
+
 impl<T: Copy> HugeBuf<T> {
     /// `len` copies of `fill`.
     pub(crate) fn new(len: usize, fill: T) -> HugeBuf<T> {
+        Self::alloc(len, Some(fill))
+            .unwrap_or_else(|| Self::boxed(vec![fill; len].into_boxed_slice()))
+    }
+
+    /// The mapping advised for huge pages, each element written with `fill`
+    /// (left zero when `None`), or `None` when the table is too small for a
+    /// huge page or the mapping fails (then the caller boxes it).
+    fn alloc(len: usize, fill: Option<T>) -> Option<HugeBuf<T>> {
         let bytes = len * std::mem::size_of::<T>();
         if bytes < HUGE || std::mem::align_of::<T>() > HUGE {
-            return Self::boxed(vec![fill; len].into_boxed_slice());
+            return None;
         }
         // Whole huge pages, plus one for aligning the start to a 2 MiB boundary.
         let map_len = bytes.next_multiple_of(HUGE) + HUGE;
@@ -55,7 +86,7 @@ impl<T: Copy> HugeBuf<T> {
         if base == libc::MAP_FAILED {
             // No address space for it: an ordinary allocation fails the same
             // way (the allocator's out-of-memory abort), or finds room.
-            return Self::boxed(vec![fill; len].into_boxed_slice());
+            return None;
         }
         let start = (base as usize).next_multiple_of(HUGE);
         // SAFETY: `start..start + bytes` lies inside the mapping (map_len has
@@ -69,19 +100,23 @@ impl<T: Copy> HugeBuf<T> {
             );
         }
         let ptr = start as *mut T;
-        // SAFETY: the bytes are inside the mapping, writable, aligned for T
-        // (2 MiB is a multiple of T's alignment), and each is written before
-        // any is read.
-        unsafe {
-            for i in 0..len {
-                ptr.add(i).write(fill);
+        if let Some(fill) = fill {
+            // SAFETY: the bytes are inside the mapping, writable, aligned for
+            // T (2 MiB is a multiple of T's alignment), and each is written
+            // before any is read.
+            unsafe {
+                for i in 0..len {
+                    ptr.add(i).write(fill);
+                }
             }
         }
-        HugeBuf {
+        // Without a fill, T is Zeroed (only `zeroed` passes None) and the
+        // fresh anonymous mapping reads as zeros: initialised.
+        Some(HugeBuf {
             ptr: NonNull::new(ptr).expect("mmap returned a non-null mapping"),
             len,
             map: Some((NonNull::new(base).expect("mmap returned null"), map_len)),
-        }
+        })
     }
 
     fn boxed(b: Box<[T]>) -> HugeBuf<T> {
@@ -156,5 +191,17 @@ mod tests {
         let small = HugeBuf::new(1000, 5u8);
         assert!(!small.is_mapped());
         assert_eq!(&small[..], &[5u8; 1000][..]);
+    }
+
+    #[test]
+    fn zeroed_buffers_read_as_zeros_mapped_or_boxed() {
+        for len in [HUGE / 16 * 3, 1000] {
+            let mut z = HugeBuf::<[u64; 2]>::zeroed(len);
+            assert_eq!(z.is_mapped(), len * 16 >= HUGE);
+            assert_eq!(z.len(), len);
+            assert!(z.iter().all(|w| *w == [0, 0]));
+            z[len / 2][1] = 3;
+            assert_eq!(z.iter().filter(|w| **w != [0, 0]).count(), 1);
+        }
     }
 }

@@ -484,7 +484,7 @@ impl Sketch {
     /// The sketch of `parts` partitions.
     fn new(parts: usize) -> Sketch {
         Sketch {
-            words: huge::HugeBuf::new(parts * SKETCH_WORDS, [0; 2]),
+            words: huge::HugeBuf::zeroed(parts * SKETCH_WORDS),
             cur: 0,
             dirty: vec![[false; 2]; parts],
         }
