@@ -349,12 +349,11 @@ impl Input {
     }
 }
 
-/// Whether `recs` span `max_span` ns or more (a block ends there).
-fn span_reached(max_span: Option<u64>, recs: &[RecordMeta]) -> bool {
-    match (recs.first(), recs.last(), max_span) {
-        (Some(a), Some(b), Some(m)) => b.ts.abs_diff(a.ts) >= m,
-        _ => false,
-    }
+/// Whether a block's records, from timestamp `first` to `last`, span
+/// `max_span` ns or more (the block ends there).
+#[inline]
+fn span_reached(max_span: Option<u64>, first: i64, last: i64) -> bool {
+    max_span.is_some_and(|m| last.abs_diff(first) >= m)
 }
 
 /// Reads a `u16`/`u32`/`u64` at `at`. Callers check lengths first; the fallback to 0
@@ -836,7 +835,8 @@ impl CaptureReader {
     ) -> (usize, Stop) {
         let Block { data, recs } = blk;
         let max_span = self.max_span;
-        // The block's first timestamp, for the time cut (`span_reached`).
+        // The block's first timestamp, for the time cut, kept here rather
+        // than read back from the records.
         let mut first_ts = None;
         let mut pos = 0;
         loop {
@@ -889,9 +889,8 @@ impl CaptureReader {
                 link: p.link,
             });
             pos += len;
-            // As span_reached, without reading the records back.
             let first = *first_ts.get_or_insert(ts);
-            if max_span.is_some_and(|m| ts.abs_diff(first) >= m) {
+            if span_reached(max_span, first, ts) {
                 return (pos, Stop::Full);
             }
         }
@@ -939,7 +938,9 @@ impl CaptureReader {
                 return (pos, Stop::Fail(k, pos));
             }
             pos += total;
-            if span_reached(self.max_span, recs) {
+            if let (Some(a), Some(b)) = (recs.first(), recs.last())
+                && span_reached(self.max_span, a.ts, b.ts)
+            {
                 return (pos, Stop::Full);
             }
         }

@@ -163,7 +163,7 @@ impl<T: Copy> DerefMut for HugeBuf<T> {
 impl<T: Copy> Drop for HugeBuf<T> {
     fn drop(&mut self) {
         match self.map {
-            // SAFETY: the mapping made in `new`, unmapped once.
+            // SAFETY: the mapping made in `alloc`, unmapped once.
             Some((base, len)) => unsafe {
                 libc::munmap(base.as_ptr(), len);
             },

@@ -489,11 +489,12 @@ impl Sketch {
             dirty: vec![[false; 2]; parts],
         }
     }
-    /// The word pair of direction `h` (bits 44.. of the hash) and the fact's
-    /// three bits in it (bits 20..38, salted per fact): disjoint hash bits.
+    /// The index of direction `h`'s word pair in the `n`th partition's words
+    /// (bits 44.. of the hash) and the fact's three bits in it (bits 20..38,
+    /// salted per fact): disjoint hash bits.
     #[inline]
-    fn slot(h: u64, fact: Fact) -> (usize, u64) {
-        let w = (h >> 44) as usize & (SKETCH_WORDS - 1);
+    fn slot(n: usize, h: u64, fact: Fact) -> (usize, u64) {
+        let w = n * SKETCH_WORDS + ((h >> 44) as usize & (SKETCH_WORDS - 1));
         let b = match fact {
             Fact::Spoke => h,
             Fact::PureAck => h ^ 0x9e37_79b9_7f4a_7c15u64.rotate_left(20),
@@ -506,20 +507,20 @@ impl Sketch {
     /// Record `fact` about direction `h` in the `n`th partition.
     #[inline]
     fn set(&mut self, n: usize, h: u64, fact: Fact) {
-        let (w, m) = Sketch::slot(h, fact);
+        let (w, m) = Sketch::slot(n, h, fact);
         self.dirty[n][self.cur] = true;
-        self.words[n * SKETCH_WORDS + w][self.cur] |= m;
+        self.words[w][self.cur] |= m;
     }
     fn contains(&self, n: usize, h: u64, fact: Fact) -> bool {
-        let (w, m) = Sketch::slot(h, fact);
-        let pair = self.words[n * SKETCH_WORDS + w];
+        let (w, m) = Sketch::slot(n, h, fact);
+        let pair = self.words[w];
         pair[0] & m == m || pair[1] & m == m
     }
     /// Start loading direction `h`'s words into the cache.
     #[inline]
     fn prefetch(&self, n: usize, h: u64) {
-        let (w, _) = Sketch::slot(h, Fact::Spoke);
-        prefetch(&self.words[n * SKETCH_WORDS + w]);
+        let (w, _) = Sketch::slot(n, h, Fact::Spoke);
+        prefetch(&self.words[w]);
     }
     /// Every partition's older generation becomes the one written, cleared.
     fn rotate(&mut self) {
