@@ -8,6 +8,10 @@
 //! pages: the page walks are gone, the cache misses remain (the tracker's
 //! CPU time fell by a fifth).
 //!
+//! The attempt tables at their cap get huge pages too, from a shard-wide
+//! arena ([`TableAlloc`], [`TableArena`]): a flood's SYNs each look at a
+//! random place in 34 MiB of them.
+//!
 //! A table smaller than one huge page gains nothing from one, and rounding it
 //! up would waste memory, so it is an ordinary allocation. The sketch starts
 //! zeroed ([`HugeBuf::zeroed`]): nothing is written to the fresh mapping, so
@@ -16,10 +20,14 @@
 //! `PR_SET_THP_DISABLE` without `PR_THP_DISABLE_EXCEPT_ADVISED`), the mapping
 //! is made of 4 KiB pages: slower, never wrong.
 
+use std::alloc::Layout;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
 
-const HUGE: usize = 2 << 20;
+use allocator_api2::alloc::{AllocError, Allocator, Global};
+
+pub(super) const HUGE: usize = 2 << 20;
 
 /// A fixed-length slice of `T`, in transparent huge pages when it spans at
 /// least one (see the module docs).
@@ -27,7 +35,7 @@ pub(crate) struct HugeBuf<T: Copy> {
     ptr: NonNull<T>,
     len: usize,
     /// The whole anonymous mapping (`None`: a boxed slice, `ptr` its start).
-    map: Option<(NonNull<libc::c_void>, usize)>,
+    map: Option<Mapping>,
 }
 
 // SAFETY: a HugeBuf owns its memory like a Box<[T]> does.
@@ -76,36 +84,8 @@ impl<T: Copy> HugeBuf<T> {
         if bytes < HUGE || std::mem::align_of::<T>() > HUGE {
             return None;
         }
-        // Whole huge pages, plus one for aligning the start to a 2 MiB boundary.
-        let map_len = bytes.next_multiple_of(HUGE) + HUGE;
-        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            // No address space for it: an ordinary allocation fails the same
-            // way (the allocator's out-of-memory abort), or finds room.
-            return None;
-        }
-        let start = (base as usize).next_multiple_of(HUGE);
-        // SAFETY: `start..start + bytes` lies inside the mapping (map_len has
-        // a spare huge page for the alignment); a failed madvise only leaves
-        // 4 KiB pages.
-        unsafe {
-            libc::madvise(
-                start as *mut libc::c_void,
-                map_len - (start - base as usize),
-                libc::MADV_HUGEPAGE,
-            );
-        }
-        let ptr = start as *mut T;
+        let (map, start) = map_huge(bytes)?;
+        let ptr = start.as_ptr().cast::<T>();
         if let Some(fill) = fill {
             // SAFETY: the bytes are inside the mapping, writable, aligned for
             // T (2 MiB is a multiple of T's alignment), and each is written
@@ -119,9 +99,9 @@ impl<T: Copy> HugeBuf<T> {
         // Without a fill, zero is a valid T (the caller's promise) and the
         // fresh anonymous mapping reads as zeros: initialised.
         Some(HugeBuf {
-            ptr: NonNull::new(ptr).expect("mmap returned a non-null mapping"),
+            ptr: start.cast(),
             len,
-            map: Some((NonNull::new(base).expect("mmap returned null"), map_len)),
+            map: Some(map),
         })
     }
 
@@ -140,6 +120,60 @@ impl<T: Copy> HugeBuf<T> {
     #[cfg(test)]
     pub(crate) fn is_mapped(&self) -> bool {
         self.map.is_some()
+    }
+}
+
+/// A private anonymous mapping with at least `bytes` from a 2 MiB boundary
+/// on, advised for huge pages: the mapping (to unmap) and that boundary.
+/// `None` when there is no address space for it (an ordinary allocation
+/// would fail the same way, with the allocator's out-of-memory abort, or
+/// find room).
+fn map_huge(bytes: usize) -> Option<(Mapping, NonNull<u8>)> {
+    // Whole huge pages, plus one for aligning the start to a 2 MiB boundary.
+    let map_len = bytes.next_multiple_of(HUGE) + HUGE;
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            map_len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return None;
+    }
+    let start = (base as usize).next_multiple_of(HUGE);
+    // SAFETY: `start..start + bytes` lies inside the mapping (map_len has a
+    // spare huge page for the alignment); a failed madvise only leaves 4 KiB
+    // pages.
+    unsafe {
+        libc::madvise(
+            start as *mut libc::c_void,
+            map_len - (start - base as usize),
+            libc::MADV_HUGEPAGE,
+        );
+    }
+    let base = NonNull::new(base).expect("mmap returned a non-null mapping");
+    let start = NonNull::new(start as *mut u8).expect("inside a non-null mapping");
+    Some((Mapping { base, len: map_len }, start))
+}
+
+/// An anonymous mapping [`map_huge`] made, unmapped when dropped.
+struct Mapping {
+    base: NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map_huge`, unmapped once; its owner
+        // (a HugeBuf, an arena) hands out no reference that outlives it.
+        unsafe {
+            libc::munmap(self.base.as_ptr(), self.len);
+        }
     }
 }
 
@@ -162,19 +196,159 @@ impl<T: Copy> DerefMut for HugeBuf<T> {
 
 impl<T: Copy> Drop for HugeBuf<T> {
     fn drop(&mut self) {
-        match self.map {
-            // SAFETY: the mapping made in `alloc`, unmapped once.
-            Some((base, len)) => unsafe {
-                libc::munmap(base.as_ptr(), len);
-            },
+        // A mapping unmaps itself when dropped, after this.
+        if self.map.is_none() {
             // SAFETY: the pointer and length of the Box given to `boxed`.
-            None => unsafe {
+            unsafe {
                 drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
                     self.ptr.as_ptr(),
                     self.len,
                 )));
-            },
+            }
         }
+    }
+}
+
+/// The allocator of a shard's attempt tables (see [`TableArena`]): a table
+/// of the arena's size comes from it while it has room, anything else from
+/// the global allocator. A clone shares the arena.
+#[derive(Clone, Default)]
+pub(crate) struct TableAlloc(Option<Arc<Mutex<TableArena>>>);
+
+/// Huge pages for the tracker's attempt tables at their cap. Under a flood
+/// each of a shard's partitions holds a table of ~540 KiB (at the default
+/// cap), 34 MiB for the 64, and every SYN looks at a random place in one:
+/// in 4 KiB pages that was also a TLB miss (perf put over half of
+/// `track_block`'s own samples on the prefetch of the table's bucket). A
+/// table that size cannot have a huge page of its own, so a shard's tables
+/// at the cap share one region of huge pages, in blocks of that size: one
+/// for each partition, one more for a rebuild (the fresh table is made
+/// before the old one is freed). A freed block goes to a free list, and
+/// the next table takes it (last freed first: its lines may still be
+/// cached).
+///
+/// Only tables of the cap's size (above half of it: the next power of two
+/// of buckets down is half) come here: that is the flood the arena is for,
+/// and a table growing through smaller sizes would leave blocks of each
+/// size behind, memory that nothing at the cap reuses. Smaller tables, and
+/// any table once the arena is used up, come from the global allocator:
+/// correct, only slower.
+pub(crate) struct TableArena {
+    start: NonNull<u8>,
+    /// Usable bytes from `start` on.
+    len: usize,
+    /// Unmapped when the arena drops, which is after every table it served:
+    /// each holds a clone of the allocator.
+    _map: Mapping,
+    /// The size of a block: a table of that size or smaller (but above
+    /// half of it) takes one.
+    block: usize,
+    /// Bytes handed out from `start` on (free blocks included).
+    bump: usize,
+    /// Offsets of free blocks, last freed last.
+    free: Vec<usize>,
+}
+
+// SAFETY: the arena owns its mapping; the pointers are only addresses.
+unsafe impl Send for TableArena {}
+
+/// Blocks start on cache lines (hashbrown asks for 16-byte alignment).
+const BLOCK_ALIGN: usize = 64;
+
+impl TableAlloc {
+    /// An allocator with an arena of `blocks` blocks for tables of up to
+    /// `table` bytes; none (the global allocator serves everything) when
+    /// that is less than one huge page.
+    pub(crate) fn with_arena(table: usize, blocks: usize) -> TableAlloc {
+        let block = table.next_multiple_of(BLOCK_ALIGN);
+        let len = block * blocks;
+        if len < HUGE {
+            return TableAlloc(None);
+        }
+        TableAlloc(map_huge(len).map(|(map, start)| {
+            Arc::new(Mutex::new(TableArena {
+                start,
+                len,
+                _map: map,
+                block,
+                bump: 0,
+                free: Vec::with_capacity(blocks),
+            }))
+        }))
+    }
+
+    fn arena(&self) -> Option<std::sync::MutexGuard<'_, TableArena>> {
+        // Poisoned only by a panic while the lock was held, and nothing in
+        // the arena's few lines panics halfway: its state is whole.
+        let a = self.0.as_ref()?;
+        Some(a.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether `p` came from the arena (for tests).
+    #[cfg(test)]
+    pub(crate) fn in_arena(&self, p: *const u8) -> bool {
+        self.arena().is_some_and(|a| a.owns(p))
+    }
+}
+
+impl TableArena {
+    fn owns(&self, p: *const u8) -> bool {
+        (p as usize).wrapping_sub(self.start.as_ptr() as usize) < self.len
+    }
+
+    /// Whether a table of `size` bytes takes a block.
+    fn fits(&self, size: usize) -> bool {
+        size <= self.block && size > self.block / 2
+    }
+
+    /// A free block, or a fresh one while the arena has room.
+    fn take(&mut self) -> Option<NonNull<u8>> {
+        let off = match self.free.pop() {
+            Some(off) => off,
+            None if self.len - self.bump >= self.block => {
+                self.bump += self.block;
+                self.bump - self.block
+            }
+            None => return None,
+        };
+        // SAFETY: off + block <= len: inside the mapping.
+        Some(unsafe { self.start.add(off) })
+    }
+
+    fn give(&mut self, p: NonNull<u8>) {
+        self.free
+            .push(p.as_ptr() as usize - self.start.as_ptr() as usize);
+    }
+}
+
+// SAFETY: a block from the arena stays valid and unaliased until it is
+// deallocated (it is on no free list while handed out) and while any clone
+// of the allocator lives (the arena is unmapped when the last one drops);
+// it holds the layout's size (`fits`) at the layout's alignment (blocks are
+// cache-line aligned, larger alignments go to the global allocator).
+// Everything else is the global allocator's, which keeps the same promises.
+unsafe impl Allocator for TableAlloc {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.align() <= BLOCK_ALIGN
+            && let Some(mut a) = self.arena()
+            && a.fits(layout.size())
+            && let Some(p) = a.take()
+        {
+            return Ok(NonNull::slice_from_raw_parts(p, layout.size()));
+        }
+        Global.allocate(layout)
+    }
+
+    unsafe fn deallocate(&self, p: NonNull<u8>, layout: Layout) {
+        if let Some(mut a) = self.arena()
+            && a.owns(p.as_ptr())
+        {
+            a.give(p);
+            return;
+        }
+        // SAFETY: not the arena's, so the global allocator's, with this
+        // layout (the caller's promise).
+        unsafe { Global.deallocate(p, layout) }
     }
 }
 
@@ -209,5 +383,50 @@ mod tests {
             z[len / 2][1] = 3;
             assert_eq!(z.iter().filter(|w| **w != [0, 0]).count(), 1);
         }
+    }
+
+    /// Tables of the block's size (above half of it) take blocks, freed
+    /// blocks are taken again, last freed first, and the rest (smaller or
+    /// larger tables, any table once the blocks are used up) comes from the
+    /// global allocator and goes back to it.
+    #[test]
+    fn the_table_arena_serves_tables_of_its_block_size_while_it_has_blocks() {
+        let block = HUGE / 2;
+        let a = TableAlloc::with_arena(block, 2);
+        let lay = |n| Layout::from_size_align(n, 16).unwrap();
+        let get = |n| a.allocate(lay(n)).unwrap().cast::<u8>();
+        let (x, y) = (get(block), get(block / 2 + 64));
+        assert!(a.in_arena(x.as_ptr()) && a.in_arena(y.as_ptr()));
+        assert_eq!(
+            x.as_ptr() as usize % HUGE,
+            0,
+            "the first block starts a huge page"
+        );
+        // Used up: the global allocator serves.
+        let z = get(block);
+        assert!(!a.in_arena(z.as_ptr()));
+        // Too small or too large for a block.
+        let (small, large) = (get(block / 2 - 64), get(block + 64));
+        assert!(!a.in_arena(small.as_ptr()) && !a.in_arena(large.as_ptr()));
+        // SAFETY: each pointer was allocated above with this layout, and
+        // writing to it before freeing it checks it is usable memory.
+        unsafe {
+            for (p, n) in [(x, block), (y, block / 2 + 64), (z, block)] {
+                p.as_ptr().write_bytes(0xab, n);
+            }
+            a.deallocate(y, lay(block / 2 + 64));
+            a.deallocate(x, lay(block));
+            a.deallocate(z, lay(block));
+            a.deallocate(small, lay(block / 2 - 64));
+            a.deallocate(large, lay(block + 64));
+        }
+        assert_eq!(get(block), x, "last freed, first taken");
+        assert_eq!(get(block), y);
+        // Without an arena (less than a huge page of blocks): all global.
+        let none = TableAlloc::with_arena(block - 64, 2);
+        let p = none.allocate(lay(block - 64)).unwrap().cast::<u8>();
+        assert!(!none.in_arena(p.as_ptr()));
+        // SAFETY: allocated just above with this layout.
+        unsafe { none.deallocate(p, lay(block - 64)) };
     }
 }

@@ -45,6 +45,7 @@ mod hash;
 mod huge;
 mod table;
 pub use hash::{flow_hash, flow_hash_and_partition, partition_of};
+use huge::TableAlloc;
 use table::{Attempts, NO_BASE, RETRANS_MAX};
 
 /// Number of partitions of the attempt table. Fixed (not derived from the thread
@@ -835,10 +836,18 @@ impl Tracker {
     /// The tracker for `shard` of `shards` (partitions `p % shards == shard`).
     pub fn new(cfg: TrackConfig, shard: usize, shards: usize) -> Tracker {
         assert!((1..=PARTITIONS).contains(&shards) && shard < shards);
+        let cap_per_partition = cfg.max_pending.div_ceil(PARTITIONS).max(1);
+        let room = cap_per_partition + cap_per_partition.div_ceil(6);
+        let owned = (shard..PARTITIONS).step_by(shards).count();
+        // Huge pages for each partition's table at its cap, and one more
+        // for a rebuild (see `huge::TableArena`): 35 MB at the default cap
+        // with one shard, which a flood fills and a quiet network never
+        // touches.
+        let tables = TableAlloc::with_arena(table::packed_table_bytes(room), owned + 1);
         let parts: Vec<Option<Partition>> = (0..PARTITIONS)
             .map(|p| {
                 (p % shards == shard).then(|| Partition {
-                    table: Attempts::default(),
+                    table: Attempts::new(tables.clone()),
                     nth: p / shards,
                     timers: VecDeque::new(),
                     orphans: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
@@ -846,14 +855,12 @@ impl Tracker {
                 })
             })
             .collect();
-        let cap_per_partition = cfg.max_pending.div_ceil(PARTITIONS).max(1);
-        let owned = parts.iter().flatten().count();
         Tracker {
             cfg,
             shards,
             parts,
             cap_per_partition,
-            room: cap_per_partition + cap_per_partition.div_ceil(6),
+            room,
             filter: vec![0u8; FILTER_SLOTS].into(),
             sketch_epoch: i64::MIN,
             len: 0,

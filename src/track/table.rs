@@ -15,8 +15,10 @@
 //! that long: the base stays that much more behind the packets). The tracker sees only
 //! [`Attempt`]s: packing is this module's business.
 
+use allocator_api2::alloc::Allocator;
 use hashbrown::HashTable;
 
+use super::huge::TableAlloc;
 use super::{Attempt, Probe, State, flow_hash, prefetch_addr};
 use crate::decode::{Addr, FlowKey, Proto};
 
@@ -208,7 +210,8 @@ impl Packed4 {
 /// packed one when [`Packed4::pack`] took it when it came, and as long as
 /// each update and [`rebase`](Attempts::rebase) keeps it packable.
 pub(super) struct Attempts {
-    v4: HashTable<Packed4>,
+    /// In the shard's arena of huge pages once large ([`TableAlloc`]).
+    v4: HashTable<Packed4, TableAlloc>,
     other: HashTable<Attempt>,
     /// The time `v4`'s timestamps count from (a whole microsecond);
     /// [`NO_BASE`] until the first insertion sets it.
@@ -225,12 +228,7 @@ pub(super) const NO_BASE: i64 = i64::MIN;
 
 impl Default for Attempts {
     fn default() -> Attempts {
-        Attempts {
-            v4: HashTable::new(),
-            other: HashTable::new(),
-            base: NO_BASE,
-            v4_end: 0,
-        }
+        Attempts::new(TableAlloc::default())
     }
 }
 
@@ -241,8 +239,8 @@ impl Default for Attempts {
 /// left is rebuilt at the size the cap needs instead (one partition's table
 /// at a time: 1/64 of the memory). Returns whether it was rebuilt, and
 /// where the table's buckets end (see [`Attempts::prefetch`]).
-fn insert_bounded<T>(
-    t: &mut HashTable<T>,
+fn insert_bounded<T, A: Allocator + Clone>(
+    t: &mut HashTable<T, A>,
     hash: u64,
     x: T,
     room: usize,
@@ -252,7 +250,7 @@ fn insert_bounded<T>(
     if rebuilt {
         let len = t.len();
         let want = (2 * (len + 1)).min(room).max(len + 1);
-        let mut fresh = HashTable::with_capacity(want);
+        let mut fresh = HashTable::with_capacity_in(want, t.allocator().clone());
         for y in t.drain() {
             fresh.insert_unique(rehash(&y), y, &rehash);
         }
@@ -267,6 +265,16 @@ fn insert_bounded<T>(
 }
 
 impl Attempts {
+    /// An empty table whose packed entries `alloc` keeps.
+    pub(super) fn new(alloc: TableAlloc) -> Attempts {
+        Attempts {
+            v4: HashTable::new_in(alloc),
+            other: HashTable::new(),
+            base: NO_BASE,
+            v4_end: 0,
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         self.v4.len() + self.other.len()
     }
@@ -440,6 +448,20 @@ impl Attempts {
     }
 }
 
+/// The bytes of a packed table with buckets for `room` entries, as
+/// hashbrown lays it out: a power of two of buckets at 7/8 load at most,
+/// each with a control byte, plus a group's worth of control bytes. For
+/// sizing [`TableAlloc`]'s arena, so an estimate: a wrong one only sends
+/// tables to the global allocator sooner, or leaves some of the arena unused.
+pub(super) fn packed_table_bytes(room: usize) -> usize {
+    let buckets = match room {
+        0..4 => 4,
+        4..8 => 8,
+        _ => (room * 8).div_ceil(7).next_power_of_two(),
+    };
+    buckets * (std::mem::size_of::<Packed4>() + 1) + 16
+}
+
 /// Whether `key` can be in the packed table (its addresses are IPv4; the
 /// rest of [`Packed4::pack`]'s conditions are checked by finding it there).
 fn is_v4_key(key: &FlowKey) -> bool {
@@ -502,7 +524,7 @@ mod tests {
         let size = std::mem::size_of::<Packed4>();
         // A roomy table: entries sit in their home buckets.
         let mut t = Attempts {
-            v4: HashTable::with_capacity(1 << 12),
+            v4: HashTable::with_capacity_in(1 << 12, TableAlloc::default()),
             base: 0,
             ..Attempts::default()
         };
@@ -695,5 +717,61 @@ mod tests {
         assert!(rebuilds > 10, "{rebuilds} rebuilds");
         assert_eq!(t.len(), 90);
         assert!(t.v4.capacity() <= 2 * room, "{}", t.v4.capacity());
+    }
+
+    /// Under a flood every partition's table sits at its cap: those tables
+    /// share the shard's arena of huge pages, and churn rebuilds them
+    /// within its blocks (a rebuild takes the block the previous one freed).
+    #[test]
+    fn tables_at_their_cap_share_the_arena_and_reuse_its_blocks() {
+        let room = 14_336; // the default cap's
+        let bytes = packed_table_bytes(room);
+        // A block for each of three tables and one for a rebuild: over a
+        // huge page, so the arena is made.
+        assert!(4 * bytes >= super::super::huge::HUGE, "{bytes}");
+        let alloc = TableAlloc::with_arena(bytes, 4);
+        let rest = (1, 0, [0, 0], 0, 0, false);
+        let mk = |t: u8, i: u32| {
+            let b = i.to_be_bytes();
+            attempt(
+                Addr::v4([t, b[1], b[2], b[3]]).0,
+                Addr::v4([10, 9, 9, 9]).0,
+                (1, 2),
+                Proto::Tcp,
+                (5000, 5000),
+                rest,
+            )
+        };
+        let in_arena = |t: &Attempts| alloc.in_arena((t.v4_end - 1) as *const u8);
+        let mut tables: Vec<Attempts> = (0..3).map(|_| Attempts::new(alloc.clone())).collect();
+        for t in &mut tables {
+            t.rebase(0, room);
+        }
+        let steady = 12_000;
+        let mut rebuilds = [0u32; 3];
+        for i in 0..60_000u32 {
+            for (n, t) in tables.iter_mut().enumerate() {
+                rebuilds[n] += u32::from(t.insert_new(mk(n as u8 + 1, i), room));
+                if i >= steady {
+                    let old = mk(n as u8 + 1, i - steady);
+                    assert!(t.take(old.hash, &old.key).is_some());
+                }
+            }
+            if i == 100 {
+                assert!(!tables.iter().any(in_arena), "a small table left the heap");
+            }
+        }
+        assert!(rebuilds.iter().all(|&r| r > 5), "{rebuilds:?}");
+        // Each rebuild took the block the one before it freed.
+        assert!(tables.iter().all(in_arena));
+        for (n, t) in tables.iter().enumerate() {
+            assert_eq!(t.len(), steady as usize);
+            for i in 60_000 - steady..60_000 {
+                let a = mk(n as u8 + 1, i);
+                assert_eq!(t.get(a.hash, &a.key).map(|g| g.key), Some(a.key));
+            }
+            let gone = mk(n as u8 + 1, 60_000 - steady - 1);
+            assert!(t.get(gone.hash, &gone.key).is_none());
+        }
     }
 }
