@@ -52,7 +52,7 @@ pub fn write_community_id(k: &FlowKey, out: &mut String) -> bool {
     let digest = sha1::Sha1::digest(&buf[..n]);
     let mut text = *b"1:0000000000000000000000000000";
     base64(&digest.into(), &mut text[2..]);
-    out.push_str(std::str::from_utf8(&text).expect("base64 is ASCII"));
+    super::push_ascii(out, &text);
     true
 }
 

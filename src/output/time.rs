@@ -48,7 +48,7 @@ pub fn rfc3339(ns: i64, out: &mut String) {
         }
     });
     put(&mut b, 20, 6, micros as u32);
-    out.push_str(std::str::from_utf8(&b).expect("ASCII digits"));
+    super::push_ascii(out, &b);
 }
 
 /// Write `v` in `width` decimal digits at `b[at..]`, digit by digit: three
