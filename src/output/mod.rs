@@ -143,12 +143,14 @@ pub fn event_json(e: &Event, out: &mut String) {
 /// from fixed ASCII tables). Checking it as UTF-8 again was a tenth of the
 /// output thread's time under a flood: four short checks an event, for
 /// bytes that cannot fail them.
+///
+/// # Safety
+/// `b` must be ASCII (checked in debug builds only).
 #[inline]
-fn push_ascii(out: &mut String, b: &[u8]) {
+unsafe fn push_ascii(out: &mut String, b: &[u8]) {
     debug_assert!(b.is_ascii(), "{b:?}");
-    // SAFETY: ASCII bytes are valid UTF-8 on their own, so the string stays
-    // UTF-8; both callers (the timestamp's digits and separators, the
-    // Community ID's base64 alphabet and prefix) write nothing else.
+    // SAFETY: ASCII bytes are valid UTF-8 on their own (the caller's
+    // promise), so the string stays UTF-8.
     unsafe { out.as_mut_vec() }.extend_from_slice(b);
 }
 
@@ -205,8 +207,9 @@ impl Reopen {
     }
 }
 
-impl Write for Reopen {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl Reopen {
+    /// Reopen the file if a SIGHUP came since the last write.
+    fn follow_rotation(&mut self) -> io::Result<()> {
         let g = self.generation.load(std::sync::atomic::Ordering::Relaxed);
         if g != self.seen {
             self.seen = g;
@@ -223,7 +226,22 @@ impl Write for Reopen {
                 ),
             }
         }
+        Ok(())
+    }
+}
+
+impl Write for Reopen {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.follow_rotation()?;
         self.file.write(buf)
+    }
+    /// The whole buffer to one file: the output thread writes a block's
+    /// lines at once, and the default (`write` until done) could put the
+    /// start of a line in the rotated file and its end in the new one when
+    /// a SIGHUP came between two partial writes.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.follow_rotation()?;
+        self.file.write_all(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()

@@ -48,7 +48,9 @@ pub fn rfc3339(ns: i64, out: &mut String) {
         }
     });
     put(&mut b, 20, 6, micros as u32);
-    super::push_ascii(out, &b);
+    // SAFETY: `b` is the ASCII template above with ASCII digits written in
+    // (`put`, `second_prefix`, the cached prefixes they made).
+    unsafe { super::push_ascii(out, &b) };
 }
 
 /// Write `v` in `width` decimal digits at `b[at..]`, digit by digit: three

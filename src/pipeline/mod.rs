@@ -546,6 +546,7 @@ pub fn run(
                     && write_err.is_none()
                     && let Err(err) = w.flush()
                 {
+                    tracing::error!("cannot write events: {err}; no more events will be written");
                     write_err = Some(err);
                 }
             }

@@ -10,7 +10,7 @@
 //!
 //! The attempt tables at their cap get huge pages too, from a shard-wide
 //! arena ([`TableAlloc`], [`TableArena`]): a flood's SYNs each look at a
-//! random place in 34 MiB of them.
+//! random place in 35 MB of them.
 //!
 //! A table smaller than one huge page gains nothing from one, and rounding it
 //! up would waste memory, so it is an ordinary allocation. The sketch starts
@@ -130,7 +130,7 @@ impl<T: Copy> HugeBuf<T> {
 /// find room).
 fn map_huge(bytes: usize) -> Option<(Mapping, NonNull<u8>)> {
     // Whole huge pages, plus one for aligning the start to a 2 MiB boundary.
-    let map_len = bytes.next_multiple_of(HUGE) + HUGE;
+    let map_len = bytes.checked_next_multiple_of(HUGE)?.checked_add(HUGE)?;
     // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
     let base = unsafe {
         libc::mmap(
@@ -217,7 +217,7 @@ pub(crate) struct TableAlloc(Option<Arc<Mutex<TableArena>>>);
 
 /// Huge pages for the tracker's attempt tables at their cap. Under a flood
 /// each of a shard's partitions holds a table of ~540 KiB (at the default
-/// cap), 34 MiB for the 64, and every SYN looks at a random place in one:
+/// cap), 35 MB for the 64, and every SYN looks at a random place in one:
 /// in 4 KiB pages that was also a TLB miss (perf put over half of
 /// `track_block`'s own samples on the prefetch of the table's bucket). A
 /// table that size cannot have a huge page of its own, so a shard's tables
@@ -227,8 +227,8 @@ pub(crate) struct TableAlloc(Option<Arc<Mutex<TableArena>>>);
 /// the next table takes it (last freed first: its lines may still be
 /// cached).
 ///
-/// Only tables of the cap's size (above half of it: the next power of two
-/// of buckets down is half) come here: that is the flood the arena is for,
+/// Only tables of the cap's size (above three quarters of it: the next
+/// power of two of buckets down is half) come here: that is the flood the arena is for,
 /// and a table growing through smaller sizes would leave blocks of each
 /// size behind, memory that nothing at the cap reuses. Smaller tables, and
 /// any table once the arena is used up, come from the global allocator:
@@ -241,7 +241,7 @@ pub(crate) struct TableArena {
     /// each holds a clone of the allocator.
     _map: Mapping,
     /// The size of a block: a table of that size or smaller (but above
-    /// half of it) takes one.
+    /// three quarters of it) takes one.
     block: usize,
     /// Bytes handed out from `start` on (free blocks included).
     bump: usize,
@@ -252,7 +252,8 @@ pub(crate) struct TableArena {
 // SAFETY: the arena owns its mapping; the pointers are only addresses.
 unsafe impl Send for TableArena {}
 
-/// Blocks start on cache lines (hashbrown asks for 16-byte alignment).
+/// Blocks start on cache lines (hashbrown asks for its group width, 16
+/// bytes with SSE2, 8 elsewhere, or the entry's alignment if larger).
 const BLOCK_ALIGN: usize = 64;
 
 impl TableAlloc {
@@ -260,11 +261,13 @@ impl TableAlloc {
     /// `table` bytes; none (the global allocator serves everything) when
     /// that is less than one huge page.
     pub(crate) fn with_arena(table: usize, blocks: usize) -> TableAlloc {
-        let block = table.next_multiple_of(BLOCK_ALIGN);
-        let len = block * blocks;
-        if len < HUGE {
+        let Some((block, len)) = table
+            .checked_next_multiple_of(BLOCK_ALIGN)
+            .and_then(|b| Some((b, b.checked_mul(blocks)?)))
+            .filter(|&(_, len)| len >= HUGE)
+        else {
             return TableAlloc(None);
-        }
+        };
         TableAlloc(map_huge(len).map(|(map, start)| {
             Arc::new(Mutex::new(TableArena {
                 start,
@@ -296,9 +299,11 @@ impl TableArena {
         (p as usize).wrapping_sub(self.start.as_ptr() as usize) < self.len
     }
 
-    /// Whether a table of `size` bytes takes a block.
+    /// Whether a table of `size` bytes takes a block: the cap's size, give
+    /// or take the estimate's error (a table with half the buckets is just
+    /// over half of it, well below the three quarters asked).
     fn fits(&self, size: usize) -> bool {
-        size <= self.block && size > self.block / 2
+        size <= self.block && size > self.block / 4 * 3
     }
 
     /// A free block, or a fresh one while the arena has room.
@@ -385,7 +390,7 @@ mod tests {
         }
     }
 
-    /// Tables of the block's size (above half of it) take blocks, freed
+    /// Tables of the block's size (above three quarters of it) take blocks, freed
     /// blocks are taken again, last freed first, and the rest (smaller or
     /// larger tables, any table once the blocks are used up) comes from the
     /// global allocator and goes back to it.
@@ -395,7 +400,7 @@ mod tests {
         let a = TableAlloc::with_arena(block, 2);
         let lay = |n| Layout::from_size_align(n, 16).unwrap();
         let get = |n| a.allocate(lay(n)).unwrap().cast::<u8>();
-        let (x, y) = (get(block), get(block / 2 + 64));
+        let (x, y) = (get(block), get(block / 4 * 3 + 64));
         assert!(a.in_arena(x.as_ptr()) && a.in_arena(y.as_ptr()));
         assert_eq!(
             x.as_ptr() as usize % HUGE,
@@ -406,22 +411,25 @@ mod tests {
         let z = get(block);
         assert!(!a.in_arena(z.as_ptr()));
         // Too small or too large for a block.
-        let (small, large) = (get(block / 2 - 64), get(block + 64));
+        let (small, large) = (get(block / 2 + 64), get(block + 64));
         assert!(!a.in_arena(small.as_ptr()) && !a.in_arena(large.as_ptr()));
         // SAFETY: each pointer was allocated above with this layout, and
         // writing to it before freeing it checks it is usable memory.
         unsafe {
-            for (p, n) in [(x, block), (y, block / 2 + 64), (z, block)] {
+            for (p, n) in [(x, block), (y, block / 4 * 3 + 64), (z, block)] {
                 p.as_ptr().write_bytes(0xab, n);
             }
-            a.deallocate(y, lay(block / 2 + 64));
+            a.deallocate(y, lay(block / 4 * 3 + 64));
             a.deallocate(x, lay(block));
             a.deallocate(z, lay(block));
-            a.deallocate(small, lay(block / 2 - 64));
+            a.deallocate(small, lay(block / 2 + 64));
             a.deallocate(large, lay(block + 64));
         }
         assert_eq!(get(block), x, "last freed, first taken");
         assert_eq!(get(block), y);
+        // Sizes past the address space: no arena, no overflow.
+        assert!(TableAlloc::with_arena(usize::MAX / 2, 3).0.is_none());
+        assert!(TableAlloc::with_arena(usize::MAX, 1).0.is_none());
         // Without an arena (less than a huge page of blocks): all global.
         let none = TableAlloc::with_arena(block - 64, 2);
         let p = none.allocate(lay(block - 64)).unwrap().cast::<u8>();

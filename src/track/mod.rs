@@ -843,7 +843,9 @@ impl Tracker {
         // for a rebuild (see `huge::TableArena`): 35 MB at the default cap
         // with one shard, which a flood fills and a quiet network never
         // touches.
-        let tables = TableAlloc::with_arena(table::packed_table_bytes(room), owned + 1);
+        let tables = table::packed_table_bytes(room).map_or_else(TableAlloc::default, |t| {
+            TableAlloc::with_arena(t, owned + 1)
+        });
         let parts: Vec<Option<Partition>> = (0..PARTITIONS)
             .map(|p| {
                 (p % shards == shard).then(|| Partition {

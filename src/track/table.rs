@@ -453,13 +453,19 @@ impl Attempts {
 /// each with a control byte, plus a group's worth of control bytes. For
 /// sizing [`TableAlloc`]'s arena, so an estimate: a wrong one only sends
 /// tables to the global allocator sooner, or leaves some of the arena unused.
-pub(super) fn packed_table_bytes(room: usize) -> usize {
+/// `None` when that does not fit in a `usize` (a cap of ~10^17 and more).
+pub(super) fn packed_table_bytes(room: usize) -> Option<usize> {
     let buckets = match room {
         0..4 => 4,
         4..8 => 8,
-        _ => (room * 8).div_ceil(7).next_power_of_two(),
+        _ => room
+            .checked_mul(8)?
+            .div_ceil(7)
+            .checked_next_power_of_two()?,
     };
-    buckets * (std::mem::size_of::<Packed4>() + 1) + 16
+    buckets
+        .checked_mul(std::mem::size_of::<Packed4>() + 1)?
+        .checked_add(16)
 }
 
 /// Whether `key` can be in the packed table (its addresses are IPv4; the
@@ -725,7 +731,8 @@ mod tests {
     #[test]
     fn tables_at_their_cap_share_the_arena_and_reuse_its_blocks() {
         let room = 14_336; // the default cap's
-        let bytes = packed_table_bytes(room);
+        let bytes = packed_table_bytes(room).expect("a small table");
+        assert_eq!(packed_table_bytes(usize::MAX / 4), None);
         // A block for each of three tables and one for a rebuild: over a
         // huge page, so the arena is made.
         assert!(4 * bytes >= super::super::huge::HUGE, "{bytes}");
