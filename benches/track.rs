@@ -35,7 +35,8 @@ mod common;
 /// concurrent flows (~1,400 TCP flow directions per 5,000 packets here,
 /// ~400 in 200,000 packets). The flood runs at 400,000 packets/s: 1 M
 /// packets are 2.5 s of flood, ~700,000 attempts pending at the end (no
-/// timeout, below the 2,000,000 cap), a table well beyond the CPU caches.
+/// timeout, below the default cap of 786,432: 64 tables of 2^14 buckets,
+/// in the arena of huge pages), a table well beyond the CPU caches.
 const CAPTURES: [(Profile, u64); 2] = [
     (Profile::Enterprise, 1_500_000),
     (Profile::Flood, 1_000_000),
