@@ -96,7 +96,7 @@ cat "$ENT" "$FLOOD" >/dev/null
 
 # once I CMD...: one run of command I; appends its wall seconds to TIMES[I],
 # its peak RSS to PEAKS[I] and its stdout to $TMP/outs.I.
-declare -A TIMES PEAKS
+declare -a TIMES PEAKS
 once() {
     local i=$1 t0 t1
     shift

@@ -26,7 +26,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc's defaults favour speed over footprint: freed pages are purged
 /// after a delay, and with transparent huge pages each first touch of a
 /// 2 MiB range commits (and zeroes) all of it. A sensor's memory should be
-/// its caps: purge at once and map 4 KiB pages (but for the two tables the
+/// its caps: purge at once and map 4 KiB pages (but for the tables the
 /// tracker advises for huge pages, `track::huge`). Measured on the 5M-packet
 /// flood bench (2-vCPU VM): peak 658 → 519 MB, system time 2.3 → 1.4 s; on
 /// the 15M-packet enterprise capture CPU time 2.55 → 2.24 s (fewer pages
@@ -39,8 +39,8 @@ fn tune_allocator() {
     }
     const PURGE_DELAY: std::ffi::c_int = 15;
     // Linux 6.18: THP stay off except where the program asks for them with
-    // MADV_HUGEPAGE (the tracker's sketch and liveness cache, see
-    // `track::huge`).
+    // MADV_HUGEPAGE (the tracker's sketch, liveness cache and attempt tables
+    // at their cap, see `track::huge`).
     const PR_THP_DISABLE_EXCEPT_ADVISED: std::ffi::c_ulong = 1 << 1;
     // SAFETY: a plain setter of mimalloc's option table and prctls on this
     // process, called before any thread but main exists.

@@ -525,27 +525,25 @@ pub fn run(
                 // buffer, through a dynamic call, millions of times under a
                 // flood.
                 line.clear();
+                let mut wrote = Ok(());
                 for (i, e) in ev.iter().enumerate() {
                     event_json(e, line);
                     if line.len() < LINES_BYTES && i + 1 < ev.len() {
                         continue;
                     }
-                    if let Err(err) = w.write_all(line.as_bytes()) {
-                        // Said now, not only at exit: a live sensor runs for weeks.
-                        tracing::error!(
-                            "cannot write events: {err}; no more events will be written"
-                        );
-                        write_err = Some(err);
+                    wrote = w.write_all(line.as_bytes());
+                    if wrote.is_err() {
                         break;
                     }
                     line.clear();
                 }
                 // Each block's events leave at once (a live sensor's reader
                 // should not wait for 64 KiB of them).
-                if !ev.is_empty()
-                    && write_err.is_none()
-                    && let Err(err) = w.flush()
-                {
+                if wrote.is_ok() && !ev.is_empty() {
+                    wrote = w.flush();
+                }
+                if let Err(err) = wrote {
+                    // Said now, not only at exit: a live sensor runs for weeks.
                     tracing::error!("cannot write events: {err}; no more events will be written");
                     write_err = Some(err);
                 }

@@ -228,9 +228,9 @@ pub(crate) struct TableAlloc(Option<Arc<Mutex<TableArena>>>);
 /// cached).
 ///
 /// Only tables of the cap's size (above three quarters of it: the next
-/// power of two of buckets down is half) come here: that is the flood the arena is for,
-/// and a table growing through smaller sizes would leave blocks of each
-/// size behind, memory that nothing at the cap reuses. Smaller tables, and
+/// power of two of buckets down is half) come here: that is the flood the
+/// arena is for, and a table growing through smaller sizes would leave
+/// blocks of each size behind, memory that nothing at the cap reuses. Smaller tables, and
 /// any table once the arena is used up, come from the global allocator:
 /// correct, only slower.
 pub(crate) struct TableArena {
