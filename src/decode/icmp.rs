@@ -75,6 +75,11 @@ fn parse_quote(quote: &[u8]) -> Option<(FlowKey, Option<u32>, Option<u8>)> {
     }
     let src = Addr::from(ip.source_addr());
     let dst = Addr::from(ip.destination_addr());
+    // An IPv4-mapped address in a quoted IPv6 header would key the probe as
+    // an IPv4 flow (see `Skip::V4Mapped`).
+    if matches!(ip, LaxIpSlice::Ipv6(_)) && (src.is_v4() || dst.is_v4()) {
+        return None;
+    }
     let payload = ip.payload();
     let t = payload.payload;
     let proto = Proto::from_ip_number(payload.ip_number.0);

@@ -169,13 +169,19 @@ pub enum Skip {
     Truncated,
     /// Header fields that contradict themselves (IHL < 5, bad version, ...).
     Malformed,
+    /// IPv6 with an IPv4-mapped source or destination (`::ffff:0:0/96`).
+    /// Such addresses never appear on the wire (RFC 4291 §2.5.5.2; RFC 6890
+    /// marks the block not forwardable), and [`Addr`] stores IPv4 addresses
+    /// in exactly that form: decoded, a forged IPv6 packet would speak for
+    /// the IPv4 host, making it look alive or framing it as a scanner.
+    V4Mapped,
     /// ARP that is not an Ethernet/IPv4 request or reply, gratuitous ARP and probes.
     ArpOther,
 }
 
 impl Skip {
     /// Every reason, in display order.
-    pub const ALL: [Skip; 10] = [
+    pub const ALL: [Skip; 11] = [
         Skip::NotIp,
         Skip::Udp,
         Skip::IcmpOther,
@@ -185,6 +191,7 @@ impl Skip {
         Skip::Fragment,
         Skip::Truncated,
         Skip::Malformed,
+        Skip::V4Mapped,
         Skip::ArpOther,
     ];
 
@@ -200,6 +207,7 @@ impl Skip {
             Skip::Fragment => "fragment",
             Skip::Truncated => "truncated",
             Skip::Malformed => "malformed",
+            Skip::V4Mapped => "v4_mapped",
             Skip::ArpOther => "arp_other",
         }
     }
@@ -389,9 +397,13 @@ fn ipv6(ip: &[u8]) -> Result<L3, Skip> {
     let mut d = [0u8; 16];
     s.copy_from_slice(&ip[8..24]);
     d.copy_from_slice(&ip[24..40]);
+    let (src, dst) = (Addr::v6(s), Addr::v6(d));
+    if src.is_v4() || dst.is_v4() {
+        return Err(Skip::V4Mapped);
+    }
     Ok(L3 {
-        src: Addr::v6(s),
-        dst: Addr::v6(d),
+        src,
+        dst,
         proto,
         l4,
         end,

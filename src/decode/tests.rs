@@ -629,3 +629,60 @@ fn fuzz_regression_icmpv6_quote_with_truncated_extension() {
     let links = [0u16, 1, 12, 14, 101, 108, 113, 228, 229, 276, 999];
     let _ = decode(links[*sel as usize % links.len()], 0, frame);
 }
+
+/// `::ffff:a.b.c.d` is how `Addr` holds IPv4: an IPv6 packet carrying one
+/// must not be read as the IPv4 host's (a forged "proof" that it is alive,
+/// or a scan charged to it), whether in the packet's own header or in the
+/// header an ICMPv6 error quotes.
+#[test]
+fn ipv6_with_ipv4_mapped_addresses_is_skipped() {
+    let mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1];
+    // Offsets in ICMPV6_NOROUTE: IPv6 header at 14 (source 22, destination
+    // 38), ICMPv6 at 54, the quoted IPv6 header at 62 (source 70,
+    // destination 86).
+    for (at, want) in [
+        (22, Skip::V4Mapped),
+        (38, Skip::V4Mapped),
+        (70, Skip::IcmpBadQuote),
+        (86, Skip::IcmpBadQuote),
+    ] {
+        let mut f = ICMPV6_NOROUTE;
+        // Unchanged, the frame decodes (the test below it would pass for a
+        // frame that never did).
+        assert!(matches!(
+            decode(linktype::ETHERNET, 0, &f),
+            Decoded::Interesting(_)
+        ));
+        f[at..at + 16].copy_from_slice(&mapped);
+        assert_eq!(
+            decode(linktype::ETHERNET, 0, &f),
+            Decoded::Skip(want),
+            "mapped address at {at}"
+        );
+    }
+    // A SYN and an ACK from ::ffff:10.0.0.1 with the well-known
+    // IPv4-compatible neighbours (`::a00:1`, `::ffff:0:a00:1`) decoding as
+    // the IPv6 addresses they are.
+    let frame = |src: [u8; 16], flags: u8| {
+        let mut f = build_tcp_v6_with_ext(60, &[0, 1, 4, 0, 0, 0, 0]);
+        f[22..38].copy_from_slice(&src);
+        f[14 + 40 + 8 + 13] = flags;
+        f
+    };
+    for flags in [SYN, ACK] {
+        assert_eq!(
+            decode(linktype::ETHERNET, 0, &frame(mapped, flags)),
+            Decoded::Skip(Skip::V4Mapped)
+        );
+    }
+    let mut compat = mapped;
+    compat[10..12].copy_from_slice(&[0, 0]);
+    let mut translated = mapped;
+    translated[8..10].copy_from_slice(&[0xff, 0xff]);
+    translated[10..12].copy_from_slice(&[0, 0]);
+    for a in [compat, translated] {
+        let s = interesting(decode(linktype::ETHERNET, 0, &frame(a, SYN)));
+        assert_eq!(s.key.src, Addr::v6(a));
+        assert!(!s.key.src.is_v4());
+    }
+}
