@@ -573,8 +573,15 @@ pub fn run(
                 outs.push(out);
             }
             // Each shard's events come in canonical order: merged, not sorted.
-            let lists: Vec<&[Event]> = outs.iter().map(|o| o.events.as_slice()).collect();
-            merge_events(&lists, &mut block_events);
+            // One shard's list is the merge: taken, not copied (block_events
+            // is empty here; the shard gets its vector back for reuse).
+            debug_assert!(block_events.is_empty());
+            if let [only] = outs.as_mut_slice() {
+                std::mem::swap(&mut only.events, &mut block_events);
+            } else {
+                let lists: Vec<&[Event]> = outs.iter().map(|o| o.events.as_slice()).collect();
+                merge_events(&lists, &mut block_events);
+            }
             for (j, mut out) in outs.drain(..).enumerate() {
                 out.events.clear();
                 // A burst's vectors are dropped, not kept for reuse.
