@@ -195,7 +195,7 @@ impl Skip {
         Skip::ArpOther,
     ];
 
-    /// snake_case name used in the summary and metrics.
+    /// snake_case name used in the summary.
     pub fn name(self) -> &'static str {
         match self {
             Skip::NotIp => "not_ip",
