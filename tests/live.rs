@@ -776,3 +776,48 @@ fn the_last_stats_line_counts_every_packet_up_to_the_stop() {
         assert_eq!(field(last, "scanwatch_kernel_dropped_total"), 0, "{last}");
     }
 }
+
+/// A namespace left by a killed test run (its process-id part held by no
+/// running process) is deleted before a test makes its own; a live run's
+/// is kept, and names no test makes are never touched.
+#[test]
+fn namespaces_of_killed_test_runs_are_reaped() {
+    assert_eq!(common::lab::test_ns_pid("swo4242sensor"), Some(4242));
+    assert_eq!(common::lab::test_ns_pid("swf17"), Some(17));
+    for other in [
+        "blue",
+        "sw",
+        "swo",
+        "swosensor",
+        "swo12-x",
+        "xswo12",
+        "swo12X",
+    ] {
+        assert_eq!(common::lab::test_ns_pid(other), None, "{other}");
+    }
+    let running: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .map(|pid| pid % 100_000)
+        .collect();
+    let dead = (1..100_000).rev().find(|d| !running.contains(d)).unwrap();
+    let ours = Ns::new("swzl");
+    let stale = format!("swzk{dead}x");
+    sh(&format!("ip netns add {stale}"));
+    common::lab::reap_stale_namespaces();
+    let list = sh("ip netns list");
+    let names: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let left = names.contains(&stale.as_str());
+    if left {
+        let _ = Command::new("ip").args(["netns", "del", &stale]).status();
+    }
+    assert!(!left, "{stale} was not reaped: {names:?}");
+    assert!(
+        names.contains(&ours.0.as_str()),
+        "{} was reaped: {names:?}",
+        ours.0
+    );
+}

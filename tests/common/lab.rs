@@ -153,10 +153,55 @@ impl Drop for Proc {
 /// veths and bridges in it).
 pub struct Ns(pub String);
 
+/// The process-id part of a test namespace's name (`sw`, letters, the
+/// id modulo 100,000, letters: `swo4242sensor`), or `None` for a name no
+/// test makes.
+pub fn test_ns_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("sw")?;
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_lowercase());
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let tail = &rest[digits..];
+    if digits == 0 || !tail.chars().all(|c| c.is_ascii_lowercase()) {
+        return None;
+    }
+    rest[..digits].parse().ok()
+}
+
+/// Delete the namespaces of test runs that are gone (a run killed before
+/// its `Drop`s left them, with their veth pairs): a name whose process-id
+/// part no running process has, modulo 100,000 as the names take it.
+pub fn reap_stale_namespaces() {
+    let running: std::collections::HashSet<u32> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .map(|pid| pid % 100_000)
+                .collect()
+        })
+        .unwrap_or_default();
+    if running.is_empty() {
+        return; // no /proc to tell: delete nothing
+    }
+    let Ok(o) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        if test_ns_pid(name).is_some_and(|pid| !running.contains(&pid)) {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
 impl Ns {
     /// `NAME`, exactly (at most 15 characters leave room for veth names).
+    /// The first namespace a test process makes first removes those that
+    /// killed runs left behind.
     pub fn named(name: String) -> Ns {
         assert!(is_root(), "network namespaces need root (CI runs as root)");
+        static REAP: std::sync::Once = std::sync::Once::new();
+        REAP.call_once(reap_stale_namespaces);
         sh(&format!(
             "ip netns add {name} && ip -n {name} link set lo up"
         ));
