@@ -193,3 +193,75 @@ pub fn track_block(t: &mut Tracker, block: u64, base_idx: u64, watermark: i64, r
     }
     t.end_block();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::linktype;
+    use crate::decode::tcp_flags::{ACK, SYN};
+    use crate::synth::frame::{Frame, Ip, L4, Payload, Tcp, Vlan};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// One block of Ethernet frames: (source host, source port, flags).
+    fn block(pkts: &[(u8, u16, u8)]) -> Block {
+        let mut f = Frame::new();
+        let mut b = Block::default();
+        for (i, &(h, sp, flags)) in pkts.iter().enumerate() {
+            let (s, d) = (Ipv4Addr::new(10, 0, 0, h), Ipv4Addr::new(10, 0, 1, 1));
+            let seg = L4::Tcp(Tcp::new(sp, 80, 1, 1, flags, 1024), Payload::EMPTY);
+            f.build(Vlan::None, &Ip::new(IpAddr::V4(s), IpAddr::V4(d)), &seg);
+            b.recs.push(RecordMeta {
+                ts: i as i64,
+                off: b.data.len() as u32,
+                caplen: f.bytes().len() as u32,
+                origlen: f.bytes().len() as u32,
+                link: linktype::ETHERNET,
+            });
+            b.data.extend_from_slice(f.bytes());
+        }
+        b
+    }
+
+    /// Indices of the ACK/data segments that reach the tracker, and of the
+    /// interesting packets.
+    fn route(r: &mut Router, b: &Block) -> (Vec<u32>, Vec<u32>) {
+        let mut out = [Routed::default()];
+        r.route(b, &b.recs, &mut out);
+        let est = out[0].est.iter().map(|e| e.idx).collect();
+        (est, out[0].items.iter().map(|i| i.0).collect())
+    }
+
+    /// The tracker gets the first ACK/data segment of each flow direction
+    /// in a block, and the first again after that flow's SYN (it may
+    /// complete the new handshake); each block starts afresh, whatever the
+    /// worker saw before (the output must not depend on the thread count).
+    #[test]
+    fn one_segment_per_flow_direction_and_block_and_again_after_a_syn() {
+        let mut r = Router::new(1);
+        let pkts = [
+            (1, 1000, ACK), // 0: flow a, first
+            (1, 1000, ACK), // 1: a again: dropped
+            (2, 1000, ACK), // 2: flow b, first
+            (1, 1001, ACK), // 3: flow c (other port), first
+            (1, 1000, ACK), // 4: a: dropped
+            (1, 1000, SYN), // 5: a's SYN (interesting)
+            (1, 1000, ACK), // 6: a after its SYN: kept
+            (1, 1000, ACK), // 7: dropped
+            (2, 1000, SYN), // 8: b's SYN (interesting)
+            (2, 1000, ACK), // 9: b after a SYN of its own: kept
+        ];
+        let b = block(&pkts);
+        assert_eq!(route(&mut r, &b), (vec![0, 2, 3, 6, 9], vec![5, 8]));
+        assert_eq!(r.stats.established, 8);
+        assert_eq!(r.stats.interesting, 2);
+        // The same block again: the same choice, not "all seen already".
+        assert_eq!(route(&mut r, &b), (vec![0, 2, 3, 6, 9], vec![5, 8]));
+        // Many flows in one block (more than the table's slots): every
+        // flow direction still gets its first segment through.
+        let many: Vec<(u8, u16, u8)> = (0..3 * DEDUP_SLOTS as u16)
+            .map(|p| (3, 10_000 + p, ACK))
+            .collect();
+        let b = block(&many);
+        assert_eq!(route(&mut r, &b).0.len(), many.len());
+    }
+}
