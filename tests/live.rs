@@ -782,8 +782,10 @@ fn the_last_stats_line_counts_every_packet_up_to_the_stop() {
 /// is kept, and names no test makes are never touched.
 #[test]
 fn namespaces_of_killed_test_runs_are_reaped() {
-    assert_eq!(common::lab::test_ns_pid("swo4242sensor"), Some(4242));
-    assert_eq!(common::lab::test_ns_pid("swf17"), Some(17));
+    use common::lab::{reap_stale_namespaces, test_ns_pid};
+    assert_eq!(test_ns_pid("swo4242sensor"), Some(4242));
+    assert_eq!(test_ns_pid("swlc17"), Some(17));
+    assert_eq!(test_ns_pid("swf0"), Some(0));
     for other in [
         "blue",
         "sw",
@@ -792,8 +794,11 @@ fn namespaces_of_killed_test_runs_are_reaped() {
         "swo12-x",
         "xswo12",
         "swo12X",
+        "swan42",
+        "swo123456",
+        "swl12c",
     ] {
-        assert_eq!(common::lab::test_ns_pid(other), None, "{other}");
+        assert_eq!(test_ns_pid(other), None, "{other}");
     }
     let running: Vec<u32> = std::fs::read_dir("/proc")
         .unwrap()
@@ -801,20 +806,26 @@ fn namespaces_of_killed_test_runs_are_reaped() {
         .map(|pid| pid % 100_000)
         .collect();
     let dead = (1..100_000).rev().find(|d| !running.contains(d)).unwrap();
-    let ours = Ns::new("swzl");
-    let stale = format!("swzk{dead}x");
-    sh(&format!("ip netns add {stale}"));
-    common::lab::reap_stale_namespaces();
+    let ours = Ns::new("swzt");
+    let stale = format!("swzt{dead}");
+    // Not a test's name: stays.
+    let foreign = format!("swan{dead}");
+    sh(&format!("ip netns add {stale} && ip netns add {foreign}"));
+    reap_stale_namespaces();
     let list = sh("ip netns list");
     let names: Vec<&str> = list
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    let left = names.contains(&stale.as_str());
-    if left {
-        let _ = Command::new("ip").args(["netns", "del", &stale]).status();
+    let (left, kept) = (
+        names.contains(&stale.as_str()),
+        names.contains(&foreign.as_str()),
+    );
+    for n in [&stale, &foreign] {
+        let _ = Command::new("ip").args(["netns", "del", n]).status();
     }
     assert!(!left, "{stale} was not reaped: {names:?}");
+    assert!(kept, "{foreign} was reaped: {names:?}");
     assert!(
         names.contains(&ours.0.as_str()),
         "{} was reaped: {names:?}",

@@ -153,18 +153,25 @@ impl Drop for Proc {
 /// veths and bridges in it).
 pub struct Ns(pub String);
 
-/// The process-id part of a test namespace's name (`sw`, letters, the
-/// id modulo 100,000, letters: `swo4242sensor`), or `None` for a name no
-/// test makes.
+/// The prefixes of the namespaces the tests make: a prefix, the process id
+/// modulo 100,000 and, in the live lab, one of [`NS_HOSTS`]. The reaper
+/// deletes names of this form only: a developer's own namespaces are never
+/// touched. A new test adds its prefix here ([`Ns::named`] checks).
+const NS_PREFIXES: [&str; 8] = ["swl", "swo", "swlc", "swlh", "swsr", "swst", "swf", "swzt"];
+/// The live lab's hosts (`tests/live.rs`).
+const NS_HOSTS: [&str; 5] = ["", "sensor", "scan", "client", "tgt"];
+
+/// The process-id part of a test namespace's name (`swo4242sensor`: 4242),
+/// or `None` for a name no test makes.
 pub fn test_ns_pid(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix("sw")?;
-    let rest = rest.trim_start_matches(|c: char| c.is_ascii_lowercase());
-    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    let tail = &rest[digits..];
-    if digits == 0 || !tail.chars().all(|c| c.is_ascii_lowercase()) {
-        return None;
-    }
-    rest[..digits].parse().ok()
+    NS_PREFIXES.iter().find_map(|p| {
+        let rest = name.strip_prefix(p)?;
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 || digits > 5 || !NS_HOSTS.contains(&&rest[digits..]) {
+            return None;
+        }
+        rest[..digits].parse().ok()
+    })
 }
 
 /// Delete the namespaces of test runs that are gone (a run killed before
@@ -200,6 +207,10 @@ impl Ns {
     /// killed runs left behind.
     pub fn named(name: String) -> Ns {
         assert!(is_root(), "network namespaces need root (CI runs as root)");
+        assert!(
+            test_ns_pid(&name).is_some(),
+            "{name}: add its prefix to NS_PREFIXES"
+        );
         static REAP: std::sync::Once = std::sync::Once::new();
         REAP.call_once(reap_stale_namespaces);
         sh(&format!(
