@@ -12,11 +12,11 @@
 //! feeds them to one tracker that owns every partition
 //! (`Tracker::new(cfg, 0, 1)`, i.e. `--threads 1`) the way `shard()` does:
 //! `route::track_block` (timers, then the two lists merged in capture
-//! order), `drain_events`, `drain_evidence`; at the end
-//! `flush` (in a flood, most attempts are still pending then, and the flush
-//! is a large share of the time: the first pass prints both). Throughput
-//! counts every packet of the capture, so the figure compares with the
-//! decoder's and the replay's.
+//! order), `drain_events`, `order_shard_events`, `drain_evidence`; at the
+//! end the same for each partition's `flush_partition` (in a flood, most
+//! attempts are still pending then, and the flush is a large share of the
+//! time: the first pass prints both). Throughput counts every packet of the
+//! capture, so the figure compares with the decoder's and the replay's.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -24,7 +24,7 @@ use std::time::Instant;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use scanwatch::pipeline::route::{Routed, Router, track_block};
 use scanwatch::synth::Profile;
-use scanwatch::track::{TrackConfig, Tracker};
+use scanwatch::track::{PARTITIONS, TrackConfig, Tracker, order_shard_events};
 
 mod common;
 
@@ -36,10 +36,14 @@ mod common;
 /// ~400 in 200,000 packets). The flood runs at 400,000 packets/s: 1 M
 /// packets are 2.5 s of flood, ~700,000 attempts pending at the end (no
 /// timeout, below the default cap of 786,432: 64 tables of 2^14 buckets,
-/// in the arena of huge pages), a table well beyond the CPU caches.
-const CAPTURES: [(Profile, u64); 2] = [
+/// in the arena of huge pages), a table well beyond the CPU caches; 2 M
+/// packets reach the cap, where each new SYN first decides the oldest
+/// attempt of its partition (what the 5M and 15M floods of
+/// `benches/compare.sh` do most of the time).
+const CAPTURES: [(Profile, u64); 3] = [
     (Profile::Enterprise, 1_500_000),
     (Profile::Flood, 1_000_000),
+    (Profile::Flood, 2_000_000),
 ];
 
 /// One block's batch for the single shard (`ShardBatch` in the pipeline).
@@ -97,6 +101,7 @@ struct Out {
 impl Out {
     fn take(&mut self, t: &mut Tracker) {
         t.drain_events(&mut self.events);
+        order_shard_events(&mut self.events);
         t.drain_evidence(&mut self.alive, &mut self.contacts);
         self.total += self.events.len() as u64;
         black_box((&self.events, &self.alive, &self.contacts));
@@ -122,12 +127,14 @@ fn feed(t: &mut Tracker, batches: &[Batch], o: &mut Out) -> u64 {
     o.total
 }
 
-/// End of input, as `shard()` does it. Returns the number of events (every
-/// attempt still pending).
+/// End of input, as `shard()` does it: a partition at a time. Returns the
+/// number of events (every attempt still pending).
 fn end(t: &mut Tracker, end_watermark: i64, o: &mut Out) -> u64 {
     o.total = 0;
-    t.flush(end_watermark);
-    o.take(t);
+    for part in 0..PARTITIONS {
+        t.flush_partition(part, end_watermark);
+        o.take(t);
+    }
     o.total
 }
 
@@ -147,12 +154,13 @@ fn bench(c: &mut Criterion) {
         let ended = started.elapsed() - fed;
         eprintln!(
             "{}: {} packets in {} blocks -> {items} interesting, {est} ACK/data after dedup; \
-             events: {during} during the blocks, {at_end} at the end; peak {} pending; \
-             first pass: blocks {:.1} ms, end {:.1} ms",
+             events: {during} during the blocks, {at_end} at the end; peak {} pending, \
+             {} decided early at the cap; first pass: blocks {:.1} ms, end {:.1} ms",
             profile.name(),
             d.packets,
             d.batches.len(),
             t.stats.peak_pending,
+            t.stats.pending_evicted,
             fed.as_secs_f64() * 1e3,
             ended.as_secs_f64() * 1e3
         );
@@ -160,17 +168,20 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Elements(d.packets));
         // A flood iteration takes a quarter of a second: fewer samples.
         g.sample_size(if profile == Profile::Flood { 10 } else { 100 });
-        g.bench_function(format!("{}/tracker", profile.name()), |b| {
-            b.iter_batched(
-                // A fresh tracker each time, built and dropped outside the timing.
-                || Tracker::new(cfg.clone(), 0, 1),
-                |mut t| {
-                    black_box(run(&mut t, &d.batches, d.end, &mut o));
-                    t
-                },
-                BatchSize::LargeInput,
-            )
-        });
+        g.bench_function(
+            format!("{}-{}k/tracker", profile.name(), packets / 1000),
+            |b| {
+                b.iter_batched(
+                    // A fresh tracker each time, built and dropped outside the timing.
+                    || Tracker::new(cfg.clone(), 0, 1),
+                    |mut t| {
+                        black_box(run(&mut t, &d.batches, d.end, &mut o));
+                        t
+                    },
+                    BatchSize::LargeInput,
+                )
+            },
+        );
     }
     g.finish();
 }
