@@ -20,7 +20,7 @@ pub(super) fn icmpv4(icmp: &[u8], sender: Addr, ts: i64, vlan: [u16; 2]) -> Deco
     };
     match (ty, code) {
         (3, CODE_FRAG_NEEDED) => Decoded::Skip(Skip::IcmpPmtu),
-        (3, _) => quoted(icmp, ty, code, sender, ts, vlan),
+        (3, _) => quoted(icmp, ty, code, sender, ts, vlan, false),
         _ => Decoded::Skip(Skip::IcmpOther),
     }
 }
@@ -30,19 +30,35 @@ pub(super) fn icmpv6(icmp: &[u8], sender: Addr, ts: i64, vlan: [u16; 2]) -> Deco
         return Decoded::Skip(Skip::Truncated);
     };
     match ty {
-        1 => quoted(icmp, ty, code, sender, ts, vlan),
+        1 => quoted(icmp, ty, code, sender, ts, vlan, true),
         // Packet Too Big: IPv6's path-MTU discovery.
         2 => Decoded::Skip(Skip::IcmpPmtu),
         _ => Decoded::Skip(Skip::IcmpOther),
     }
 }
 
-fn quoted(icmp: &[u8], icmp_type: u8, code: u8, sender: Addr, ts: i64, vlan: [u16; 2]) -> Decoded {
+/// An ICMP (`v6` false) or ICMPv6 error, its quote after 8 bytes.
+fn quoted(
+    icmp: &[u8],
+    icmp_type: u8,
+    code: u8,
+    sender: Addr,
+    ts: i64,
+    vlan: [u16; 2],
+    v6: bool,
+) -> Decoded {
+    // An error quotes a packet of its own family and travels in that family
+    // (RFC 792, RFC 4443). ICMPv6 carried by IPv4 (or ICMP by IPv6), or a
+    // quote of the other family, would charge a probe to hosts of a family
+    // the error never came from: forged, like an IPv4-mapped quote.
+    if sender.is_v4() == v6 {
+        return Decoded::Skip(Skip::IcmpBadQuote);
+    }
     // 8 bytes of ICMP header (type, code, checksum, unused/MTU), then the quote.
     let Some(quote) = icmp.get(8..) else {
         return Decoded::Skip(Skip::Truncated);
     };
-    match parse_quote(quote) {
+    match parse_quote(quote, v6) {
         Some((key, quoted_seq, quoted_flags)) => Decoded::Interesting(Summary {
             ts,
             key,
@@ -59,9 +75,13 @@ fn quoted(icmp: &[u8], icmp_type: u8, code: u8, sender: Addr, ts: i64, vlan: [u1
     }
 }
 
-/// The probe's flow key, and for TCP the quoted sequence number and flags.
-fn parse_quote(quote: &[u8]) -> Option<(FlowKey, Option<u32>, Option<u8>)> {
+/// The probe's flow key, and for TCP the quoted sequence number and flags;
+/// `None` unless the quote is an IPv6 (`v6`) or IPv4 packet.
+fn parse_quote(quote: &[u8], v6: bool) -> Option<(FlowKey, Option<u32>, Option<u8>)> {
     let (ip, _ext_err) = LaxIpSlice::from_slice(quote).ok()?;
+    if matches!(ip, LaxIpSlice::Ipv6(_)) != v6 {
+        return None;
+    }
     // A quoted non-first fragment has no transport header to key on.
     let later_fragment = match &ip {
         LaxIpSlice::Ipv4(v4) => v4.header().fragments_offset().value() != 0,

@@ -686,3 +686,61 @@ fn ipv6_with_ipv4_mapped_addresses_is_skipped() {
         assert!(!s.key.src.is_v4());
     }
 }
+
+/// An ICMP error quotes a packet of its own family and travels in it
+/// (RFC 792, RFC 4443). A quote of the other family, or ICMPv6 carried by
+/// IPv4 (ICMP by IPv6), would charge a flow to hosts of a family the error
+/// never came from: a bad quote, as the IPv4-mapped addresses above.
+#[test]
+fn icmp_errors_of_the_other_family_are_bad_quotes() {
+    // The real frames decode (the checks below would pass for frames that
+    // never did).
+    for f in [&ICMP_PORT_UNREACH[..], &ICMPV6_NOROUTE[..]] {
+        assert!(matches!(
+            decode(linktype::ETHERNET, 0, f),
+            Decoded::Interesting(_)
+        ));
+    }
+    // ICMPv4 (IPv4 at 14, ICMP at 34) quoting the IPv6 packet of the
+    // ICMPv6 frame (its quote at 62), the IPv4 total length mended.
+    let mut v4_quoting_v6 = ICMP_PORT_UNREACH[..42].to_vec();
+    v4_quoting_v6.extend_from_slice(&ICMPV6_NOROUTE[62..]);
+    let total = (v4_quoting_v6.len() - 14) as u16;
+    v4_quoting_v6[16..18].copy_from_slice(&total.to_be_bytes());
+    // ICMPv6 (IPv6 at 14, ICMPv6 at 54) quoting the IPv4 packet of the
+    // ICMP frame (its quote at 42), the IPv6 payload length mended.
+    let mut v6_quoting_v4 = ICMPV6_NOROUTE[..62].to_vec();
+    v6_quoting_v4.extend_from_slice(&ICMP_PORT_UNREACH[42..]);
+    let payload = (v6_quoting_v4.len() - 54) as u16;
+    v6_quoting_v4[18..20].copy_from_slice(&payload.to_be_bytes());
+    // ICMPv6 in IPv4 (protocol 58, type 1) and ICMP in IPv6 (next header
+    // 1, type 3), each quoting its own family's packet.
+    let mut icmpv6_in_v4 = ICMP_PORT_UNREACH.to_vec();
+    (icmpv6_in_v4[23], icmpv6_in_v4[34]) = (58, 1);
+    let mut icmp_in_v6 = ICMPV6_NOROUTE.to_vec();
+    (icmp_in_v6[20], icmp_in_v6[54]) = (1, 3);
+    for (name, f) in [
+        ("ICMPv4 quoting IPv6", &v4_quoting_v6),
+        ("ICMPv6 quoting IPv4", &v6_quoting_v4),
+        ("ICMPv6 in IPv4", &icmpv6_in_v4),
+        ("ICMPv4 in IPv6", &icmp_in_v6),
+    ] {
+        assert_eq!(
+            decode(linktype::ETHERNET, 0, f),
+            Decoded::Skip(Skip::IcmpBadQuote),
+            "{name}"
+        );
+    }
+}
+
+/// The workers count skips in an array indexed by `Skip as usize` and the
+/// summary names them through `Skip::ALL`: the two orders must agree, and
+/// every reason have its own name.
+#[test]
+fn skip_reasons_index_their_counters() {
+    for (i, s) in Skip::ALL.iter().enumerate() {
+        assert_eq!(*s as usize, i, "{s:?}");
+    }
+    let names: std::collections::HashSet<&str> = Skip::ALL.iter().map(|s| s.name()).collect();
+    assert_eq!(names.len(), Skip::ALL.len());
+}

@@ -573,8 +573,10 @@ pub fn run(
                 outs.push(out);
             }
             // Each shard's events come in canonical order: merged, not sorted.
-            // One shard's list is the merge: taken, not copied (block_events
-            // is empty here; the shard gets its vector back for reuse).
+            // One shard's list is the merge: swapped in, not copied
+            // (block_events is empty here, and the shard gets block_events'
+            // emptied vector in exchange; a burst's large one stays in
+            // block_events, which lets it go below).
             debug_assert!(block_events.is_empty());
             if let [only] = outs.as_mut_slice() {
                 std::mem::swap(&mut only.events, &mut block_events);
@@ -585,7 +587,14 @@ pub fn run(
             for (j, mut out) in outs.drain(..).enumerate() {
                 out.events.clear();
                 // A burst's vectors are dropped, not kept for reuse.
-                if out.events.capacity() <= POOLED_CAPACITY {
+                if [
+                    out.events.capacity(),
+                    out.alive.capacity(),
+                    out.contacts.capacity(),
+                ]
+                .iter()
+                .all(|&c| c <= POOLED_CAPACITY)
+                {
                     let _ = out_pool[j].0.try_send(out);
                 }
             }

@@ -177,7 +177,15 @@ pub fn test_ns_pid(name: &str) -> Option<u32> {
 /// Delete the namespaces of test runs that are gone (a run killed before
 /// its `Drop`s left them, with their veth pairs): a name whose process-id
 /// part no running process has, modulo 100,000 as the names take it.
+/// Processes of another PID namespace that shares `/run/netns` (a
+/// container) are not seen: two such test runs at once must not share it.
 pub fn reap_stale_namespaces() {
+    // The list first, the processes after: a namespace listed was made by a
+    // process that, if it still runs, is in /proc by then (the other order
+    // would miss a test process started between the two).
+    let Ok(o) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
     let running: std::collections::HashSet<u32> = std::fs::read_dir("/proc")
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
@@ -188,9 +196,6 @@ pub fn reap_stale_namespaces() {
     if running.is_empty() {
         return; // no /proc to tell: delete nothing
     }
-    let Ok(o) = Command::new("ip").args(["netns", "list"]).output() else {
-        return;
-    };
     for line in String::from_utf8_lossy(&o.stdout).lines() {
         let Some(name) = line.split_whitespace().next() else {
             continue;
