@@ -11,6 +11,7 @@
 //! traffic stays inside the namespaces. Needs root (CI runs as root).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -75,16 +76,19 @@ impl Lab {
         // every closed UDP port and every rejected SYN gets its error.
         lab.exec("tgt", "sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=100000");
         let rules = "table inet f {\n chain in {\n  type filter hook input priority 0;\n  ip daddr 10.99.0.21 tcp dport != 22 drop\n  ip daddr 10.99.0.22 tcp dport != 22 reject with icmp type admin-prohibited\n }\n}\n";
-        std::fs::write(format!("/tmp/{}.nft", lab.p), rules).unwrap();
-        lab.exec("tgt", &format!("nft -f /tmp/{}.nft", lab.p));
+        // Through stdin: no rules file for a killed run to leave behind.
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("tgt"), "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
+        assert!(nft.wait().unwrap().success(), "nft -f - failed");
         lab
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // The namespaces go with `_ns`.
-        let _ = std::fs::remove_file(format!("/tmp/{}.nft", self.p));
     }
 }
 
