@@ -786,7 +786,7 @@ fn the_last_stats_line_counts_every_packet_up_to_the_stop() {
 /// is kept, and names no test makes are never touched.
 #[test]
 fn namespaces_of_killed_test_runs_are_reaped() {
-    use common::lab::{reap_stale_namespaces, test_ns_pid};
+    use common::lab::{namespaces, reap_stale_namespaces, running_pid_parts, test_ns_pid};
     assert_eq!(test_ns_pid("swo4242sensor"), Some(4242));
     assert_eq!(test_ns_pid("swlc17"), Some(17));
     assert_eq!(test_ns_pid("swf0"), Some(0));
@@ -804,11 +804,7 @@ fn namespaces_of_killed_test_runs_are_reaped() {
     ] {
         assert_eq!(test_ns_pid(other), None, "{other}");
     }
-    let running: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .map(|pid| pid % 100_000)
-        .collect();
+    let running = running_pid_parts();
     let dead = (1..100_000).rev().find(|d| !running.contains(d)).unwrap();
     let ours = Ns::new("swzt");
     let stale = format!("swzt{dead}");
@@ -816,23 +812,12 @@ fn namespaces_of_killed_test_runs_are_reaped() {
     let foreign = format!("swan{dead}");
     sh(&format!("ip netns add {stale} && ip netns add {foreign}"));
     reap_stale_namespaces();
-    let list = sh("ip netns list");
-    let names: Vec<&str> = list
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    let (left, kept) = (
-        names.contains(&stale.as_str()),
-        names.contains(&foreign.as_str()),
-    );
+    let names = namespaces();
+    let (left, kept) = (names.contains(&stale), names.contains(&foreign));
     for n in [&stale, &foreign] {
         let _ = Command::new("ip").args(["netns", "del", n]).status();
     }
     assert!(!left, "{stale} was not reaped: {names:?}");
     assert!(kept, "{foreign} was reaped: {names:?}");
-    assert!(
-        names.contains(&ours.0.as_str()),
-        "{} was reaped: {names:?}",
-        ours.0
-    );
+    assert!(names.contains(&ours.0), "{} was reaped: {names:?}", ours.0);
 }

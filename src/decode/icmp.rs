@@ -97,7 +97,7 @@ fn parse_quote(quote: &[u8], v6: bool) -> Option<(FlowKey, Option<u32>, Option<u
     let dst = Addr::from(ip.destination_addr());
     // An IPv4-mapped address in a quoted IPv6 header would key the probe as
     // an IPv4 flow (see `Skip::V4Mapped`).
-    if matches!(ip, LaxIpSlice::Ipv6(_)) && (src.is_v4() || dst.is_v4()) {
+    if v6 && (src.is_v4() || dst.is_v4()) {
         return None;
     }
     let payload = ip.payload();

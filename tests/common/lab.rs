@@ -183,27 +183,39 @@ pub fn reap_stale_namespaces() {
     // The list first, the processes after: a namespace listed was made by a
     // process that, if it still runs, is in /proc by then (the other order
     // would miss a test process started between the two).
+    let names = namespaces();
+    let running = running_pid_parts();
+    if running.is_empty() {
+        return; // no /proc to tell: delete nothing
+    }
+    for name in names {
+        if test_ns_pid(&name).is_some_and(|pid| !running.contains(&pid)) {
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        }
+    }
+}
+
+/// The names `ip netns list` gives (empty if it cannot run).
+pub fn namespaces() -> Vec<String> {
     let Ok(o) = Command::new("ip").args(["netns", "list"]).output() else {
-        return;
+        return Vec::new();
     };
-    let running: std::collections::HashSet<u32> = std::fs::read_dir("/proc")
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| Some(l.split_whitespace().next()?.to_owned()))
+        .collect()
+}
+
+/// The running processes' ids modulo 100,000, as namespace names hold them
+/// (empty without /proc).
+pub fn running_pid_parts() -> std::collections::HashSet<u32> {
+    std::fs::read_dir("/proc")
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
                 .map(|pid| pid % 100_000)
                 .collect()
         })
-        .unwrap_or_default();
-    if running.is_empty() {
-        return; // no /proc to tell: delete nothing
-    }
-    for line in String::from_utf8_lossy(&o.stdout).lines() {
-        let Some(name) = line.split_whitespace().next() else {
-            continue;
-        };
-        if test_ns_pid(name).is_some_and(|pid| !running.contains(&pid)) {
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-        }
-    }
+        .unwrap_or_default()
 }
 
 impl Ns {
