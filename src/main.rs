@@ -176,7 +176,7 @@ struct LiveArgs {
     /// Failed-connection events as JSON lines to PATH (output.events).
     #[arg(long, value_name = "PATH|-")]
     events: Option<String>,
-    /// Send alerts to syslog: unix:PATH, udp:HOST:PORT or tcp:HOST:PORT
+    /// Send alerts to syslog: unix:PATH, udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT
     /// (repeatable; output.syslog).
     #[arg(long, value_name = "ADDR")]
     syslog: Vec<String>,
@@ -202,7 +202,7 @@ struct ReplayArgs {
     /// Write alerts (JSON lines) to PATH instead of stdout.
     #[arg(long, value_name = "PATH|-", default_value = "-")]
     alerts: PathBuf,
-    /// Also send alerts to syslog: unix:PATH, udp:HOST:PORT or tcp:HOST:PORT
+    /// Also send alerts to syslog: unix:PATH, udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT
     /// (repeatable; settings from [output.syslog]).
     #[arg(long, value_name = "ADDR")]
     syslog: Vec<String>,

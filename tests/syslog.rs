@@ -3,7 +3,9 @@
 //! temporary directory: a unix socket (imuxsock), TCP and UDP on free loopback
 //! ports, and every message from scanwatch written to a file with its
 //! transport, facility, severity, host, app, pid, MSGID, structured data and
-//! MSG, which the tests read back.
+//! MSG, which the tests read back. The TLS tests add an imtcp input with
+//! rsyslog's gtls driver (Debian's `rsyslog-gnutls`), with certificates
+//! made by `openssl` for each test.
 
 use std::fs;
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -51,21 +53,141 @@ struct Rsyslog {
     out: PathBuf,
     tcp_port: u16,
     udp_port: u16,
+    /// The TLS input's port (input name `imtls`), with `new_tls`.
+    tls_port: Option<u16>,
     child: Option<Child>,
+}
+
+/// A free loopback TCP port (the kernel's choice, released for rsyslogd).
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Test certificates, made with openssl: a CA, a server certificate it
+/// signed for `localhost` and `127.0.0.1`, a client certificate it signed,
+/// and a second CA that signed nothing here.
+struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn new() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run openssl ({e}): run `bash scripts/setup-deps test`")
+                });
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            let (key, pem, subj) = (
+                format!("{ca}.key"),
+                format!("{ca}.pem"),
+                format!("/CN=scanwatch test {ca}"),
+            );
+            a.extend([
+                "-keyout",
+                &key,
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-subj",
+                &subj,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+            openssl(&a);
+        }
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+            ),
+            (
+                "client",
+                "subjectAltName=DNS:sensor.test\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+            ),
+        ] {
+            let (key, csr, pem, ext_file, subj) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.ext"),
+                format!("/CN={name}"),
+            );
+            fs::write(d.join(&ext_file), ext).unwrap();
+            let mut a = vec!["req"];
+            a.extend(ec);
+            a.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+            openssl(&a);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext_file,
+            ]);
+        }
+        Certs { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
 }
 
 impl Rsyslog {
     /// Write the configuration; `start` runs it.
     fn new() -> Rsyslog {
+        Rsyslog::with_tls(None)
+    }
+
+    /// Also a TLS input (`imtls`) that takes only clients with a
+    /// certificate signed by `certs`' CA (gtls, `x509/certvalid`).
+    fn new_tls(certs: &Certs) -> Rsyslog {
+        Rsyslog::with_tls(Some(certs))
+    }
+
+    fn with_tls(certs: Option<&Certs>) -> Rsyslog {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         fs::create_dir(d.join("work")).unwrap();
-        // Free loopback ports (the kernel's choice, released for rsyslogd).
-        let tcp_port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let tcp_port = free_tcp_port();
         let udp_port = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -74,19 +196,34 @@ impl Rsyslog {
         let sock = d.join("log.sock");
         let out = d.join("scanwatch.log");
         let conf = d.join("rsyslog.conf");
+        let tls_port = certs.map(|_| free_tcp_port());
+        let (tls_global, tls_input) = match (certs, tls_port) {
+            (Some(c), Some(port)) => (
+                format!(
+                    " DefaultNetstreamDriverCAFile=\"{}\" DefaultNetstreamDriverCertFile=\"{}\" DefaultNetstreamDriverKeyFile=\"{}\"",
+                    c.path("ca.pem").display(),
+                    c.path("server.pem").display(),
+                    c.path("server.key").display()
+                ),
+                format!(
+                    "input(type=\"imtcp\" name=\"imtls\" address=\"127.0.0.1\" port=\"{port}\" StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"x509/certvalid\")\n"
+                ),
+            ),
+            _ => (String::new(), String::new()),
+        };
         // imuxsock: the regular parsers (RFC 5424 included) instead of the
         // "special parser" meant for syslog(3)'s format, host names parsed,
         // the message's own TIMESTAMP kept (imuxsock replaces it with the
         // time of receipt by default), no rate limit.
         let text = format!(
-            r#"global(workDirectory="{work}" maxMessageSize="64k")
+            r#"global(workDirectory="{work}" maxMessageSize="64k"{tls_global})
 module(load="imuxsock" SysSock.Use="off")
 module(load="imtcp")
 module(load="imudp")
 input(type="imuxsock" Socket="{sock}" CreatePath="on" UseSpecialParser="off" ParseHostname="on" IgnoreTimestamp="off" RateLimit.Interval="0")
 input(type="imtcp" address="127.0.0.1" port="{tcp_port}")
 input(type="imudp" address="127.0.0.1" port="{udp_port}")
-template(name="t" type="string" string="%inputname% %timereported:::date-rfc3339% %syslogfacility-text% %syslogseverity-text% %hostname% %app-name% %procid% %msgid% %structured-data% %msg%\n")
+{tls_input}template(name="t" type="string" string="%inputname% %timereported:::date-rfc3339% %syslogfacility-text% %syslogseverity-text% %hostname% %app-name% %procid% %msgid% %structured-data% %msg%\n")
 if $app-name == "scanwatch" then {{
     action(type="omfile" file="{out}" template="t")
     stop
@@ -106,6 +243,7 @@ action(type="omfile" file="{other}")
             out,
             tcp_port,
             udp_port,
+            tls_port,
             child: None,
         }
     }
@@ -148,7 +286,10 @@ action(type="omfile" file="{other}")
             }
             let ready = self.sock.exists()
                 && TcpStream::connect(("127.0.0.1", self.tcp_port)).is_ok()
-                && udp_listening(self.udp_port);
+                && udp_listening(self.udp_port)
+                && self
+                    .tls_port
+                    .is_none_or(|p| TcpStream::connect(("127.0.0.1", p)).is_ok());
             if ready {
                 return;
             }
@@ -541,8 +682,13 @@ fn sink_host() -> String {
 fn outage(input: &str, addr: impl Fn(&Rsyslog) -> SyslogAddr) {
     let mut rs = Rsyslog::new();
     rs.start();
+    let c = cfg(addr(&rs));
+    outage_with(input, rs, c);
+}
+
+fn outage_with(input: &str, mut rs: Rsyslog, c: SyslogConfig) {
     let spool = tempfile::tempdir().unwrap();
-    let sink = SyslogSink::start(&cfg(addr(&rs)), Some(spool.path())).unwrap();
+    let sink = SyslogSink::start(&c, Some(spool.path())).unwrap();
     let stats = sink.stats();
     for seq in 0..30 {
         assert_eq!(send(&sink, seq), Outcome::Queued);
@@ -623,6 +769,122 @@ fn outage_over_tcp_loses_and_repeats_nothing() {
         host: "127.0.0.1".into(),
         port: rs.tcp_port,
     });
+}
+
+/// The TLS settings of a sink that trusts `certs`' CA and shows its client
+/// certificate.
+fn tls_cfg(certs: &Certs, host: &str, port: u16) -> SyslogConfig {
+    SyslogConfig {
+        tls_ca: Some(certs.path("ca.pem")),
+        tls_cert: Some(certs.path("client.pem")),
+        tls_key: Some(certs.path("client.key")),
+        ..cfg(SyslogAddr::Tls {
+            host: host.into(),
+            port,
+        })
+    }
+}
+
+#[test]
+fn alerts_arrive_over_tls() {
+    let certs = Certs::new();
+    let mut rs = Rsyslog::new_tls(&certs);
+    rs.start();
+    let spool = tempfile::tempdir().unwrap();
+    // A name, checked against the certificate's DNS entry (and tried at
+    // ::1 first, where nothing listens).
+    let sink = SyslogSink::start(
+        &tls_cfg(&certs, "localhost", rs.tls_port.unwrap()),
+        Some(spool.path()),
+    )
+    .unwrap();
+    for seq in 0..50 {
+        assert_eq!(send(&sink, seq), Outcome::Queued);
+    }
+    let lines = rs.wait_lines("imtls", 50);
+    let s = sink.close();
+    assert_eq!((s.sent, s.dropped, s.backlog), (50, 0, 0));
+    assert_eq!(
+        seqs(&lines),
+        (0..50).collect::<Vec<_>>(),
+        "each once, in order"
+    );
+    for l in &lines {
+        check_line(l);
+        assert_eq!(l.host, sink_host());
+    }
+    // Nothing reached rsyslog in the clear: every message came through the
+    // TLS input.
+    assert_eq!(rs.lines().len(), 50, "{}", rs.diagnostics());
+}
+
+/// A server scanwatch cannot verify, or one that refuses scanwatch's
+/// certificate, gets nothing: the messages wait in the spool, the failure
+/// is logged, and none is counted as sent.
+#[test]
+fn tls_sends_nothing_to_a_server_it_cannot_trust_or_that_refuses_it() {
+    let certs = Certs::new();
+    let mut rs = Rsyslog::new_tls(&certs);
+    rs.start();
+    let port = rs.tls_port.unwrap();
+    let cases = [
+        (
+            "a CA that did not sign the server's certificate",
+            SyslogConfig {
+                tls_ca: Some(certs.path("other-ca.pem")),
+                ..tls_cfg(&certs, "127.0.0.1", port)
+            },
+        ),
+        (
+            "a name the server's certificate does not carry",
+            SyslogConfig {
+                tls_server_name: Some("siem.example.org".into()),
+                ..tls_cfg(&certs, "127.0.0.1", port)
+            },
+        ),
+        (
+            "no client certificate, which this server requires",
+            SyslogConfig {
+                tls_cert: None,
+                tls_key: None,
+                ..tls_cfg(&certs, "127.0.0.1", port)
+            },
+        ),
+    ];
+    for (what, c) in cases {
+        let spool = tempfile::tempdir().unwrap();
+        let sink = SyslogSink::start(&c, Some(spool.path())).unwrap();
+        let stats = sink.stats();
+        for seq in 0..5 {
+            assert_ne!(send(&sink, seq), Outcome::Dropped, "{what}");
+        }
+        // Give the sender time for several attempts (backoff 50-250 ms).
+        std::thread::sleep(Duration::from_millis(1500));
+        let s = stats.snapshot();
+        assert_eq!((s.sent, s.backlog, s.dropped), (0, 5, 0), "{what}: {s:?}");
+        assert!(!s.connected, "{what}");
+        let s = sink.close();
+        assert_eq!((s.sent, s.backlog), (0, 5), "{what}");
+        let spooled = fs::read_to_string(spool.path().join("syslog.spool")).unwrap();
+        assert_eq!(spooled.lines().count(), 5, "{what}");
+    }
+    assert!(
+        rs.lines().is_empty(),
+        "nothing may arrive\n{}",
+        rs.diagnostics()
+    );
+}
+
+/// As over TCP: an rsyslogd stopped and started again loses and repeats
+/// nothing, through a new TLS session (to an IP address, checked against
+/// the certificate's IP entry).
+#[test]
+fn outage_over_tls_loses_and_repeats_nothing() {
+    let certs = Certs::new();
+    let mut rs = Rsyslog::new_tls(&certs);
+    rs.start();
+    let c = tls_cfg(&certs, "127.0.0.1", rs.tls_port.unwrap());
+    outage_with("imtls", rs, c);
 }
 
 /// What a closed sink left in its spool goes first at the next start.

@@ -5,21 +5,50 @@
 //!
 //! ```toml
 //! [output.syslog]
-//! address = "tcp:siem.example.org:6514"   # unix:PATH | udp:HOST:PORT | tcp:HOST:PORT
+//! address = "tls:siem.example.org:6514"   # unix:PATH | udp:HOST:PORT | tcp:HOST:PORT | tls:HOST:PORT
 //! format = "rfc5424"                      # or "rfc3164"
 //! facility = "local0"                     # user, daemon, auth, local0 .. local7
 //! max_message = 8192                      # bytes, unix and UDP
-//! tcp_max_message = 65536                 # bytes, TCP
+//! tcp_max_message = 65536                 # bytes, TCP and TLS
 //! queue = 4096                            # messages held in memory for the sender
 //! reconnect_min = "100ms"                 # retry delay, doubling ...
 //! reconnect_max = "5s"                    # ... up to this
 //! timeout = "2s"                          # TCP connect, and any one send
 //! flush_timeout = "5s"                    # how long close() keeps trying
 //! events = false                          # also send failed-connection events
+//! tls_ca = "/etc/scanwatch/syslog-ca.pem" # TLS: who may sign the server's certificate
+//!                                         # (default: the system's trust store)
+//! tls_cert = "/etc/scanwatch/sensor.pem"  # TLS: a client certificate chain and its key,
+//! tls_key = "/etc/scanwatch/sensor.key"   # for servers that ask for one (both or neither)
+//! tls_server_name = "siem.example.org"    # TLS: the name the server's certificate must
+//!                                         # carry (default: HOST)
 //! ```
 //!
 //! See [`SyslogConfig`]. HOST is a name (resolved at each connection) or an
 //! address, an IPv6 one in brackets: `udp:[2001:db8::1]:514`.
+//!
+//! # TLS
+//!
+//! `tls:HOST:PORT` is RFC 5425: TCP, a TLS 1.2 or 1.3 session (rustls),
+//! and the same octet-counted frames as TCP inside it (port 6514 is the
+//! registered one), post-quantum hybrid key exchange preferred. The server's certificate must chain to `tls_ca` (or
+//! to the system's trust store) and name `tls_server_name` (or HOST: a
+//! DNS name or an IP address in the certificate's subjectAltName); there
+//! is no option to skip that check. The CA file, and the client's
+//! certificate and key, are read once at start, before privileges are
+//! dropped, so they may be readable by root alone; a missing or unreadable
+//! file, or one with no certificate (or key) in it, is an error at start
+//! and in `scanwatch check-config`. A server that rejects the handshake
+//! (an unknown CA, a wrong name, a client certificate it does not accept)
+//! is treated like an unreachable one: the message waits in the spool and
+//! the failure is logged, with rustls's reason, once until a send
+//! succeeds. A server may judge the client's certificate after the client
+//! has finished its side of the handshake (TLS 1.3 does so; rsyslog checks
+//! the peer after the handshake with any version) and then close the
+//! session, so after each handshake the sender listens 200 ms for that
+//! before it sends anything: otherwise a rejected client certificate would
+//! cost the first message of every connection, counted as sent. A server
+//! slower than that to say no still costs one message a connection.
 //!
 //! # Messages
 //!
@@ -156,11 +185,22 @@ pub const SPOOL_LOCK_FILE: &str = "syslog.lock";
 /// How long a new UDP socket waits after its first send for an ICMP error.
 const UDP_CHECK: Duration = Duration::from_millis(20);
 
+/// How long a new TLS session listens after its handshake for the server
+/// to close it: a TLS 1.3 server judges the client's certificate only
+/// then, and rsyslog checks the peer after the handshake with any version.
+/// Long enough for a round trip across a continent; a connection is made
+/// at start and after an outage, not per message.
+const TLS_CHECK: Duration = Duration::from_millis(200);
+
 /// Errors of the syslog output.
 #[derive(Debug, thiserror::Error)]
 pub enum SyslogError {
-    #[error("syslog address '{0}': expected unix:PATH, udp:HOST:PORT or tcp:HOST:PORT")]
+    #[error(
+        "syslog address '{0}': expected unix:PATH, udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT"
+    )]
     Address(String),
+    #[error("syslog TLS: {0}")]
+    Tls(String),
     #[error("syslog: {0}")]
     Invalid(String),
     #[error("syslog spool '{path}': {source}")]
@@ -188,6 +228,11 @@ pub enum SyslogAddr {
         host: String,
         port: u16,
     },
+    /// The same frames in a TLS session (RFC 5425).
+    Tls {
+        host: String,
+        port: u16,
+    },
 }
 
 impl Default for SyslogAddr {
@@ -203,7 +248,7 @@ impl FromStr for SyslogAddr {
         let (scheme, rest) = s.split_once(':').ok_or_else(bad)?;
         match scheme {
             "unix" if !rest.is_empty() => Ok(SyslogAddr::Unix(PathBuf::from(rest))),
-            "udp" | "tcp" => {
+            "udp" | "tcp" | "tls" => {
                 let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
                 let port: u16 = port.parse().ok().filter(|&p| p != 0).ok_or_else(bad)?;
                 let host = if let Some(h) = host.strip_prefix('[') {
@@ -221,10 +266,10 @@ impl FromStr for SyslogAddr {
                     host
                 };
                 let host = host.to_string();
-                Ok(if scheme == "udp" {
-                    SyslogAddr::Udp { host, port }
-                } else {
-                    SyslogAddr::Tcp { host, port }
+                Ok(match scheme {
+                    "udp" => SyslogAddr::Udp { host, port },
+                    "tcp" => SyslogAddr::Tcp { host, port },
+                    _ => SyslogAddr::Tls { host, port },
                 })
             }
             _ => Err(bad()),
@@ -249,6 +294,10 @@ impl fmt::Display for SyslogAddr {
             }
             SyslogAddr::Tcp { host, port } => {
                 f.write_str("tcp:")?;
+                hp(f, host, *port)
+            }
+            SyslogAddr::Tls { host, port } => {
+                f.write_str("tls:")?;
                 hp(f, host, *port)
             }
         }
@@ -319,14 +368,14 @@ impl Facility {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyslogConfig {
-    /// `unix:PATH`, `udp:HOST:PORT` or `tcp:HOST:PORT`.
+    /// `unix:PATH`, `udp:HOST:PORT`, `tcp:HOST:PORT` or `tls:HOST:PORT`.
     pub address: SyslogAddr,
     pub format: SyslogFormat,
     pub facility: Facility,
     /// Longest message, in bytes, over unix and UDP; longer ones lose
     /// `evidence.sample` entries, and are dropped if that is not enough.
     pub max_message: usize,
-    /// The same for TCP.
+    /// The same for TCP and TLS.
     pub tcp_max_message: usize,
     /// Messages waiting in memory for the sender thread; beyond, the spool.
     pub queue: usize,
@@ -341,6 +390,19 @@ pub struct SyslogConfig {
     /// Send failed-connection events too, not only alerts (read by the
     /// pipeline, not by the sink).
     pub events: bool,
+    /// TLS: a PEM file of the certificate authorities that may sign the
+    /// server's certificate (default: the system's trust store).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// TLS: a PEM certificate chain to show a server that asks for one ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// ... and its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// TLS: the name the server's certificate must carry (default: HOST).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
 }
 
 impl Default for SyslogConfig {
@@ -357,6 +419,10 @@ impl Default for SyslogConfig {
             timeout: Dur::secs(2),
             flush_timeout: Dur::secs(5),
             events: false,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_server_name: None,
         }
     }
 }
@@ -382,16 +448,122 @@ impl SyslogConfig {
         if self.timeout.0.is_zero() {
             return bad("output.syslog.timeout must be longer than 0");
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("output.syslog: tls_cert and tls_key go together (both or neither)");
+        }
+        // Read the TLS files now, so that check-config and the start report
+        // a missing or wrong one, not the first connection.
+        self.tls_client()?;
         Ok(())
     }
 
     /// The longest message the configured transport takes.
     pub fn max_len(&self) -> usize {
         match self.address {
-            SyslogAddr::Tcp { .. } => self.tcp_max_message,
+            SyslogAddr::Tcp { .. } | SyslogAddr::Tls { .. } => self.tcp_max_message,
             _ => self.max_message,
         }
     }
+
+    /// The TLS client for a `tls:` address (`None` for the others), from
+    /// the files named by `tls_*`; with any `tls_*` key set the files are
+    /// read and checked whatever the address (`--syslog tls:...` takes the
+    /// section's settings).
+    pub fn tls_client(&self) -> Result<Option<TlsClient>, SyslogError> {
+        let host = match &self.address {
+            SyslogAddr::Tls { host, .. } => Some(host),
+            _ => None,
+        };
+        let any_key = self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_key.is_some()
+            || self.tls_server_name.is_some();
+        if host.is_none() && !any_key {
+            return Ok(None);
+        }
+        let name = self.tls_server_name.as_ref().or(host);
+        let server_name = name
+            .map(|n| {
+                rustls::pki_types::ServerName::try_from(n.clone()).map_err(|_| {
+                    SyslogError::Tls(format!(
+                        "'{n}' is neither a DNS name nor an IP address (output.syslog.tls_server_name)"
+                    ))
+                })
+            })
+            .transpose()?;
+        let config = tls_config(self)?;
+        Ok(host.and(server_name).map(|server_name| TlsClient {
+            config,
+            server_name,
+        }))
+    }
+}
+
+/// What a TLS connection needs: the client configuration (trusted CAs,
+/// client certificate) and the name to check in the server's certificate.
+#[derive(Clone, Debug)]
+pub struct TlsClient {
+    config: Arc<rustls::ClientConfig>,
+    server_name: rustls::pki_types::ServerName<'static>,
+}
+
+/// The rustls client configuration of `cfg`'s `tls_*` files.
+fn tls_config(cfg: &SyslogConfig) -> Result<Arc<rustls::ClientConfig>, SyslogError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let err = |what: &str, p: &Path, e: &dyn fmt::Display| {
+        SyslogError::Tls(format!("{what} '{}': {e}", p.display()))
+    };
+    let certs = |key: &str, p: &Path| -> Result<Vec<CertificateDer<'static>>, SyslogError> {
+        let v = CertificateDer::pem_file_iter(p)
+            .map_err(|e| err(key, p, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(key, p, &e))?;
+        if v.is_empty() {
+            return Err(err(key, p, &"no PEM certificate in it"));
+        }
+        Ok(v)
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.tls_ca {
+        Some(p) => {
+            for c in certs("output.syslog.tls_ca", p)? {
+                roots
+                    .add(c)
+                    .map_err(|e| err("output.syslog.tls_ca", p, &e))?;
+            }
+        }
+        None => {
+            // Unreadable entries of the system store are skipped, as
+            // other TLS clients do; an empty store is an error.
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+            if roots.is_empty() {
+                return Err(SyslogError::Tls(
+                    "the system's trust store has no CA certificate: set output.syslog.tls_ca"
+                        .into(),
+                ));
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SyslogError::Tls(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => {
+            let chain = certs("output.syslog.tls_cert", c)?;
+            let key =
+                PrivateKeyDer::from_pem_file(k).map_err(|e| err("output.syslog.tls_key", k, &e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| err("output.syslog.tls_cert and tls_key", c, &e))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
 }
 
 // ---------------------------------------------------------------------------
@@ -935,6 +1107,125 @@ enum Conn {
     Unix(UnixDatagram, PathBuf),
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Tls(Box<TlsConn>),
+}
+
+/// A TLS session over a blocking TCP socket with read and write timeouts.
+struct TlsConn {
+    sock: TcpStream,
+    tls: rustls::ClientConnection,
+}
+
+impl TlsConn {
+    /// Connect and complete the handshake, each step bounded by the
+    /// socket's timeouts; then wait up to [`TLS_CHECK`] for the server's
+    /// verdict on it.
+    fn open(sock: TcpStream, c: &TlsClient, timeout: Duration) -> io::Result<TlsConn> {
+        sock.set_read_timeout(Some(timeout))?;
+        let mut tls = rustls::ClientConnection::new(c.config.clone(), c.server_name.clone())
+            .map_err(io::Error::other)?;
+        // Each message is written out whole before the next (see `send`),
+        // so the buffer never holds more than one frame.
+        tls.set_buffer_limit(None);
+        let mut t = TlsConn { sock, tls };
+        while t.tls.is_handshaking() {
+            // A read timeout or the server closing ends this with an error
+            // (rustls: UnexpectedEof while handshaking).
+            t.tls.complete_io(&mut &t.sock)?;
+        }
+        t.flush()?;
+        t.check(TLS_CHECK)?;
+        Ok(t)
+    }
+
+    /// Write out what rustls holds (blocking, bounded by the write timeout).
+    fn flush(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            self.tls.write_tls(&mut &self.sock)?;
+        }
+        Ok(())
+    }
+
+    /// Read what the server sent, for `wait` (zero: what is there now,
+    /// without blocking): an error when it closed the session, sent an
+    /// alert, or the connection failed. Whatever else it sent (session
+    /// tickets; a syslog server sends no data) is taken and dropped.
+    fn check(&mut self, wait: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + wait;
+        loop {
+            self.sock.set_nonblocking(true)?;
+            let r = self.read_all();
+            self.sock.set_nonblocking(false)?;
+            r?;
+            // Not only until the first record: a server may send its
+            // session ticket at once and judge the client afterwards.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd; the descriptor belongs to `sock`.
+            // A timeout or EINTR just goes round again.
+            unsafe { libc::poll(&mut pfd, 1, ms) };
+        }
+    }
+
+    fn read_all(&mut self) -> io::Result<()> {
+        let closed = || {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the server closed the TLS session",
+            )
+        };
+        let mut buf = [0u8; 512];
+        loop {
+            match self.tls.read_tls(&mut &self.sock) {
+                Ok(0) => return Err(closed()),
+                Ok(_) => {
+                    let st = self
+                        .tls
+                        .process_new_packets()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    let mut left = st.plaintext_bytes_to_read();
+                    while left > 0 {
+                        let n = self.tls.reader().read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        left = left.saturating_sub(n);
+                    }
+                    if st.peer_has_closed() {
+                        return Err(closed());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One octet-counted frame, written out before returning.
+    fn send(&mut self, msg: &str) -> io::Result<()> {
+        self.tls.writer().write_all(&octet_frame(msg))?;
+        self.flush()
+    }
+}
+
+impl Drop for TlsConn {
+    /// Say goodbye (close_notify), without waiting for a server that
+    /// stopped reading.
+    fn drop(&mut self) {
+        self.tls.send_close_notify();
+        if self.sock.set_nonblocking(true).is_ok() {
+            let _ = self.flush();
+        }
+    }
 }
 
 /// Why a send did not happen.
@@ -943,6 +1234,22 @@ enum SendError {
     Poison(io::Error),
     /// The server is unreachable: keep the message, retry later.
     Down(io::Error),
+}
+
+/// A TCP connection to the first of `host`'s addresses that takes it.
+fn tcp_connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = None;
+    for a in resolve(host, port)? {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => {
+                s.set_write_timeout(Some(timeout))?;
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("resolve returns an address"))
 }
 
 fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
@@ -957,7 +1264,7 @@ fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
 }
 
 impl Conn {
-    fn open(addr: &SyslogAddr, timeout: Duration) -> io::Result<Conn> {
+    fn open(addr: &SyslogAddr, tls: Option<&TlsClient>, timeout: Duration) -> io::Result<Conn> {
         match addr {
             SyslogAddr::Unix(p) => {
                 let s = UnixDatagram::unbound()?;
@@ -982,19 +1289,11 @@ impl Conn {
                 }
                 Err(last.expect("resolve returns an address"))
             }
-            SyslogAddr::Tcp { host, port } => {
-                let mut last = None;
-                for a in resolve(host, *port)? {
-                    match TcpStream::connect_timeout(&a, timeout) {
-                        Ok(s) => {
-                            s.set_write_timeout(Some(timeout))?;
-                            let _ = s.set_nodelay(true);
-                            return Ok(Conn::Tcp(s));
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                Err(last.expect("resolve returns an address"))
+            SyslogAddr::Tcp { host, port } => Ok(Conn::Tcp(tcp_connect(host, *port, timeout)?)),
+            SyslogAddr::Tls { host, port } => {
+                let c = tls.ok_or_else(|| io::Error::other("no TLS settings"))?;
+                let sock = tcp_connect(host, *port, timeout)?;
+                Ok(Conn::Tls(Box::new(TlsConn::open(sock, c, timeout)?)))
             }
         }
     }
@@ -1003,8 +1302,12 @@ impl Conn {
     /// syslog server never sends, so a non-blocking read that finds the end
     /// of the stream (or an error) means the connection is dead; anything it
     /// did send is read and ignored.
-    fn peer_closed(&self) -> bool {
-        let Conn::Tcp(s) = self else { return false };
+    fn peer_closed(&mut self) -> bool {
+        let s = match self {
+            Conn::Tcp(s) => s,
+            Conn::Tls(t) => return t.check(Duration::ZERO).is_err(),
+            _ => return false,
+        };
         let mut buf = [0u8; 512];
         for _ in 0..64 {
             // SAFETY: the descriptor belongs to `s`, alive here; buf is
@@ -1052,6 +1355,7 @@ impl Conn {
             Conn::Unix(s, p) => s.send_to(msg.as_bytes(), &*p).map(drop).map_err(classify),
             Conn::Udp(s) => s.send(msg.as_bytes()).map(drop).map_err(classify),
             Conn::Tcp(s) => s.write_all(&octet_frame(msg)).map_err(SendError::Down),
+            Conn::Tls(t) => t.send(msg).map_err(SendError::Down),
         }
     }
 }
@@ -1084,6 +1388,7 @@ enum Delivery {
 
 struct Worker {
     addr: SyslogAddr,
+    tls: Option<TlsClient>,
     timeout: Duration,
     max_len: usize,
     backoff_min: Duration,
@@ -1275,11 +1580,11 @@ impl Worker {
             return Delivery::Dropped;
         }
         // A dead TCP connection is replaced before writing into it.
-        if self.conn.as_ref().is_some_and(Conn::peer_closed) {
+        if self.conn.as_mut().is_some_and(Conn::peer_closed) {
             self.conn = None;
         }
         if self.conn.is_none() {
-            match Conn::open(&self.addr, self.timeout) {
+            match Conn::open(&self.addr, self.tls.as_ref(), self.timeout) {
                 Ok(c) => {
                     self.conn = Some(c);
                     self.fresh = true;
@@ -1545,6 +1850,7 @@ impl SyslogSink {
         let (stop_tx, stop_rx) = bounded(0);
         let worker = Worker {
             addr: cfg.address.clone(),
+            tls: cfg.tls_client()?,
             timeout: cfg.timeout.0,
             max_len: cfg.max_len(),
             backoff_min: cfg.reconnect_min.0,

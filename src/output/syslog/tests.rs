@@ -163,10 +163,19 @@ fn addresses() {
             port: 514
         }
     );
+    assert_eq!(
+        p("tls:siem.example.org:6514").unwrap(),
+        SyslogAddr::Tls {
+            host: "siem.example.org".into(),
+            port: 6514
+        }
+    );
     for s in [
         "unix:/dev/log",
         "udp:siem.example.org:514",
         "tcp:[2001:db8::1]:514",
+        "tls:siem.example.org:6514",
+        "tls:[2001:db8::1]:6514",
     ] {
         assert_eq!(p(s).unwrap().to_string(), s);
     }
@@ -185,11 +194,16 @@ fn addresses() {
         "tcp:[2001:db8::1:514",
         "tcp:[not-v6]:514",
         "tcp:bad host:514",
+        "tls:host",
+        "tls:bad host:6514",
+        "ssl:host:6514",
     ] {
         let e = p(bad).unwrap_err().to_string();
         assert_eq!(
             e,
-            format!("syslog address '{bad}': expected unix:PATH, udp:HOST:PORT or tcp:HOST:PORT")
+            format!(
+                "syslog address '{bad}': expected unix:PATH, udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT"
+            )
         );
     }
 }
@@ -241,6 +255,21 @@ fn config_section() {
         ..SyslogConfig::default()
     };
     assert!(c.validate().is_err());
+    // TLS: the frames of TCP, its length limit, and the tls_* keys, which
+    // check-config prints back.
+    let c: SyslogConfig = toml::from_str(
+        "address = \"tls:siem.example.org:6514\"\ntls_ca = \"/etc/scanwatch/ca.pem\"\n\
+         tls_cert = \"/etc/scanwatch/sensor.pem\"\ntls_key = \"/etc/scanwatch/sensor.key\"\n\
+         tls_server_name = \"collector.example.org\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.max_len(), 65_536);
+    assert_eq!(
+        c.tls_ca.as_deref(),
+        Some(Path::new("/etc/scanwatch/ca.pem"))
+    );
+    let again: SyslogConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+    assert_eq!(again, c);
     for (name, code) in [("user", 1), ("daemon", 3), ("auth", 4), ("local0", 16)] {
         let c: SyslogConfig = toml::from_str(&format!("facility = \"{name}\"")).unwrap();
         assert_eq!(c.facility.code(), code);
@@ -669,4 +698,63 @@ fn udp_retries_lose_nothing_when_icmp_answers() {
     assert_eq!(got, (0..10).collect::<Vec<_>>());
     let s = sink.close();
     assert_eq!((s.sent, s.dropped, s.backlog), (10, 0, 0));
+}
+
+/// What is wrong with the TLS settings is said at start (and by
+/// check-config), naming the key and the file, not at the first connection.
+#[test]
+fn tls_settings_are_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    fs::write(&empty, "not a certificate\n").unwrap();
+    let junk_pem = dir.path().join("junk.pem");
+    fs::write(
+        &junk_pem,
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.pem");
+    let tls = |f: &dyn Fn(&mut SyslogConfig)| {
+        let mut c = SyslogConfig {
+            address: "tls:siem.example.org:6514".parse().unwrap(),
+            tls_ca: Some(empty.clone()),
+            ..SyslogConfig::default()
+        };
+        f(&mut c);
+        c
+    };
+    let err = |c: SyslogConfig| {
+        let e = c.validate().unwrap_err().to_string();
+        // The same error when the sink starts.
+        let e2 = SyslogSink::start(&c, None).err().unwrap().to_string();
+        assert_eq!(e, e2);
+        e
+    };
+    let e = err(tls(&|_| {}));
+    assert!(
+        e.contains("output.syslog.tls_ca")
+            && e.contains("empty.pem")
+            && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    let e = err(tls(&|c| c.tls_ca = Some(missing.clone())));
+    assert!(e.contains("tls_ca") && e.contains("missing.pem"), "{e}");
+    let e = err(tls(&|c| c.tls_ca = Some(junk_pem.clone())));
+    assert!(e.contains("tls_ca") && e.contains("junk.pem"), "{e}");
+    let e = err(tls(&|c| c.tls_cert = Some(empty.clone())));
+    assert!(e.contains("tls_cert and tls_key go together"), "{e}");
+    let e = err(tls(&|c| c.tls_key = Some(empty.clone())));
+    assert!(e.contains("tls_cert and tls_key go together"), "{e}");
+    // A TLS key in a section whose address is not TLS is read too: the
+    // `--syslog tls:...` destinations take the section's settings.
+    let e = err(tls(&|c| c.address = SyslogAddr::default()));
+    assert!(e.contains("tls_ca"), "{e}");
+    let e = err(SyslogConfig {
+        tls_server_name: Some("not a name".into()),
+        address: "tls:127.0.0.1:6514".parse().unwrap(),
+        ..SyslogConfig::default()
+    });
+    assert!(e.contains("'not a name' is neither"), "{e}");
+    // No TLS anywhere: nothing is read.
+    assert!(SyslogConfig::default().tls_client().unwrap().is_none());
 }
