@@ -818,18 +818,49 @@ fn alerts_arrive_over_tls() {
     assert_eq!(rs.lines().len(), 50, "{}", rs.diagnostics());
 }
 
+/// What the sinks log (warnings and up), for the tests that check why a
+/// destination failed: one subscriber for this test binary.
+fn log_text() -> String {
+    use std::sync::{Arc, Mutex, OnceLock};
+    #[derive(Clone)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOG: OnceLock<Buf> = OnceLock::new();
+    let buf = LOG.get_or_init(|| {
+        let buf = Buf(Arc::new(Mutex::new(Vec::new())));
+        let w = buf.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .init();
+        buf
+    });
+    String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned()
+}
+
 /// A server scanwatch cannot verify, or one that refuses scanwatch's
 /// certificate, gets nothing: the messages wait in the spool, the failure
-/// is logged, and none is counted as sent.
+/// is logged with its reason, and none is counted as sent.
 #[test]
 fn tls_sends_nothing_to_a_server_it_cannot_trust_or_that_refuses_it() {
     let certs = Certs::new();
     let mut rs = Rsyslog::new_tls(&certs);
     rs.start();
     let port = rs.tls_port.unwrap();
+    log_text(); // the subscriber, before the sinks start
     let cases = [
         (
             "a CA that did not sign the server's certificate",
+            "invalid peer certificate: UnknownIssuer",
             SyslogConfig {
                 tls_ca: Some(certs.path("other-ca.pem")),
                 ..tls_cfg(&certs, "127.0.0.1", port)
@@ -837,6 +868,7 @@ fn tls_sends_nothing_to_a_server_it_cannot_trust_or_that_refuses_it() {
         ),
         (
             "a name the server's certificate does not carry",
+            "certificate not valid for name \"siem.example.org\"",
             SyslogConfig {
                 tls_server_name: Some("siem.example.org".into()),
                 ..tls_cfg(&certs, "127.0.0.1", port)
@@ -844,6 +876,7 @@ fn tls_sends_nothing_to_a_server_it_cannot_trust_or_that_refuses_it() {
         ),
         (
             "no client certificate, which this server requires",
+            "the server closed the TLS session",
             SyslogConfig {
                 tls_cert: None,
                 tls_key: None,
@@ -851,7 +884,14 @@ fn tls_sends_nothing_to_a_server_it_cannot_trust_or_that_refuses_it() {
             },
         ),
     ];
-    for (what, c) in cases {
+    for (what, why, c) in cases {
+        let logged = log_text().len();
+        // rsyslogd refuses the certificate-less client after the handshake:
+        // give it more than the default 200 ms on a loaded test machine.
+        let c = SyslogConfig {
+            tls_verdict_wait: Dur(Duration::from_secs(1)),
+            ..c
+        };
         let spool = tempfile::tempdir().unwrap();
         let sink = SyslogSink::start(&c, Some(spool.path())).unwrap();
         let stats = sink.stats();
@@ -859,7 +899,7 @@ fn tls_sends_nothing_to_a_server_it_cannot_trust_or_that_refuses_it() {
             assert_ne!(send(&sink, seq), Outcome::Dropped, "{what}");
         }
         // Give the sender time for several attempts (backoff 50-250 ms).
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(2500));
         let s = stats.snapshot();
         assert_eq!((s.sent, s.backlog, s.dropped), (0, 5, 0), "{what}: {s:?}");
         assert!(!s.connected, "{what}");
@@ -867,6 +907,11 @@ fn tls_sends_nothing_to_a_server_it_cannot_trust_or_that_refuses_it() {
         assert_eq!((s.sent, s.backlog), (0, 5), "{what}");
         let spooled = fs::read_to_string(spool.path().join("syslog.spool")).unwrap();
         assert_eq!(spooled.lines().count(), 5, "{what}");
+        let log = log_text()[logged..].to_string();
+        assert!(
+            log.contains(why) && log.contains("spooling until it is back"),
+            "{what}: expected '{why}' in the log:\n{log}"
+        );
     }
     assert!(
         rs.lines().is_empty(),

@@ -22,6 +22,7 @@
 //! tls_key = "/etc/scanwatch/sensor.key"   # for servers that ask for one (both or neither)
 //! tls_server_name = "siem.example.org"    # TLS: the name the server's certificate must
 //!                                         # carry (default: HOST)
+//! tls_verdict_wait = "200ms"              # TLS: how long a new session waits to be refused
 //! ```
 //!
 //! See [`SyslogConfig`]. HOST is a name (resolved at each connection) or an
@@ -35,8 +36,10 @@
 //! to the system's trust store) and name `tls_server_name` (or HOST: a
 //! DNS name or an IP address in the certificate's subjectAltName); there
 //! is no option to skip that check. The CA file, and the client's
-//! certificate and key, are read once at start, before privileges are
-//! dropped, so they may be readable by root alone; a missing or unreadable
+//! certificate and key, are read at start (by the config's validation and
+//! by each destination), before privileges are dropped, so they may be
+//! readable by root alone, and again only at a restart (SIGHUP does not
+//! reload them); a missing or unreadable
 //! file, or one with no certificate (or key) in it, is an error at start
 //! and in `scanwatch check-config`. A server that rejects the handshake
 //! (an unknown CA, a wrong name, a client certificate it does not accept)
@@ -45,10 +48,14 @@
 //! succeeds. A server may judge the client's certificate after the client
 //! has finished its side of the handshake (TLS 1.3 does so; rsyslog checks
 //! the peer after the handshake with any version) and then close the
-//! session, so after each handshake the sender listens 200 ms for that
-//! before it sends anything: otherwise a rejected client certificate would
-//! cost the first message of every connection, counted as sent. A server
-//! slower than that to say no still costs one message a connection.
+//! session, so after each handshake the sender listens `tls_verdict_wait`
+//! (200 ms) for that before it sends anything: otherwise a rejected client
+//! certificate would cost the first message of every connection, counted
+//! as sent. A server slower than that to say no still costs one message a
+//! connection, counted as sent, and with alerts far apart that can be
+//! every one of them: a session the server ends with an alert is logged
+//! (at most once a minute) so that it does not go unseen. The handshake as
+//! a whole is bounded by `timeout`.
 //!
 //! # Messages
 //!
@@ -185,12 +192,9 @@ pub const SPOOL_LOCK_FILE: &str = "syslog.lock";
 /// How long a new UDP socket waits after its first send for an ICMP error.
 const UDP_CHECK: Duration = Duration::from_millis(20);
 
-/// How long a new TLS session listens after its handshake for the server
-/// to close it: a TLS 1.3 server judges the client's certificate only
-/// then, and rsyslog checks the peer after the handshake with any version.
-/// Long enough for a round trip across a continent; a connection is made
-/// at start and after an outage, not per message.
-const TLS_CHECK: Duration = Duration::from_millis(200);
+/// Warnings about TLS sessions the server ended with an error come at most
+/// this often.
+const TLS_WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// Errors of the syslog output.
 #[derive(Debug, thiserror::Error)]
@@ -403,6 +407,14 @@ pub struct SyslogConfig {
     /// TLS: the name the server's certificate must carry (default: HOST).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_server_name: Option<String>,
+    /// TLS: how long a new session listens, after its handshake, for the
+    /// server to refuse it before anything is sent. A TLS 1.3 server judges
+    /// the client's certificate only then, and rsyslog checks its peer after
+    /// the handshake with any version; a refusal that comes later costs the
+    /// message sent meanwhile. 200 ms covers a round trip across a
+    /// continent; a session is opened at start and after an outage, not per
+    /// message.
+    pub tls_verdict_wait: Dur,
 }
 
 impl Default for SyslogConfig {
@@ -423,6 +435,7 @@ impl Default for SyslogConfig {
             tls_cert: None,
             tls_key: None,
             tls_server_name: None,
+            tls_verdict_wait: Dur(Duration::from_millis(200)),
         }
     }
 }
@@ -492,10 +505,15 @@ impl SyslogConfig {
             })
             .transpose()?;
         let config = tls_config(self)?;
-        Ok(host.and(server_name).map(|server_name| TlsClient {
-            config,
-            server_name,
-        }))
+        // A TLS address always has a server name (HOST at least).
+        Ok(match (host, server_name) {
+            (Some(_), Some(server_name)) => Some(TlsClient {
+                config,
+                server_name,
+                verdict_wait: self.tls_verdict_wait.0,
+            }),
+            _ => None,
+        })
     }
 }
 
@@ -505,6 +523,7 @@ impl SyslogConfig {
 pub struct TlsClient {
     config: Arc<rustls::ClientConfig>,
     server_name: rustls::pki_types::ServerName<'static>,
+    verdict_wait: Duration,
 }
 
 /// The rustls client configuration of `cfg`'s `tls_*` files.
@@ -1117,24 +1136,70 @@ struct TlsConn {
 }
 
 impl TlsConn {
-    /// Connect and complete the handshake, each step bounded by the
-    /// socket's timeouts; then wait up to [`TLS_CHECK`] for the server's
-    /// verdict on it.
+    /// Complete the handshake within `timeout` in all (each read is given
+    /// what is left of it, so a server that trickles bytes cannot hold the
+    /// sender longer); then listen `verdict_wait` for the server to refuse
+    /// the session.
     fn open(sock: TcpStream, c: &TlsClient, timeout: Duration) -> io::Result<TlsConn> {
-        sock.set_read_timeout(Some(timeout))?;
+        let deadline = Instant::now() + timeout;
         let mut tls = rustls::ClientConnection::new(c.config.clone(), c.server_name.clone())
             .map_err(io::Error::other)?;
         // Each message is written out whole before the next (see `send`),
         // so the buffer never holds more than one frame.
         tls.set_buffer_limit(None);
         let mut t = TlsConn { sock, tls };
+        let late = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the TLS handshake took longer than {timeout:?}"),
+            )
+        };
+        // By hand rather than rustls's `complete_io`, which goes on reading
+        // as long as bytes come: each read here gets only what is left.
         while t.tls.is_handshaking() {
-            // A read timeout or the server closing ends this with an error
-            // (rustls: UnexpectedEof while handshaking).
-            t.tls.complete_io(&mut &t.sock)?;
+            t.flush()?;
+            if !t.tls.is_handshaking() {
+                break;
+            }
+            if !t.tls.wants_read() {
+                // Neither side has anything to say: cannot happen with a
+                // working rustls, and must not spin if it did.
+                return Err(io::Error::other("the TLS handshake stalled"));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(late());
+            }
+            t.sock.set_read_timeout(Some(left))?;
+            match t.tls.read_tls(&mut &t.sock) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection during the TLS handshake",
+                    ));
+                }
+                Ok(_) => {
+                    if let Err(e) = t.tls.process_new_packets() {
+                        // Tell the server why (rustls queued an alert).
+                        let _ = t.flush();
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(late());
+                }
+                Err(e) => return Err(e),
+            }
         }
+        t.sock.set_read_timeout(Some(timeout))?;
         t.flush()?;
-        t.check(TLS_CHECK)?;
+        t.check(c.verdict_wait)?;
         Ok(t)
     }
 
@@ -1175,6 +1240,8 @@ impl TlsConn {
         }
     }
 
+    /// What the socket holds now, 64 reads at most (as for TCP: a server
+    /// that keeps sending cannot hold the sender here).
     fn read_all(&mut self) -> io::Result<()> {
         let closed = || {
             io::Error::new(
@@ -1183,7 +1250,7 @@ impl TlsConn {
             )
         };
         let mut buf = [0u8; 512];
-        loop {
+        for _ in 0..64 {
             match self.tls.read_tls(&mut &self.sock) {
                 Ok(0) => return Err(closed()),
                 Ok(_) => {
@@ -1208,6 +1275,7 @@ impl TlsConn {
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
     }
 
     /// One octet-counted frame, written out before returning.
@@ -1219,8 +1287,13 @@ impl TlsConn {
 
 impl Drop for TlsConn {
     /// Say goodbye (close_notify), without waiting for a server that
-    /// stopped reading.
+    /// stopped reading. Not after a send that failed part-way: the rest of
+    /// its record would go out with the goodbye, and the message, counted
+    /// as failed and sent again on the next session, would arrive twice.
     fn drop(&mut self) {
+        if self.tls.wants_write() {
+            return;
+        }
         self.tls.send_close_notify();
         if self.sock.set_nonblocking(true).is_ok() {
             let _ = self.flush();
@@ -1298,16 +1371,18 @@ impl Conn {
         }
     }
 
-    /// For TCP: whether the server closed the connection (or reset it). A
-    /// syslog server never sends, so a non-blocking read that finds the end
-    /// of the stream (or an error) means the connection is dead; anything it
-    /// did send is read and ignored.
-    fn peer_closed(&mut self) -> bool {
+    /// For TCP and TLS: why the server closed the connection (or reset it),
+    /// if it did. A syslog server never sends, so a non-blocking read that
+    /// finds the end of the stream (or an error) means the connection is
+    /// dead; anything it did send is read and ignored (over TLS, through
+    /// rustls: session tickets, or the alert it closed with).
+    fn peer_closed(&mut self) -> Option<io::Error> {
         let s = match self {
             Conn::Tcp(s) => s,
-            Conn::Tls(t) => return t.check(Duration::ZERO).is_err(),
-            _ => return false,
+            Conn::Tls(t) => return t.check(Duration::ZERO).err(),
+            _ => return None,
         };
+        let closed = || Some(io::Error::from(io::ErrorKind::ConnectionAborted));
         let mut buf = [0u8; 512];
         for _ in 0..64 {
             // SAFETY: the descriptor belongs to `s`, alive here; buf is
@@ -1321,18 +1396,18 @@ impl Conn {
                 )
             };
             if n == 0 {
-                return true;
+                return closed();
             }
             if n < 0 {
                 let e = io::Error::last_os_error();
                 match e.kind() {
-                    io::ErrorKind::WouldBlock => return false,
+                    io::ErrorKind::WouldBlock => return None,
                     io::ErrorKind::Interrupted => continue,
-                    _ => return true,
+                    _ => return Some(e),
                 }
             }
         }
-        false
+        None
     }
 
     /// A pending error on a UDP socket (an ICMP error for an earlier send).
@@ -1408,6 +1483,8 @@ struct Worker {
     fresh: bool,
     /// Failing since the last success (logged once).
     failing: bool,
+    /// When a TLS session ended with an error was last logged.
+    tls_warned: Option<Instant>,
     /// Kept to hold the spool's lock until the sender ends.
     _lock: Option<File>,
 }
@@ -1580,7 +1657,22 @@ impl Worker {
             return Delivery::Dropped;
         }
         // A dead TCP connection is replaced before writing into it.
-        if self.conn.as_mut().is_some_and(Conn::peer_closed) {
+        if let Some(e) = self.conn.as_mut().and_then(Conn::peer_closed) {
+            // A TLS session the server ended with an alert (it refused the
+            // client's certificate later than the handshake's verdict wait,
+            // say): what went out on it may be lost. Say so, now and then.
+            if e.kind() == io::ErrorKind::InvalidData
+                && self
+                    .tls_warned
+                    .is_none_or(|t| t.elapsed() >= TLS_WARN_EVERY)
+            {
+                self.tls_warned = Some(Instant::now());
+                warn!(
+                    "syslog {}: the server ended the TLS session with an error ({e}); \
+                     what was sent on it may be lost (see output.syslog.tls_verdict_wait)",
+                    self.addr
+                );
+            }
             self.conn = None;
         }
         if self.conn.is_none() {
@@ -1868,6 +1960,7 @@ impl SyslogSink {
             ever_connected: false,
             fresh: false,
             failing: false,
+            tls_warned: None,
             _lock: lock,
         };
         let thread = std::thread::Builder::new()

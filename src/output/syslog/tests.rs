@@ -758,3 +758,46 @@ fn tls_settings_are_checked_at_start() {
     // No TLS anywhere: nothing is read.
     assert!(SyslogConfig::default().tls_client().unwrap().is_none());
 }
+
+/// A server that trickles bytes cannot hold the sender in the TLS
+/// handshake longer than `timeout`: each read gets only what is left of it.
+#[test]
+fn a_trickling_tls_server_cannot_stretch_the_handshake() {
+    use std::io::Write;
+    use std::net::TcpListener;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        // A handshake record announcing 16 KiB, then one byte every 50 ms
+        // until the client hangs up (or 10 s).
+        let _ = s.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]);
+        for _ in 0..200 {
+            std::thread::sleep(Duration::from_millis(50));
+            if s.write_all(&[0]).is_err() {
+                return;
+            }
+        }
+    });
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let client = TlsClient {
+        config: Arc::new(config),
+        server_name: "localhost".try_into().unwrap(),
+        verdict_wait: Duration::ZERO,
+    };
+    let timeout = Duration::from_millis(500);
+    let sock = tcp_connect("127.0.0.1", port, timeout).unwrap();
+    let t0 = Instant::now();
+    let e = TlsConn::open(sock, &client, timeout).err().unwrap();
+    let took = t0.elapsed();
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+    assert!(e.to_string().contains("took longer than"), "{e}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    server.join().unwrap();
+}
