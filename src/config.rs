@@ -384,7 +384,31 @@ pub struct OutputSection {
     pub events: String,
     /// `[output.syslog]`: alerts to syslog (RFC 5424 by default) at its
     /// `address`; each `--syslog ADDR` adds a destination with these settings.
+    #[serde(deserialize_with = "syslog_table")]
     pub syslog: Option<crate::output::syslog::SyslogConfig>,
+}
+
+/// `[output.syslog]` as a table only. serde would also fill the struct
+/// from an array, by position: `syslog = ["tcp:siem:514"]` (the sample
+/// config's own form until 2026-12-07) worked by accident, and a second
+/// element became the format ("unknown variant `udp:...`").
+fn syslog_table<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::output::syslog::SyslogConfig>, D::Error> {
+    struct Table;
+    impl<'de> serde::de::Visitor<'de> for Table {
+        type Value = Option<crate::output::syslog::SyslogConfig>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(
+                "a table: [output.syslog] with address = \"tcp:HOST:PORT\" and its settings \
+                 (more destinations: --syslog ADDR, repeated)",
+            )
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_map(Table)
 }
 
 impl Default for OutputSection {
@@ -609,6 +633,46 @@ mod tests {
         assert!(in_any(&c.detector.allowlist, &a("10.9.9.9")));
         assert!(!in_any(&c.detector.allowlist, &a("10.9.9.8")));
         assert!(in_any(&c.detector.allowlist, &a("fd00:1::77")));
+    }
+
+    /// `[output.syslog]` must be a table (the error names the key); a key
+    /// inside it is checked like any other, with its line.
+    #[test]
+    fn the_syslog_section_is_a_table() {
+        let c = Config::from_toml(
+            "x.toml",
+            "[output.syslog]\naddress = \"tcp:siem.example.org:514\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.output.syslog.unwrap().address.to_string(),
+            "tcp:siem.example.org:514"
+        );
+        for text in [
+            "[output]\nsyslog = [\"unix:/dev/log\"]\n",
+            "[output]\nsyslog = [\"tcp:a:514\", \"udp:b:514\"]\n",
+            "[output]\nsyslog = \"tcp:a:514\"\n",
+        ] {
+            let e = Config::from_toml("x.toml", text, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("`output.syslog`") && e.contains("expected a table: [output.syslog]"),
+                "{text}: {e}"
+            );
+        }
+        let e = Config::from_toml("x.toml", "[output.syslog]\n\nadress = \"unix:/x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("adress"), "{e}");
+        assert!(
+            Config::from_toml("x.toml", "[output]\n", &[])
+                .unwrap()
+                .output
+                .syslog
+                .is_none()
+        );
     }
 
     #[test]
