@@ -922,14 +922,24 @@ fn tls_sends_nothing_to_a_server_it_cannot_trust_or_that_refuses_it() {
 
 /// As over TCP: an rsyslogd stopped and started again loses and repeats
 /// nothing, through a new TLS session (to an IP address, checked against
-/// the certificate's IP entry).
+/// the certificate's IP entry); the session it ended is logged.
 #[test]
 fn outage_over_tls_loses_and_repeats_nothing() {
     let certs = Certs::new();
     let mut rs = Rsyslog::new_tls(&certs);
     rs.start();
-    let c = tls_cfg(&certs, "127.0.0.1", rs.tls_port.unwrap());
+    let port = rs.tls_port.unwrap();
+    let c = tls_cfg(&certs, "127.0.0.1", port);
+    log_text(); // the subscriber, before the sink starts
     outage_with("imtls", rs, c);
+    // The session rsyslogd ended when it stopped was noticed, and said.
+    let log = log_text();
+    assert!(
+        log.contains(&format!(
+            "syslog tls:127.0.0.1:{port}: the server ended the TLS session"
+        )),
+        "{log}"
+    );
 }
 
 /// What a closed sink left in its spool goes first at the next start.

@@ -53,8 +53,8 @@
 //! certificate would cost the first message of every connection, counted
 //! as sent. A server slower than that to say no still costs one message a
 //! connection, counted as sent, and with alerts far apart that can be
-//! every one of them: a session the server ends with an alert is logged
-//! (at most once a minute) so that it does not go unseen. The handshake as
+//! every one of them: a session the server ends is logged (at most once
+//! a minute) so that it does not go unseen. The handshake as
 //! a whole is bounded by `timeout`.
 //!
 //! # Messages
@@ -1657,19 +1657,22 @@ impl Worker {
             return Delivery::Dropped;
         }
         // A dead TCP connection is replaced before writing into it.
+        let tls = matches!(self.conn, Some(Conn::Tls(_)));
         if let Some(e) = self.conn.as_mut().and_then(Conn::peer_closed) {
-            // A TLS session the server ended with an alert (it refused the
-            // client's certificate later than the handshake's verdict wait,
-            // say): what went out on it may be lost. Say so, now and then.
-            if e.kind() == io::ErrorKind::InvalidData
+            // A TLS session the server ended (it refused the client's
+            // certificate later than the handshake's verdict wait, say, or
+            // it restarted): what went out on it last may be lost. Say so,
+            // now and then; a syslog server does not end sessions lightly.
+            if tls
                 && self
                     .tls_warned
                     .is_none_or(|t| t.elapsed() >= TLS_WARN_EVERY)
             {
                 self.tls_warned = Some(Instant::now());
                 warn!(
-                    "syslog {}: the server ended the TLS session with an error ({e}); \
-                     what was sent on it may be lost (see output.syslog.tls_verdict_wait)",
+                    "syslog {}: the server ended the TLS session ({e}); what was sent on it \
+                     last may be lost (a refused client certificate? see \
+                     output.syslog.tls_verdict_wait)",
                     self.addr
                 );
             }
