@@ -30,18 +30,18 @@
 //!
 //! # TLS
 //!
-//! `tls:HOST:PORT` is RFC 5425: TCP, a TLS 1.2 or 1.3 session (rustls),
-//! and the same octet-counted frames as TCP inside it (port 6514 is the
-//! registered one), post-quantum hybrid key exchange preferred. The server's certificate must chain to `tls_ca` (or
-//! to the system's trust store) and name `tls_server_name` (or HOST: a
-//! DNS name or an IP address in the certificate's subjectAltName); there
-//! is no option to skip that check. The CA file, and the client's
-//! certificate and key, are read at start (by the config's validation and
-//! by each destination), before privileges are dropped, so they may be
-//! readable by root alone, and again only at a restart (SIGHUP does not
-//! reload them); a missing or unreadable
-//! file, or one with no certificate (or key) in it, is an error at start
-//! and in `scanwatch check-config`. A server that rejects the handshake
+//! `tls:HOST:PORT` is RFC 5425: TCP, a TLS 1.2 or 1.3 session (rustls,
+//! post-quantum hybrid key exchange preferred), and the same octet-counted
+//! frames as TCP inside it (port 6514 is the registered one). The server's
+//! certificate must chain to `tls_ca` (or to the system's trust store) and
+//! name `tls_server_name` (or HOST: a DNS name or an IP address in the
+//! certificate's subjectAltName); there is no option to skip that check.
+//! The CA file, and the client's certificate and key, are read at start
+//! (by the config's validation and by each destination), before
+//! privileges are dropped, so they may be readable by root alone, and
+//! again only at a restart (SIGHUP does not reload them); a missing or
+//! unreadable file, or one with no certificate (or key) in it, is an error
+//! at start and in `scanwatch check-config`. A server that rejects the handshake
 //! (an unknown CA, a wrong name, a client certificate it does not accept)
 //! is treated like an unreachable one: the message waits in the spool and
 //! the failure is logged, with rustls's reason, once until a send
@@ -192,8 +192,7 @@ pub const SPOOL_LOCK_FILE: &str = "syslog.lock";
 /// How long a new UDP socket waits after its first send for an ICMP error.
 const UDP_CHECK: Duration = Duration::from_millis(20);
 
-/// Warnings about TLS sessions the server ended with an error come at most
-/// this often.
+/// Warnings about TLS sessions the server ended come at most this often.
 const TLS_WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// Errors of the syslog output.
@@ -443,6 +442,15 @@ impl Default for SyslogConfig {
 impl SyslogConfig {
     /// Check the values together; the message names the key.
     pub fn validate(&self) -> Result<(), SyslogError> {
+        self.check_values()?;
+        // Read the TLS files now, so that check-config and the start report
+        // a missing or wrong one, not the first connection.
+        self.tls_client()?;
+        Ok(())
+    }
+
+    /// [`validate`](Self::validate) without reading the TLS files.
+    fn check_values(&self) -> Result<(), SyslogError> {
         let bad = |m: &str| Err(SyslogError::Invalid(m.to_string()));
         // RFC 5424 §6.1: every receiver takes 480 bytes; less leaves no room
         // for an alert anyway.
@@ -464,9 +472,6 @@ impl SyslogConfig {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad("output.syslog: tls_cert and tls_key go together (both or neither)");
         }
-        // Read the TLS files now, so that check-config and the start report
-        // a missing or wrong one, not the first connection.
-        self.tls_client()?;
         Ok(())
     }
 
@@ -1382,7 +1387,6 @@ impl Conn {
             Conn::Tls(t) => return t.check(Duration::ZERO).err(),
             _ => return None,
         };
-        let closed = || Some(io::Error::from(io::ErrorKind::ConnectionAborted));
         let mut buf = [0u8; 512];
         for _ in 0..64 {
             // SAFETY: the descriptor belongs to `s`, alive here; buf is
@@ -1396,7 +1400,7 @@ impl Conn {
                 )
             };
             if n == 0 {
-                return closed();
+                return Some(io::ErrorKind::ConnectionAborted.into());
             }
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -1925,7 +1929,9 @@ impl SyslogSink {
     /// sent are kept in `spool_dir/syslog.spool`, and whatever an earlier run
     /// left there is sent first. An unreachable server is not an error here.
     pub fn start(cfg: &SyslogConfig, spool_dir: Option<&Path>) -> Result<SyslogSink, SyslogError> {
-        cfg.validate()?;
+        // validate() less its reading of the TLS files, done once here.
+        cfg.check_values()?;
+        let tls = cfg.tls_client()?;
         let stats = Arc::new(SyslogStats::default());
         let (writer, reader, lock) = match spool_dir {
             Some(d) => {
@@ -1945,7 +1951,7 @@ impl SyslogSink {
         let (stop_tx, stop_rx) = bounded(0);
         let worker = Worker {
             addr: cfg.address.clone(),
-            tls: cfg.tls_client()?,
+            tls,
             timeout: cfg.timeout.0,
             max_len: cfg.max_len(),
             backoff_min: cfg.reconnect_min.0,
