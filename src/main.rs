@@ -1,7 +1,7 @@
 //! The `scanwatch` command: flags and wiring only; the work is in the library.
 
 use std::io::{IsTerminal, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -69,7 +69,7 @@ fn tune_allocator() {
 
 /// Find network reconnaissance through failed connections.
 ///
-/// scanwatch reads packets (capture files, or later a mirror port), infers every
+/// scanwatch reads packets (capture files, or a mirror port), infers every
 /// failed connection attempt (rejected by RST, unanswered, ICMP-unreachable,
 /// unresolved ARP) and reports them as JSON lines.
 #[derive(Parser, Debug)]
@@ -257,8 +257,13 @@ fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only for a person at a terminal: journald, a pipe or a log
+    // shipper would get the escape codes as text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(filter)
         .without_time()
         .with_target(false)
@@ -279,13 +284,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A configuration error is the user's input: exit status 2.
+/// A configuration or argument error is the user's input: exit status 2.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-struct UsageError(#[from] ConfigError);
+enum UsageError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Args(String),
+}
 
 fn load_config(c: &ConfigArgs) -> anyhow::Result<Config> {
-    Ok(Config::load(c.config.as_deref(), &c.sets).map_err(UsageError)?)
+    Ok(Config::load(c.config.as_deref(), &c.sets).map_err(UsageError::Config)?)
 }
 
 fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -301,6 +310,7 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         track: config.tracker.track_config(),
     };
     // Check the inputs before touching the state or the outputs.
+    check_paths(&a)?;
     scanwatch::pipeline::check_inputs(&a.pcaps).map_err(RunError::Capture)?;
     let mut db = match &a.state {
         Some(dir) => Some(StateDb::open_or_quarantine(dir, a.reset_state)?),
@@ -371,6 +381,65 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// Refuse what would destroy evidence or mix outputs before anything is
+/// opened: an output file that is one of the captures (opening it for
+/// writing empties it) or the other output (their lines would interleave
+/// and overwrite each other), and standard input read twice.
+fn check_paths(a: &ReplayArgs) -> Result<(), UsageError> {
+    use std::os::unix::fs::MetadataExt;
+    if a.pcaps.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        return Err(UsageError::Args(
+            "standard input (\"-\") can be replayed only once".into(),
+        ));
+    }
+    // A regular file's identity; devices (/dev/null), pipes and stdout are
+    // not files anything could overwrite.
+    let id = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let mut outputs = vec![("--alerts", a.alerts.as_path())];
+    if let Some(e) = &a.events {
+        outputs.push(("--events", e.as_path()));
+    }
+    outputs.retain(|(_, p)| p.as_os_str() != "-");
+    for (flag, out) in &outputs {
+        if let Some(o) = id(out)
+            && let Some(input) = a.pcaps.iter().find(|p| id(p) == Some(o))
+        {
+            return Err(UsageError::Args(format!(
+                "{flag} '{}' is the capture '{}': writing to it would erase it",
+                out.display(),
+                input.display()
+            )));
+        }
+    }
+    if let [(_, x), (_, y)] = outputs.as_slice() {
+        // Not created yet: the same name (its directory resolved) is the
+        // same file.
+        let named = |p: &Path| {
+            let dir = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            Some((std::fs::canonicalize(dir).ok()?, p.file_name()?.to_owned()))
+        };
+        let same = match (id(x), id(y)) {
+            (Some(i), Some(j)) => i == j,
+            _ => !x.exists() && named(x).is_some() && named(x) == named(y),
+        };
+        if same {
+            return Err(UsageError::Args(format!(
+                "--alerts and --events are the same file '{}': give each its own",
+                x.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn threads_or_cpus(n: usize) -> usize {
     if n > 0 {
         return n;
@@ -421,7 +490,7 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         o.events = p;
     }
     if config.capture.interface.is_empty() {
-        return Err(UsageError(ConfigError::Invalid(
+        return Err(UsageError::Config(ConfigError::Invalid(
             "no interface: give --interface or capture.interface".into(),
         ))
         .into());

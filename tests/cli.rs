@@ -264,3 +264,73 @@ fn files_are_one_continuous_capture() {
     assert!(split.status.success());
     assert_eq!(split.stdout, whole.stdout);
 }
+
+/// Nothing the analyst gave is destroyed by a slip in the arguments: an
+/// output that names a capture, two outputs that name one file, and
+/// standard input given twice are refused (exit 2) before anything is
+/// opened for writing. /dev/null for both outputs stays allowed.
+#[test]
+fn outputs_that_would_erase_a_capture_or_each_other_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("evidence.pcap");
+    std::fs::copy(repo_pcap("demo-16d.pcap"), &cap).unwrap();
+    let before = std::fs::read(&cap).unwrap();
+    for flag in ["--events", "--alerts"] {
+        let o = scanwatch(&["replay", flag, p(&cap), p(&cap)]);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(flag) && e.contains("evidence.pcap") && e.contains("erase"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read(&cap).unwrap(),
+            before,
+            "{flag}: capture changed"
+        );
+    }
+    // The same file under two names, created or not yet.
+    let out = dir.path().join("out.json");
+    let other = format!("{}/./out.json", p(dir.path()));
+    for exists in [false, true] {
+        if exists {
+            std::fs::write(&out, b"kept\n").unwrap();
+        }
+        let o = scanwatch(&["replay", "--events", p(&out), "--alerts", &other, p(&cap)]);
+        assert_eq!(o.status.code(), Some(2), "exists {exists}: {}", stderr(&o));
+        assert!(stderr(&o).contains("same file"), "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), b"kept\n");
+    let o = scanwatch(&["replay", "-", "-"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("only once"), "{}", stderr(&o));
+    let o = scanwatch(&[
+        "-q",
+        "replay",
+        "--events",
+        "/dev/null",
+        "--alerts",
+        "/dev/null",
+        p(&cap),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Log lines on a pipe or in the journal carry no colour escape codes.
+#[test]
+fn log_lines_off_a_terminal_are_plain_text() {
+    let src = std::fs::read(real("nmap-syn-scan-evilfingers.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("cut.pcap");
+    std::fs::write(&f, &src[..src.len() / 2 + 7]).unwrap();
+    let o = scanwatch(&["-q", "replay", "--alerts", "/dev/null", p(&f)]);
+    let e = stderr(&o);
+    assert!(e.contains("WARN"), "{e}");
+    assert!(!e.contains('\u{1b}'), "escape codes in {e:?}");
+}
+
+fn repo_pcap(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pcaps")
+        .join(name)
+}

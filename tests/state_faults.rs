@@ -104,6 +104,24 @@ fn damaged_or_truncated_state_is_kept_aside_and_refused() {
             std::fs::read(state.join(&aside[0])).unwrap() == damaged,
             "{damage}: the kept file differs"
         );
+        // A second start without --reset-state (systemd's restart) is
+        // refused too: the quarantine does not lapse after one try.
+        let o = scanwatch(&[
+            "-q",
+            "replay",
+            "--alerts",
+            "/dev/null",
+            "--state",
+            p(&state),
+            p(&golden),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{damage}, again: {err}");
+        assert!(
+            err.contains(&aside[0]) && err.contains("--reset-state"),
+            "{damage}, again: {err}"
+        );
+        assert!(!db.exists(), "{damage}: nothing started on the second try");
         // With --reset-state: a fresh database, the damaged one still kept.
         let o = scanwatch(&[
             "-q",

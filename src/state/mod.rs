@@ -65,6 +65,15 @@ pub enum StateError {
         detail: String,
         aside: String,
     },
+    /// An earlier start found the database damaged and moved it aside:
+    /// starting afresh in its place takes `--reset-state`, at every start
+    /// until one has (a restart by systemd must not do it silently).
+    #[error(
+        "state database '{path}' was damaged and moved to '{aside}' by an earlier start; start with --reset-state to begin from nothing (the inventory and baselines are relearned, and the activation period starts over)"
+    )]
+    SetAside { path: String, aside: String },
+    #[error("state directory '{path}' is not a directory")]
+    NotDir { path: String },
     #[error("no state database in '{path}' (run replay or live with --state first)")]
     Missing { path: String },
     /// A save to a database opened read-only ([`StateDb::open_read_only`]):
@@ -206,6 +215,20 @@ pub struct ScannerRow {
     pub scanning_windows: i64,
 }
 
+/// The newest database an earlier start moved aside as damaged
+/// (`scanwatch.db.damaged-STAMP`, not its WAL files), if any.
+fn set_aside(dir: &Path) -> Option<String> {
+    let prefix = format!("{DB_FILE}.damaged-");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| {
+            n.strip_prefix(&prefix)
+                .is_some_and(|stamp| stamp.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .max()
+}
+
 impl StateDb {
     /// Open (creating when absent) the database in `dir`. The directory is
     /// made 0700 and the file 0600: it lists the network's hosts.
@@ -214,6 +237,15 @@ impl StateDb {
             path: dir.display().to_string(),
             error,
         };
+        if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(StateError::NotDir {
+                path: dir.display().to_string(),
+            });
+        }
+        if !dir.exists() {
+            // A typo in --state would otherwise start a fresh state unseen.
+            tracing::info!("creating the state directory '{}'", dir.display());
+        }
         std::fs::create_dir_all(dir).map_err(dir_err)?;
         #[cfg(unix)]
         {
@@ -286,6 +318,16 @@ impl StateDb {
     /// its WAL files) for inspection; then start afresh only if `reset`, else
     /// fail with an error that says where the file went and what to do.
     pub fn open_or_quarantine(dir: &Path, reset: bool) -> Result<StateDb, StateError> {
+        let path = dir.join(DB_FILE);
+        if !reset
+            && !path.exists()
+            && let Some(aside) = set_aside(dir)
+        {
+            return Err(StateError::SetAside {
+                path: path.display().to_string(),
+                aside: dir.join(aside).display().to_string(),
+            });
+        }
         match StateDb::open(dir) {
             Err(StateError::Damaged { path, detail }) => {
                 let stamp = std::time::SystemTime::now()
@@ -324,10 +366,21 @@ impl StateDb {
     /// Open an existing database for reading (`scanwatch hosts`, `scanners`).
     pub fn open_existing(dir: &Path) -> Result<StateDb, StateError> {
         let path = dir.join(DB_FILE);
-        if !path.exists() {
-            return Err(StateError::Missing {
-                path: dir.display().to_string(),
-            });
+        // Only a file that is not there is missing: a directory this user
+        // may not read says so (`exists()` would call both "missing").
+        match std::fs::metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::Missing {
+                    path: dir.display().to_string(),
+                });
+            }
+            Err(error) => {
+                return Err(StateError::Dir {
+                    path: dir.display().to_string(),
+                    error,
+                });
+            }
         }
         let db = StateDb::connect(&path, dir)?;
         match db.check_version() {

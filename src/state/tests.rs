@@ -142,6 +142,20 @@ fn damaged_file_is_a_clear_error() {
 }
 
 #[test]
+fn a_file_given_as_the_state_directory_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("statefile");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let e = StateDb::open(&file).err().expect("refused").to_string();
+    assert!(
+        e.contains("statefile") && e.contains("is not a directory"),
+        "{e}"
+    );
+    // And it is left as it was.
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
+#[test]
 fn missing_state_for_queries() {
     let dir = tempfile::tempdir().unwrap();
     let e = StateDb::open_existing(&dir.path().join("nope"))
