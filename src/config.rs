@@ -29,11 +29,10 @@ use crate::track::TrackConfig;
 /// Errors of configuration: what, and where.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config '{path}': {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    // The reason is in the message, not a `source()` too: printed with its
+    // chain (`{:#}`), it would be said twice.
+    #[error("cannot read config '{path}': {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("config '{path}': {message}")]
     Parse { path: String, message: String },
     #[error("--set {arg}: {message}")]
@@ -438,9 +437,9 @@ impl Config {
         let (name, text) = match path {
             Some(p) => (
                 p.display().to_string(),
-                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
                     path: p.display().to_string(),
-                    source,
+                    error,
                 })?,
             ),
             None => ("(defaults)".to_string(), String::new()),
@@ -472,7 +471,8 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Check the values (after command-line flags changed any, again).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.detector;
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if d.test_period.0.is_zero() {
@@ -520,6 +520,43 @@ impl Config {
         if self.capture.stats_interval.0.is_zero() {
             return bad("capture.stats_interval must be longer than 0".into());
         }
+        let t = &self.tracker;
+        if t.syn_timeout.0.is_zero() || t.arp_timeout.0.is_zero() {
+            return bad(
+                "tracker.syn_timeout and tracker.arp_timeout must be longer than 0 (0 decides every attempt unanswered before its answer)"
+                    .into(),
+            );
+        }
+        if t.max_pending < crate::track::PARTITIONS {
+            return bad(format!(
+                "tracker.max_pending {} is below {} (one attempt per partition at least)",
+                t.max_pending,
+                crate::track::PARTITIONS
+            ));
+        }
+        if d.max_sources == 0 || d.max_targets_per_source == 0 {
+            return bad(
+                "detector.max_sources and detector.max_targets_per_source must be at least 1: 0 keeps no source or target and never alerts"
+                    .into(),
+            );
+        }
+        if self.capture.threads > crate::track::PARTITIONS {
+            return bad(format!(
+                "capture.threads (--threads) {} is above {} (0 means the number of CPUs, at most 16)",
+                self.capture.threads,
+                crate::track::PARTITIONS
+            ));
+        }
+        if let Some(f) = self.capture.bpf.as_deref().filter(|f| !f.trim().is_empty()) {
+            // Compiled for Ethernet, what a SPAN or TAP port delivers: a
+            // typo should stop check-config (the unit's ExecStartPre), not
+            // the sensor after it opened its capture.
+            let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET)
+                .map_err(|e| ConfigError::Invalid(format!("capture.bpf: {e}")))?;
+            if let Err(e) = dead.compile(f, true) {
+                return bad(format!("capture.bpf (--bpf) does not compile: {e}"));
+            }
+        }
         if let Some(sl) = &self.output.syslog {
             sl.validate()
                 .map_err(|e| ConfigError::Invalid(format!("output.syslog: {e}")))?;
@@ -553,6 +590,19 @@ fn apply_set(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
     let value = value.trim();
     let v = match format!("v = {value}").parse::<toml::Table>() {
         Ok(mut t) => t.remove("v").expect("parsed key"),
+        // A number TOML cannot hold would otherwise become a string, and
+        // the error would say "invalid type: string".
+        Err(_)
+            if value
+                .replace('_', "")
+                .parse::<i128>()
+                .is_ok_and(|n| i64::try_from(n).is_err()) =>
+        {
+            return Err(err(&format!(
+                "{value} is out of range (at most {})",
+                i64::MAX
+            )));
+        }
         Err(_) => toml::Value::String(value.to_string()),
     };
     let (last, parents) = path.split_last().expect("non-empty");
@@ -709,6 +759,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("max_evidence_items must be at least 1"), "{e}");
+        // Values that parse but would quietly blind the sensor, or stop it
+        // only after its capture opened: refused by check-config.
+        for (set, says) in [
+            ("tracker.syn_timeout=0s", "must be longer than 0"),
+            ("tracker.arp_timeout=0s", "must be longer than 0"),
+            ("tracker.max_pending=63", "max_pending 63 is below 64"),
+            ("detector.max_sources=0", "must be at least 1"),
+            ("detector.max_targets_per_source=0", "must be at least 1"),
+            (
+                "capture.threads=65",
+                "capture.threads (--threads) 65 is above 64",
+            ),
+            (
+                "capture.bpf=tcp and frobnicate",
+                "capture.bpf (--bpf) does not compile",
+            ),
+            (
+                "tracker.max_pending=18446744073709551615",
+                "18446744073709551615 is out of range",
+            ),
+        ] {
+            let e = Config::from_toml("x.toml", "", &[set.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{set}: {e}");
+        }
+        for fine in [
+            "tracker.max_pending=64",
+            "capture.threads=64",
+            "capture.threads=0",
+            "capture.bpf=",
+            "capture.bpf=tcp[tcpflags] & tcp-syn != 0",
+        ] {
+            Config::from_toml("x.toml", "", &[fine.into()])
+                .unwrap_or_else(|e| panic!("{fine}: {e}"));
+        }
         let e = Config::from_toml("x.toml", "", &["nonsense".into()])
             .unwrap_err()
             .to_string();

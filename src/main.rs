@@ -164,7 +164,8 @@ struct LiveArgs {
     /// The interface to capture on (capture.interface).
     #[arg(long, short = 'i', value_name = "IF")]
     interface: Option<String>,
-    /// Capture handles and decode/track threads (capture.threads).
+    /// Capture handles and decode/track threads, 1 to 64 (capture.threads;
+    /// default, or 0: the number of CPUs, at most 16).
     #[arg(long, short = 't', value_name = "N")]
     threads: Option<usize>,
     /// Kernel BPF filter instead of the default ("" keeps every packet).
@@ -311,6 +312,7 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     // Check the inputs before touching the state or the outputs.
     check_paths(&a)?;
+    check_syslog_flags(&a.syslog)?;
     scanwatch::pipeline::check_inputs(&a.pcaps).map_err(RunError::Capture)?;
     let mut db = match &a.state {
         Some(dir) => Some(StateDb::open_or_quarantine(dir, a.reset_state)?),
@@ -379,6 +381,17 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     // written and checkpointed already.
     std::mem::forget(outcome);
     Ok(code)
+}
+
+/// A `--syslog` address that does not parse is a usage error (exit 2), as
+/// the same address in the configuration is.
+fn check_syslog_flags(addrs: &[String]) -> Result<(), UsageError> {
+    for a in addrs {
+        if let Err(e) = a.parse::<scanwatch::output::syslog::SyslogAddr>() {
+            return Err(UsageError::Args(format!("--syslog '{a}': {e}")));
+        }
+    }
+    Ok(())
 }
 
 /// Refuse what would destroy evidence or mix outputs before anything is
@@ -489,6 +502,9 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(p) = a.events {
         o.events = p;
     }
+    // The flags change settings the file's validation passed.
+    config.validate().map_err(UsageError::Config)?;
+    check_syslog_flags(&a.syslog)?;
     if config.capture.interface.is_empty() {
         return Err(UsageError::Config(ConfigError::Invalid(
             "no interface: give --interface or capture.interface".into(),
