@@ -156,6 +156,7 @@ fn scanwatch_alerts(path: &Path, threads: usize) -> u64 {
         analytics: scanwatch::analyze::Analytics::new(config.detector),
         alerts: Some(Box::new(std::io::sink())),
         sinks: Vec::new(),
+        event_sinks: Vec::new(),
         checkpoint: None,
     };
     let out = replay(

@@ -339,12 +339,22 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         &a.syslog,
         a.state.as_deref(),
     )?;
+    let event_sinks =
+        scanwatch::output::syslog_event_sinks(config.output.syslog.as_ref(), &a.syslog)?;
+    let syslog_stats = SyslogCounters {
+        alerts: sinks.iter().map(|s| s.stats()).collect(),
+        events: event_sinks.iter().map(|s| s.stats()).collect(),
+    };
     let analysis = Analysis {
         analytics,
         alerts: Some(alerts),
         sinks: sinks
             .into_iter()
             .map(|s| Box::new(s) as Box<dyn scanwatch::pipeline::AlertSink>)
+            .collect(),
+        event_sinks: event_sinks
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn scanwatch::pipeline::EventSink>)
             .collect(),
         checkpoint,
     };
@@ -367,6 +377,13 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     report_checkpoints(&outcome, &health, a.state.as_deref());
     if !quiet {
         eprint!("{}", summary(&outcome, threads, &health));
+        if let Some(l) = syslog_stats.summary() {
+            eprintln!("  {l}");
+        }
+    }
+    // Lost to syslog is said even with -q: an analyst may rely on the SIEM.
+    if let Some(w) = syslog_stats.losses() {
+        tracing::warn!("{w}");
     }
     let code = if outcome.problems.iter().any(|p| p.is_error()) {
         ExitCode::from(2)
@@ -561,7 +578,12 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         &a.syslog,
         a.state.as_deref().filter(|_| !read_only),
     )?;
-    let syslog_stats: Vec<_> = sinks.iter().map(|s| s.stats()).collect();
+    let event_sinks =
+        scanwatch::output::syslog_event_sinks(config.output.syslog.as_ref(), &a.syslog)?;
+    let syslog_stats = SyslogCounters {
+        alerts: sinks.iter().map(|s| s.stats()).collect(),
+        events: event_sinks.iter().map(|s| s.stats()).collect(),
+    };
     // 3. Drop privileges.
     let owned: Vec<&std::path::Path> = a
         .state
@@ -598,6 +620,10 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         sinks: sinks
             .into_iter()
             .map(|s| Box::new(s) as Box<dyn scanwatch::pipeline::AlertSink>)
+            .collect(),
+        event_sinks: event_sinks
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn scanwatch::pipeline::EventSink>)
             .collect(),
         checkpoint,
     };
@@ -709,11 +735,13 @@ fn stats_line(
     g: &scanwatch::pipeline::Gauges,
     health: &CheckpointHealth,
     pending_cap: usize,
-    syslog: &[Arc<scanwatch::output::syslog::SyslogStats>],
+    syslog: &SyslogCounters,
 ) -> String {
     let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let (ev_sent, ev_dropped) = syslog.events_sent_dropped();
+    let syslog = &syslog.alerts;
     format!(
-        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_checkpoint_errors_total={}",
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_checkpoint_errors_total={}",
         r(&l.received),
         r(&l.packets),
         r(&l.kernel_dropped),
@@ -731,6 +759,54 @@ fn stats_line(
         syslog.iter().map(|s| r(&s.dropped)).sum::<u64>(),
         r(&health.errors)
     )
+}
+
+/// The syslog destinations' counters: alerts (`scanwatch_syslog_*`) and,
+/// with `output.syslog.events`, events on their own connections.
+struct SyslogCounters {
+    alerts: Vec<Arc<scanwatch::output::syslog::SyslogStats>>,
+    events: Vec<Arc<scanwatch::output::syslog::SyslogStats>>,
+}
+
+impl SyslogCounters {
+    fn sum(v: &[Arc<scanwatch::output::syslog::SyslogStats>]) -> (u64, u64, u64) {
+        v.iter().fold((0, 0, 0), |(s, b, d), x| {
+            let x = x.snapshot();
+            (s + x.sent, b + x.backlog, d + x.dropped)
+        })
+    }
+
+    fn events_sent_dropped(&self) -> (u64, u64) {
+        let (s, _, d) = Self::sum(&self.events);
+        (s, d)
+    }
+
+    /// The end-of-replay line, when there is a syslog destination.
+    fn summary(&self) -> Option<String> {
+        if self.alerts.is_empty() {
+            return None;
+        }
+        let (s, b, d) = Self::sum(&self.alerts);
+        let mut l = format!("syslog: alerts {s} sent, {b} spooled for later, {d} dropped");
+        if !self.events.is_empty() {
+            let (s, d) = self.events_sent_dropped();
+            l.push_str(&format!("; events {s} sent, {d} dropped"));
+        }
+        Some(l)
+    }
+
+    /// What syslog lost, if anything.
+    fn losses(&self) -> Option<String> {
+        let (_, _, d) = Self::sum(&self.alerts);
+        let (_, e) = self.events_sent_dropped();
+        match (d, e) {
+            (0, 0) => None,
+            (d, 0) => Some(format!("syslog: {d} alert(s) dropped (see the log above)")),
+            (d, e) => Some(format!(
+                "syslog: {d} alert(s) and {e} event(s) dropped (events have no spool: a queue of output.syslog.queue messages per destination; --events keeps them all)"
+            )),
+        }
+    }
 }
 
 /// How the checkpoints of a run went, for the stats line and the end of the run.
@@ -942,12 +1018,7 @@ fn summary_for(
         .iter()
         .map(|r| format!("{} {}", r.name(), t.failed(*r)))
         .collect();
-    let _ = writeln!(
-        out,
-        "  failed: {}; events written: {}",
-        failed.join(", "),
-        s.events
-    );
+    let _ = writeln!(out, "  failed: {}; events: {}", failed.join(", "), s.events);
     let _ = writeln!(
         out,
         "  unmatched: {} SYN-ACK, {} RST, {} ICMP errors ({} with another ISN); cap hits: {} attempts decided early, {} dropped (peak {} held)",

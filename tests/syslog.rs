@@ -967,3 +967,60 @@ fn the_spool_outlives_the_process() {
     let s = sink.close();
     assert_eq!((s.sent, s.backlog, s.dropped), (20, 0, 0));
 }
+
+/// `output.syslog.events = true`: a replay sends every failed-connection
+/// event (MSGID `failed_connection`, informational, its source,
+/// destination, reason and probe as structured data, the event's JSON line
+/// as MSG) on a connection of its own, besides the alerts; the JSON is
+/// byte for byte the events file's line, in the same order. Without the
+/// key, only the alerts go.
+#[test]
+fn events_go_to_syslog_when_asked() {
+    let mut rs = Rsyslog::new();
+    rs.start();
+    let cap = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/pcaps/real/nmap-syn-scan-evilfingers.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let replay = |events_to_syslog: bool, file: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+            .args(["-q", "replay", "--alerts", "/dev/null", "--events"])
+            .arg(file)
+            .arg("--syslog")
+            .arg(format!("tcp:127.0.0.1:{}", rs.tcp_port))
+            .args([
+                "--set",
+                "detector.activation_period=0s",
+                "--set",
+                &format!("output.syslog.events={events_to_syslog}"),
+            ])
+            .arg(&cap)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        fs::read_to_string(file).unwrap()
+    };
+    let file = replay(true, &dir.path().join("events.json"));
+    let want: Vec<&str> = file.lines().collect();
+    assert!(want.len() > 1000, "{} events", want.len());
+    let lines = rs.wait_lines("imtcp", want.len() + 1);
+    let (alerts, events): (Vec<&Line>, Vec<&Line>) = lines.iter().partition(|l| l.msgid == "alert");
+    assert_eq!(alerts.len(), 1, "the scan's one alert");
+    let got: Vec<&str> = events.iter().map(|l| l.msg.trim_start()).collect();
+    assert_eq!(got, want, "each event once, in order, as in the file");
+    for l in &events {
+        let j = l.json();
+        assert_eq!(
+            (l.msgid.as_str(), l.severity.as_str()),
+            ("failed_connection", "info")
+        );
+        assert_eq!(l.sd("src"), j["src_ip"].as_str().unwrap());
+        assert_eq!(l.sd("dest"), j["dest_ip"].as_str().unwrap());
+        assert_eq!(l.sd("reason"), j["reason"].as_str().unwrap());
+        assert_eq!(l.sd("probe"), j["probe"].as_str().unwrap());
+    }
+    // The default: alerts only.
+    replay(false, &dir.path().join("again.json"));
+    let lines = rs.wait_lines("imtcp", want.len() + 2);
+    assert_eq!(lines.len(), want.len() + 2);
+    assert_eq!(lines.last().unwrap().msgid, "alert");
+}

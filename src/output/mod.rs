@@ -316,6 +316,41 @@ pub fn syslog_sinks(
     addrs: &[String],
     state: Option<&Path>,
 ) -> Result<Vec<syslog::SyslogSink>, syslog::SyslogError> {
+    syslog_targets(settings, addrs)?
+        .iter()
+        .enumerate()
+        .map(|(i, cfg)| {
+            let spool = state.map(|d| d.join(format!("syslog-{i}")));
+            syslog::SyslogSink::start(cfg, spool.as_deref())
+        })
+        .collect()
+}
+
+/// The failed-connection events' syslog senders, one per destination of
+/// [`syslog_sinks`], when `events` is set in `[output.syslog]`; none
+/// otherwise. Each has a connection and a queue of its own, so that a burst
+/// of events (a flood decides millions) never delays or crowds out an
+/// alert, and no spool: what the queue cannot take is dropped and counted
+/// (the events file, `--events`, is the complete record).
+pub fn syslog_event_sinks(
+    settings: Option<&syslog::SyslogConfig>,
+    addrs: &[String],
+) -> Result<Vec<syslog::SyslogSink>, syslog::SyslogError> {
+    if !settings.is_some_and(|s| s.events) {
+        return Ok(Vec::new());
+    }
+    syslog_targets(settings, addrs)?
+        .iter()
+        .map(|cfg| syslog::SyslogSink::start(cfg, None))
+        .collect()
+}
+
+/// Each destination's settings: the `--syslog` addresses, else the
+/// configured one, with the rest of `[output.syslog]`.
+fn syslog_targets(
+    settings: Option<&syslog::SyslogConfig>,
+    addrs: &[String],
+) -> Result<Vec<syslog::SyslogConfig>, syslog::SyslogError> {
     let base = settings.cloned().unwrap_or_default();
     let mut targets: Vec<syslog::SyslogAddr> = Vec::new();
     for a in addrs {
@@ -324,18 +359,22 @@ pub fn syslog_sinks(
     if targets.is_empty() && settings.is_some() {
         targets.push(base.address.clone());
     }
-    targets
+    Ok(targets
         .into_iter()
-        .enumerate()
-        .map(|(i, addr)| {
-            let cfg = syslog::SyslogConfig {
-                address: addr,
-                ..base.clone()
-            };
-            let spool = state.map(|d| d.join(format!("syslog-{i}")));
-            syslog::SyslogSink::start(&cfg, spool.as_deref())
+        .map(|address| syslog::SyslogConfig {
+            address,
+            ..base.clone()
         })
-        .collect()
+        .collect())
+}
+
+impl crate::pipeline::EventSink for syslog::SyslogSink {
+    fn event(&mut self, e: &crate::track::Event, line: &str) {
+        self.send_event(e, line);
+    }
+    fn close(&mut self) {
+        self.shutdown();
+    }
 }
 
 impl crate::pipeline::AlertSink for syslog::SyslogSink {

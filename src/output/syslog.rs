@@ -16,6 +16,7 @@
 //! timeout = "2s"                          # TCP connect, and any one send
 //! flush_timeout = "5s"                    # how long close() keeps trying
 //! events = false                          # also send failed-connection events
+//!                                         # (own connection and queue, no spool)
 //! tls_ca = "/etc/scanwatch/syslog-ca.pem" # TLS: who may sign the server's certificate
 //!                                         # (default: the system's trust store)
 //! tls_cert = "/etc/scanwatch/sensor.pem"  # TLS: a client certificate chain and its key,
@@ -390,8 +391,8 @@ pub struct SyslogConfig {
     pub timeout: Dur,
     /// How long `close()` keeps sending what is queued and spooled.
     pub flush_timeout: Dur,
-    /// Send failed-connection events too, not only alerts (read by the
-    /// pipeline, not by the sink).
+    /// Send failed-connection events too, not only alerts, on senders of
+    /// their own ([`crate::output::syslog_event_sinks`]), not by this sink.
     pub events: bool,
     /// TLS: a PEM file of the certificate authorities that may sign the
     /// server's certificate (default: the system's trust store).

@@ -259,6 +259,9 @@ pub struct Analysis {
     pub alerts: Option<Box<dyn Write + Send>>,
     /// Further alert outputs (syslog).
     pub sinks: Vec<Box<dyn AlertSink>>,
+    /// Further outputs of the failed-connection events (syslog with
+    /// `output.syslog.events`), fed by the output thread as it writes them.
+    pub event_sinks: Vec<Box<dyn EventSink>>,
     /// Called every `checkpoint_interval` of event time and at the end.
     pub checkpoint: Option<Checkpoint>,
 }
@@ -270,6 +273,14 @@ pub type SaveFn = Box<dyn FnMut(&Analytics) -> Result<(), String> + Send>;
 /// severity and source for its header and structured data). Must not block.
 pub trait AlertSink: Send {
     fn alert(&mut self, a: &Alert);
+    /// End of the run: deliver what can be delivered.
+    fn close(&mut self) {}
+}
+
+/// An output of failed-connection events that wants the event with its
+/// JSON line (no newline). Must not block.
+pub trait EventSink: Send {
+    fn event(&mut self, e: &Event, line: &str);
     /// End of the run: deliver what can be delivered.
     fn close(&mut self) {}
 }
@@ -474,6 +485,11 @@ pub fn run(
         // the one thread more cores cannot split.
         let (rel_tx, rel_rx) = bounded::<Released>(QUEUE_DEPTH * 2);
         let (rel_pool_tx, rel_pool_rx) = bounded::<Vec<Pending>>(QUEUE_DEPTH * 2 + 2);
+        let mut analysis = analysis;
+        let mut event_sinks = analysis
+            .as_mut()
+            .map(|a| std::mem::take(&mut a.event_sinks))
+            .unwrap_or_default();
         let analytics = analysis.map(|a| {
             let reorder = thread::Builder::new()
                 .name("reorder".into())
@@ -517,6 +533,19 @@ pub fn run(
         let mut ended = 0;
         let mut write_err = None;
         let mut write = |ev: &[Event], line: &mut String, written: &mut u64| {
+            if !event_sinks.is_empty() {
+                // One line each, as the sinks want them; the file still gets
+                // the block's lines together below.
+                let mut one = String::new();
+                for e in ev {
+                    one.clear();
+                    event_json(e, &mut one);
+                    let l = one.strip_suffix('\n').unwrap_or(&one);
+                    for s in event_sinks.iter_mut() {
+                        s.event(e, l);
+                    }
+                }
+            }
             if let Some(w) = events.as_mut()
                 && write_err.is_none()
             {
@@ -631,6 +660,9 @@ pub fn run(
             }
         }
         drop(rec_tx);
+        for s in event_sinks.iter_mut() {
+            s.close();
+        }
         // After a shard died, the others may be blocked sending to this
         // thread: let their sends fail so that the joins below return.
         drop(out_rx);

@@ -109,6 +109,7 @@ pub fn run_alerts(paths: &[PathBuf], threads: usize, sets: &[&str]) -> (RunOutco
         analytics: Analytics::new(config.detector.clone()),
         alerts: Some(Box::new(buf.clone())),
         sinks: Vec::new(),
+        event_sinks: Vec::new(),
         checkpoint: None,
     };
     let out = replay(
