@@ -334,3 +334,87 @@ fn repo_pcap(name: &str) -> std::path::PathBuf {
         .join("pcaps")
         .join(name)
 }
+
+/// Run scanwatch, killed after `limit` (then the test fails): for inputs
+/// that once made it wait forever.
+fn scanwatch_within(args: &[&str], limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run scanwatch");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("scanwatch {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Reads that yield no packet (header-only files, as `tcpdump -G` leaves on
+/// a quiet link; a pcapng stretch of blocks without packets) used to lose
+/// a buffer each, and once the pool was empty the replay waited forever.
+/// Many of them, then a real capture: the run ends, and its events are
+/// those of the capture alone.
+#[test]
+fn many_reads_without_packets_do_not_stall_the_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = real("nmap-syn-scan-evilfingers.pcap");
+    let header = std::fs::read(&cap).unwrap()[..24].to_vec();
+    let mut args: Vec<String> = Vec::new();
+    for i in 0..40 {
+        let f = dir.path().join(format!("quiet-{i:02}.pcap"));
+        std::fs::write(&f, &header).unwrap();
+        args.push(p(&f).to_string());
+    }
+    args.push(p(&cap).to_string());
+    // A pcapng: a section and an interface, 40 MiB of blocks of an unknown
+    // type (skipped), one SYN at the end.
+    let mut ng = Vec::new();
+    let block = |ty: u32, body: &[u8]| {
+        let len = (12 + body.len()) as u32;
+        let mut b = Vec::new();
+        b.extend(ty.to_le_bytes());
+        b.extend(len.to_le_bytes());
+        b.extend(body);
+        b.extend(len.to_le_bytes());
+        b
+    };
+    let mut shb = 0x1a2b3c4du32.to_le_bytes().to_vec();
+    shb.extend([1, 0, 0, 0]);
+    shb.extend((-1i64).to_le_bytes());
+    ng.extend(block(0x0a0d0d0a, &shb));
+    ng.extend(block(1, &[1, 0, 0, 0, 0, 0, 1, 0]));
+    let filler = block(0x0000_0bad, &vec![0u8; (1 << 20) - 12]);
+    for _ in 0..40 {
+        ng.extend(&filler);
+    }
+    let ngf = dir.path().join("sparse.pcapng");
+    std::fs::write(&ngf, ng).unwrap();
+    for threads in ["1", "2"] {
+        let mut a = vec!["replay", "--alerts", "/dev/null", "--threads", threads];
+        a.extend(args.iter().map(String::as_str));
+        let o = scanwatch_within(&a, std::time::Duration::from_secs(60));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("2020 packets"), "{}", stderr(&o));
+        let o = scanwatch_within(
+            &[
+                "-q",
+                "replay",
+                "--alerts",
+                "/dev/null",
+                "--threads",
+                threads,
+                p(&ngf),
+            ],
+            std::time::Duration::from_secs(60),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}

@@ -782,6 +782,11 @@ fn read_all(
     let mut done_bytes = 0u64;
     let mut oversize = 0u64;
     let mut files = 0;
+    // A block that came back empty (a header-only file, the end of a file,
+    // a stretch of pcapng blocks without packets) is filled again: dropped,
+    // it would be lost to the pool, and once the pool's last buffer was
+    // lost the reader would wait for a free one forever.
+    let mut unused: Option<Block> = None;
     'files: for path in paths {
         let mut r = match CaptureReader::open(path) {
             Ok(mut r) => {
@@ -797,7 +802,7 @@ fn read_all(
         loop {
             // Reuse a buffer the workers are done with; allocate while the
             // pipeline is filling up; past that, wait (back-pressure).
-            let mut blk = match free.try_recv() {
+            let mut blk = match unused.take().map_or_else(|| free.try_recv(), Ok) {
                 Ok(b) => b,
                 Err(_) if allocated < n * (QUEUE_DEPTH + 2) => {
                     allocated += 1;
@@ -843,6 +848,8 @@ fn read_all(
                 block_no += 1;
                 base_idx += count;
                 watermark = watermark.max(max_ts);
+            } else {
+                unused = Some(blk);
             }
             if last {
                 done_bytes += r.bytes_consumed();
