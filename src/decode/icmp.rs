@@ -59,7 +59,8 @@ fn quoted(
         return Decoded::Skip(Skip::Truncated);
     };
     match parse_quote(quote, v6) {
-        Some((key, quoted_seq, quoted_flags)) => Decoded::Interesting(Summary {
+        Some(Quote::NotProbe) => Decoded::Skip(Skip::IcmpNotProbe),
+        Some(Quote::Probe(key, quoted_seq, quoted_flags)) => Decoded::Interesting(Summary {
             ts,
             key,
             vlan,
@@ -75,9 +76,27 @@ fn quoted(
     }
 }
 
-/// The probe's flow key, and for TCP the quoted sequence number and flags;
-/// `None` unless the quote is an IPv6 (`v6`) or IPv4 packet.
-fn parse_quote(quote: &[u8], v6: bool) -> Option<(FlowKey, Option<u32>, Option<u8>)> {
+/// What an ICMP error quotes.
+enum Quote {
+    /// A probe: its flow key, and for TCP the quoted sequence number and flags.
+    Probe(FlowKey, Option<u32>, Option<u8>),
+    /// An ICMP error or answer (see [`Skip::IcmpNotProbe`]).
+    NotProbe,
+}
+
+/// ICMP types that ask something of a host: a quote of one is a probe.
+/// Echo, timestamp, information and address mask requests (RFC 792, 950).
+const ICMP_REQUESTS: [u8; 4] = [8, 13, 15, 17];
+/// ICMPv6: echo request, node information query (RFC 4620).
+const ICMPV6_REQUESTS: [u8; 2] = [128, 139];
+
+/// IPv6 extension headers (RFC 7045's list): a quote whose walk stops at one
+/// was cut inside its extension headers, before the transport header.
+const IPV6_EXTENSIONS: [u8; 8] = [0, 43, 44, 51, 60, 135, 139, 140];
+
+/// What the quote is; `None` unless it is an IPv6 (`v6`) or IPv4 packet
+/// whose probe can be keyed.
+fn parse_quote(quote: &[u8], v6: bool) -> Option<Quote> {
     let (ip, _ext_err) = LaxIpSlice::from_slice(quote).ok()?;
     if matches!(ip, LaxIpSlice::Ipv6(_)) != v6 {
         return None;
@@ -102,6 +121,18 @@ fn parse_quote(quote: &[u8], v6: bool) -> Option<(FlowKey, Option<u32>, Option<u
     }
     let payload = ip.payload();
     let t = payload.payload;
+    if v6 && IPV6_EXTENSIONS.contains(&payload.ip_number.0) {
+        return None;
+    }
+    match (payload.ip_number, t.first()) {
+        (IpNumber::ICMP, Some(ty)) if !v6 && !ICMP_REQUESTS.contains(ty) => {
+            return Some(Quote::NotProbe);
+        }
+        (IpNumber::IPV6_ICMP, Some(ty)) if v6 && !ICMPV6_REQUESTS.contains(ty) => {
+            return Some(Quote::NotProbe);
+        }
+        _ => {}
+    }
     let proto = Proto::from_ip_number(payload.ip_number.0);
     let (sport, dport, seq, flags) = match payload.ip_number {
         IpNumber::TCP | IpNumber::UDP => {
@@ -121,7 +152,7 @@ fn parse_quote(quote: &[u8], v6: bool) -> Option<(FlowKey, Option<u32>, Option<u
         // ICMP echo, GRE, ... (ping sweeps, IP protocol scans): no ports to key.
         _ => (0, 0, None, None),
     };
-    Some((
+    Some(Quote::Probe(
         FlowKey {
             src,
             dst,

@@ -177,11 +177,17 @@ pub enum Skip {
     V4Mapped,
     /// ARP that is not an Ethernet/IPv4 request or reply, gratuitous ARP and probes.
     ArpOther,
+    /// An ICMP error about an ICMP message that is not a request: an error
+    /// (RFC 1122 §3.2.2 and RFC 4443 §2.4 forbid errors about errors) or an
+    /// answer (an echo reply that could not be delivered, as the replies of
+    /// a server pinged from spoofed sources). Nobody probed anything: counted
+    /// as failures, they would frame the answering host as a scanner.
+    IcmpNotProbe,
 }
 
 impl Skip {
     /// Every reason, in display order.
-    pub const ALL: [Skip; 11] = [
+    pub const ALL: [Skip; 12] = [
         Skip::NotIp,
         Skip::Udp,
         Skip::IcmpOther,
@@ -193,6 +199,7 @@ impl Skip {
         Skip::Malformed,
         Skip::V4Mapped,
         Skip::ArpOther,
+        Skip::IcmpNotProbe,
     ];
 
     /// snake_case name used in the summary.
@@ -209,6 +216,7 @@ impl Skip {
             Skip::Malformed => "malformed",
             Skip::V4Mapped => "v4_mapped",
             Skip::ArpOther => "arp_other",
+            Skip::IcmpNotProbe => "icmp_not_probe",
         }
     }
 }
@@ -340,12 +348,17 @@ fn ipv4(ip: &[u8]) -> Result<L3, Skip> {
     })
 }
 
-/// Walk IPv6 extension headers to the transport header (at most 8 of them: more
-/// is an evasion attempt or garbage, and either way not a probe we can key).
+/// IPv6 extension headers walked before the transport header at most: more
+/// is an evasion attempt or garbage, and either way not a probe we can key.
+pub(crate) const MAX_IPV6_EXTENSIONS: usize = 8;
+
+/// Walk IPv6 extension headers to the transport header (at most
+/// [`MAX_IPV6_EXTENSIONS`] of them).
 pub(crate) fn ipv6_transport(ip: &[u8]) -> Result<(u8, usize), Skip> {
     let mut nh = *ip.get(6).ok_or(Skip::Truncated)?;
     let mut off = 40usize;
-    for _ in 0..8 {
+    // One more turn than extensions: the last reads the transport's number.
+    for _ in 0..=MAX_IPV6_EXTENSIONS {
         match nh {
             // hop-by-hop, routing, destination options: length in 8-octet units, not counting the first 8
             0 | 43 | 60 => {

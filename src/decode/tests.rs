@@ -419,6 +419,45 @@ fn build_tcp_v6_with_ext(ext: u8, ext_body: &[u8]) -> Vec<u8> {
     f
 }
 
+/// A chain of `n` destination-options headers (8 bytes each) before a SYN.
+fn build_tcp_v6_with_ext_chain(n: usize) -> Vec<u8> {
+    let one = build_tcp_v6_with_ext(60, &[0, 1, 4, 0, 0, 0, 0]);
+    let (head, rest) = one.split_at(14 + 40);
+    let (ext, tcp) = rest.split_at(8);
+    let mut f = head.to_vec();
+    for i in 0..n {
+        let mut e = ext.to_vec();
+        e[0] = if i + 1 == n { 6 } else { 60 };
+        f.extend_from_slice(&e);
+    }
+    f.extend_from_slice(tcp);
+    let plen = (f.len() - 14 - 40) as u16;
+    f[18..20].copy_from_slice(&plen.to_be_bytes());
+    f
+}
+
+/// Up to `MAX_IPV6_EXTENSIONS` (8) extension headers are walked; one more
+/// makes the packet malformed (SECURITY.md says 8).
+#[test]
+fn ipv6_extension_chain_limit() {
+    for n in 1..=MAX_IPV6_EXTENSIONS {
+        let s = interesting(decode(
+            linktype::ETHERNET,
+            0,
+            &build_tcp_v6_with_ext_chain(n),
+        ));
+        assert_eq!((s.key.sport, s.key.dport), (1234, 443), "{n} headers");
+    }
+    assert_eq!(
+        decode(
+            linktype::ETHERNET,
+            0,
+            &build_tcp_v6_with_ext_chain(MAX_IPV6_EXTENSIONS + 1)
+        ),
+        Decoded::Skip(Skip::Malformed)
+    );
+}
+
 #[test]
 fn ipv6_extension_headers() {
     // Hop-by-hop: length 0 → 8 bytes in all (next header, length, 6 bytes of padding).
@@ -743,4 +782,74 @@ fn skip_reasons_index_their_counters() {
     }
     let names: std::collections::HashSet<&str> = Skip::ALL.iter().map(|s| s.name()).collect();
     assert_eq!(names.len(), Skip::ALL.len());
+}
+
+/// An ICMP error about an ICMP error or an answer is no probe: RFC 1122
+/// §3.2.2 and RFC 4443 §2.4 forbid errors about errors, and a host
+/// unreachable quoting an echo reply (a server answering pings from
+/// spoofed sources) would otherwise frame that server as a scanner. Errors
+/// about requests (a ping sweep's echo requests) remain probes. Built from
+/// the real frames: ICMP_PORT_UNREACH quotes IPv4 at 42 (protocol at 51,
+/// transport at 62); ICMPV6_NOROUTE quotes IPv6 at 62 (next header at 68,
+/// transport at 102).
+#[test]
+fn icmp_errors_about_errors_or_answers_are_not_probes() {
+    let v4 = |ty: u8| {
+        let mut f = ICMP_PORT_UNREACH.to_vec();
+        (f[51], f[62]) = (1, ty);
+        decode(linktype::ETHERNET, 0, &f)
+    };
+    let v6 = |ty: u8| {
+        let mut f = ICMPV6_NOROUTE.to_vec();
+        (f[68], f[102]) = (58, ty);
+        decode(linktype::ETHERNET, 0, &f)
+    };
+    // Echo reply, unreachable, source quench, redirect, time exceeded,
+    // parameter problem, timestamp reply, router advertisement.
+    for ty in [0, 3, 4, 5, 11, 12, 14, 9] {
+        assert_eq!(v4(ty), Decoded::Skip(Skip::IcmpNotProbe), "ICMP type {ty}");
+    }
+    // Echo, timestamp, information and address mask requests.
+    for ty in [8, 13, 15, 17] {
+        let s = interesting(v4(ty));
+        assert_eq!(s.key.proto, Proto::Icmp, "ICMP type {ty}");
+        assert_eq!(s.key.dst, ip("192.168.1.25"), "ICMP type {ty}");
+    }
+    // ICMPv6 errors (1-4), echo reply, neighbour solicitation, MLD report.
+    for ty in [1, 2, 3, 4, 129, 135, 143] {
+        assert_eq!(
+            v6(ty),
+            Decoded::Skip(Skip::IcmpNotProbe),
+            "ICMPv6 type {ty}"
+        );
+    }
+    for ty in [128, 139] {
+        assert!(
+            matches!(v6(ty), Decoded::Interesting(_)),
+            "ICMPv6 type {ty}"
+        );
+    }
+}
+
+/// A quoted IPv6 packet cut inside an extension header has no transport
+/// header to key: a bad quote, not a probe of "protocol 60".
+#[test]
+fn icmpv6_quote_cut_inside_an_extension_header_is_a_bad_quote() {
+    let mut f = ICMPV6_NOROUTE.to_vec();
+    // Destination options, next header TCP, 8 × (1 + 200) bytes long: far
+    // past the end of the quote.
+    (f[68], f[102], f[103]) = (60, 6, 200);
+    assert_eq!(
+        decode(linktype::ETHERNET, 0, &f),
+        Decoded::Skip(Skip::IcmpBadQuote)
+    );
+    // Whole (8 bytes), the same header is walked and the TCP probe keyed.
+    let mut whole = ICMPV6_NOROUTE[..102].to_vec();
+    whole.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+    whole.extend_from_slice(&ICMPV6_NOROUTE[102..]);
+    let payload = (whole.len() - 54) as u16;
+    whole[18..20].copy_from_slice(&payload.to_be_bytes());
+    whole[68] = 60;
+    let s = interesting(decode(linktype::ETHERNET, 0, &whole));
+    assert_eq!(s.key.proto, Proto::Tcp);
 }
