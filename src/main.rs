@@ -322,6 +322,8 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         Some(db) => db.load(config.detector.clone())?,
         None => Analytics::new(config.detector.clone()),
     };
+    // The counters are saved with the state: the summary shows this run's.
+    let stats_at_start = analytics.stats.clone();
     let health = Arc::new(CheckpointHealth::default());
     let checkpoint = db
         .take()
@@ -366,7 +368,8 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         stop.store(1, Ordering::Relaxed);
         pb.finish_and_clear();
     }
-    let outcome = result?;
+    let mut outcome = result?;
+    this_runs_counts(&mut outcome, &stats_at_start);
     for p in &outcome.problems {
         if p.is_error() {
             tracing::error!("{p}");
@@ -375,6 +378,11 @@ fn replay_cmd(a: ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
     }
     report_checkpoints(&outcome, &health, a.state.as_deref());
+    // Said as a warning too (-q keeps warnings): the events and alerts of
+    // such a run are not to be trusted as they are.
+    if let Some(t) = time_problem(&outcome.stats.time) {
+        tracing::warn!("timestamps: {t}");
+    }
     if !quiet {
         eprint!("{}", summary(&outcome, threads, &health));
         if let Some(l) = syslog_stats.summary() {
@@ -549,6 +557,8 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         Some(db) => db.load(config.detector.clone())?,
         None => Analytics::new(config.detector.clone()),
     };
+    // The counters are saved with the state: the summary shows this run's.
+    let stats_at_start = analytics.stats.clone();
     let health = Arc::new(CheckpointHealth::default());
     // A read-only state directory: no checkpoint, no syslog spool, and
     // nothing to hand over to the unprivileged user.
@@ -690,7 +700,8 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         ),
         Err(_) => "(the stats reporter failed)".to_string(),
     };
-    let outcome = result?;
+    let mut outcome = result?;
+    this_runs_counts(&mut outcome, &stats_at_start);
     tracing::info!("stopped: {last}");
     report_checkpoints(&outcome, &health, a.state.as_deref());
     if !quiet {
@@ -1096,5 +1107,55 @@ fn summary_for(
             s.oversize_records
         );
     }
+    if let Some(t) = time_problem(&s.time) {
+        let _ = writeln!(out, "  time: {t}");
+    }
     out
+}
+
+/// Make the detector's counters this run's (they were loaded with the
+/// state), after the final checkpoint saved the totals; warn when the
+/// state's clock is later than the packets.
+fn this_runs_counts(o: &mut RunOutcome, at_start: &scanwatch::analyze::AnalyticsStats) {
+    if let Some(a) = o.analytics.as_mut() {
+        a.stats = a.stats.since(at_start);
+        if a.stats.behind_clock > 0 {
+            let mut clock = String::new();
+            scanwatch::output::time::rfc3339(a.clock(), &mut clock);
+            tracing::warn!(
+                "{} record(s) were more than a test period older than the detector's clock ({clock}): windows, dedup and activation follow that clock. A state that learned a far-future timestamp, or captures replayed older than the state's, do this: consider a fresh --state",
+                a.stats.behind_clock
+            );
+        }
+    }
+}
+
+/// What went wrong with the capture's timestamps, if anything.
+fn time_problem(t: &scanwatch::pipeline::TimeCheck) -> Option<String> {
+    let mut said = Vec::new();
+    if t.beyond > 0 {
+        said.push(format!(
+            "{} record(s) stamped after 2199 dropped (garbage times, or a pcapng time offset or resolution past what scanwatch holds)",
+            t.beyond
+        ));
+    }
+    if t.late > 0 {
+        said.push(format!(
+            "{} record(s) up to {} earlier than a packet before them: attempts they start time out at once and their answers can go unmatched, so failures are overcounted (a capture out of order, files given out of order, or a clock that jumped)",
+            t.late,
+            human_span(t.max_lag)
+        ));
+    }
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// A span of nanoseconds in the largest fitting unit.
+fn human_span(ns: i64) -> String {
+    let s = ns / 1_000_000_000;
+    match s {
+        s if s >= 86_400 => format!("{:.1} days", ns as f64 / 86_400e9),
+        s if s >= 3_600 => format!("{:.1} h", ns as f64 / 3_600e9),
+        s if s >= 60 => format!("{:.1} min", ns as f64 / 60e9),
+        _ => format!("{:.1} s", ns as f64 / 1e9),
+    }
 }

@@ -418,3 +418,122 @@ fn many_reads_without_packets_do_not_stall_the_replay() {
         assert!(o.status.success(), "{}", stderr(&o));
     }
 }
+
+/// Timestamps a replay cannot trust are said, not silently acted on: a
+/// capture whose packets go back in time warns (with -q too) with the count
+/// and how far; a record stamped after 2199 (no capture holds one; a
+/// pcapng offset past what i64 nanoseconds hold saturates at 2262) is
+/// dropped and counted, so no clock jumps to the end of time. A capture in
+/// order says nothing.
+#[test]
+fn untrustworthy_timestamps_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read(real("nmap-syn-scan-evilfingers.pcap")).unwrap();
+    // Classic pcap, µs, little-endian: append the first record again, two
+    // hours earlier than the last one.
+    let first_len = u32::from_le_bytes(src[32..36].try_into().unwrap()) as usize;
+    let mut rec = src[24..24 + 16 + first_len].to_vec();
+    let last_secs = {
+        let mut at = 24;
+        let mut secs = 0;
+        while at + 16 <= src.len() {
+            secs = u32::from_le_bytes(src[at..at + 4].try_into().unwrap());
+            at += 16 + u32::from_le_bytes(src[at + 8..at + 12].try_into().unwrap()) as usize;
+        }
+        secs
+    };
+    rec[0..4].copy_from_slice(&(last_secs - 7200).to_le_bytes());
+    let mut late = src.clone();
+    late.extend_from_slice(&rec);
+    let f = dir.path().join("late.pcap");
+    std::fs::write(&f, &late).unwrap();
+    let o = scanwatch(&["-q", "replay", "--alerts", "/dev/null", p(&f)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("WARN") && e.contains("1 record(s) up to 2.0 h earlier"),
+        "{e}"
+    );
+    // The capture as it is: nothing to say.
+    let o = scanwatch(&[
+        "-q",
+        "replay",
+        "--alerts",
+        "/dev/null",
+        p(&real("nmap-syn-scan-evilfingers.pcap")),
+    ]);
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+
+    // pcapng: one Ethernet interface (µs), the nmap capture's first frame
+    // twice, the second stamped 8e15 µs (year 2223).
+    let frame = &src[40..40 + first_len];
+    let block = |ty: u32, body: &[u8]| {
+        let len = (12 + body.len()) as u32;
+        let mut b = ty.to_le_bytes().to_vec();
+        b.extend(len.to_le_bytes());
+        b.extend(body);
+        b.extend(len.to_le_bytes());
+        b
+    };
+    let epb = |us: u64| {
+        let mut b = 0u32.to_le_bytes().to_vec();
+        b.extend(((us >> 32) as u32).to_le_bytes());
+        b.extend((us as u32).to_le_bytes());
+        b.extend((frame.len() as u32).to_le_bytes());
+        b.extend((frame.len() as u32).to_le_bytes());
+        b.extend(frame);
+        b.resize(b.len().div_ceil(4) * 4, 0);
+        block(6, &b)
+    };
+    let mut shb = 0x1a2b3c4du32.to_le_bytes().to_vec();
+    shb.extend([1, 0, 0, 0]);
+    shb.extend((-1i64).to_le_bytes());
+    let mut ng = block(0x0a0d0d0a, &shb);
+    ng.extend(block(1, &[1, 0, 0, 0, 0, 0, 0, 0]));
+    ng.extend(epb(1_231_000_000_000_000));
+    ng.extend(epb(8_000_000_000_000_000));
+    let f = dir.path().join("beyond.pcapng");
+    std::fs::write(&f, &ng).unwrap();
+    let o = scanwatch(&["replay", "--alerts", "/dev/null", "--events", "-", p(&f)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("1 packets"), "{e}");
+    assert!(e.contains("1 record(s) stamped after 2199 dropped"), "{e}");
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["timestamp"].as_str().unwrap().starts_with("2009-"), "{v}");
+    }
+}
+
+/// With --state the summary counts this run's alerts (the counters are
+/// saved with the state and keep growing), and a capture older than the
+/// state's clock (the same capture replayed again) is warned about.
+#[test]
+fn summary_counts_this_run_and_warns_of_a_state_ahead_of_the_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let demo = repo_pcap("demo-16d.pcap");
+    let run = || {
+        scanwatch(&[
+            "replay",
+            "--alerts",
+            "/dev/null",
+            "--state",
+            p(&state),
+            p(&demo),
+        ])
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let e = stderr(&first);
+    assert!(e.contains("alerts: 2 (2 low"), "{e}");
+    assert!(!e.contains("WARN"), "{e}");
+    let again = run();
+    assert!(again.status.success(), "{}", stderr(&again));
+    let e = stderr(&again);
+    assert!(e.contains("alerts: 0 (0 low"), "{e}");
+    assert!(
+        e.contains("WARN") && e.contains("older than the detector's clock (2024-03-16T"),
+        "{e}"
+    );
+}

@@ -583,6 +583,40 @@ pub struct AnalyticsStats {
     /// all sources together held `max_evidence_items`.
     #[serde(default)]
     pub evidence_cap_hit: u64,
+    /// Records more than a test period older than the detector's clock: a
+    /// state whose clock is later than the capture (a far-future timestamp
+    /// learned before, or captures replayed out of order). Windows, dedup
+    /// and activation follow the later clock.
+    #[serde(default)]
+    pub behind_clock: u64,
+}
+
+impl AnalyticsStats {
+    /// What was counted since `before` (a state's counters at load): the
+    /// counters are saved with the state and keep growing across runs.
+    pub fn since(&self, before: &AnalyticsStats) -> AnalyticsStats {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        AnalyticsStats {
+            alerts: d(self.alerts, before.alerts),
+            alerts_low: d(self.alerts_low, before.alerts_low),
+            alerts_informational: d(self.alerts_informational, before.alerts_informational),
+            suppressed_activation: d(self.suppressed_activation, before.suppressed_activation),
+            suppressed_allowlist: d(self.suppressed_allowlist, before.suppressed_allowlist),
+            suppressed_external: d(self.suppressed_external, before.suppressed_external),
+            suppressed_learned_scanner: d(
+                self.suppressed_learned_scanner,
+                before.suppressed_learned_scanner,
+            ),
+            suppressed_dedup: d(self.suppressed_dedup, before.suppressed_dedup),
+            failed_untracked: d(self.failed_untracked, before.failed_untracked),
+            sources_cap_dropped: d(self.sources_cap_dropped, before.sources_cap_dropped),
+            reorder_overflow: d(self.reorder_overflow, before.reorder_overflow),
+            targets_cap_hit: d(self.targets_cap_hit, before.targets_cap_hit),
+            sources_evicted: d(self.sources_evicted, before.sources_evicted),
+            evidence_cap_hit: d(self.evidence_cap_hit, before.evidence_cap_hit),
+            behind_clock: d(self.behind_clock, before.behind_clock),
+        }
+    }
 }
 
 /// Population baseline of one closed window.
@@ -839,6 +873,9 @@ impl Analytics {
             self.window = self.window_of(ts);
         }
         if ts <= self.clock {
+            if ts < self.clock.saturating_sub(self.cfg.test_period.ns()) {
+                self.stats.behind_clock += 1;
+            }
             return;
         }
         self.clock = ts;

@@ -94,6 +94,8 @@ pub struct RunStats {
     pub wall: Duration,
     /// Records whose captured length exceeds the file's snaplen (accepted).
     pub oversize_records: u64,
+    /// Timestamps the replay could not trust.
+    pub time: TimeCheck,
     /// CPU time of each pipeline thread, in pipeline order (reader, decode
     /// workers, tracker shards, reorder, analytics, output). With every thread on
     /// its own core the busiest one sets the pace: the run cannot go
@@ -107,6 +109,68 @@ impl RunStats {
     pub fn busiest(&self) -> Option<&(String, Duration)> {
         self.cpu.iter().max_by_key(|(_, d)| *d)
     }
+}
+
+/// Records stamped at or after 2200-01-01 (ns): no capture holds them; a
+/// garbage record, or a pcapng offset or resolution that ran past what an
+/// i64 of nanoseconds holds (saturated at 2262), which would otherwise move
+/// every clock to the end of time.
+pub const LATEST_TS: i64 = 7_258_118_400_000_000_000;
+
+/// Timestamps a replay cannot trust, counted by the reader (in file order,
+/// so the same for any number of threads).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeCheck {
+    /// Records dropped for a time at or after [`LATEST_TS`].
+    pub beyond: u64,
+    /// Records more than the reorder tolerance earlier than a packet before
+    /// them: an attempt they start has timed out already by the capture's
+    /// clock, and an answer of theirs can find its attempt decided.
+    pub late: u64,
+    /// The most one of them was behind (ns).
+    pub max_lag: i64,
+}
+
+impl TimeCheck {
+    /// Drop `blk`'s records stamped beyond [`LATEST_TS`]; count those more
+    /// than `tolerance` before `clock` (the latest time before each) and
+    /// advance `clock`. Returns the latest time in the block (one pass: the
+    /// reader walks every record's time once).
+    fn check(&mut self, blk: &mut Block, clock: &mut i64, tolerance: i64) -> i64 {
+        let mut beyond = 0;
+        let mut latest = i64::MIN;
+        for r in &blk.recs {
+            if r.ts >= LATEST_TS {
+                beyond += 1;
+                continue;
+            }
+            let lag = clock.saturating_sub(r.ts);
+            if lag > tolerance {
+                self.late += 1;
+                self.max_lag = self.max_lag.max(lag);
+            }
+            latest = latest.max(r.ts);
+            *clock = (*clock).max(r.ts);
+        }
+        if beyond > 0 {
+            blk.recs.retain(|r| r.ts < LATEST_TS);
+            self.beyond += beyond;
+        }
+        latest
+    }
+
+    pub fn is_clean(&self) -> bool {
+        *self == TimeCheck::default()
+    }
+}
+
+/// What the reader thread reports at the end.
+#[derive(Default)]
+struct ReaderOut {
+    problems: Vec<InputProblem>,
+    files: usize,
+    oversize: u64,
+    time: TimeCheck,
 }
 
 /// CPU time the calling thread has used so far.
@@ -409,9 +473,13 @@ pub fn run(
             .name("reader".into())
             .spawn_scoped(sc, || {
                 with_cpu(&cpu_log, 0, "reader".into(), move || match source {
-                    Source::Files { paths, progress } => {
-                        read_all(paths, &to_workers, &free_rx, &progress)
-                    }
+                    Source::Files { paths, progress } => read_all(
+                        paths,
+                        &to_workers,
+                        &free_rx,
+                        &progress,
+                        cfg.track.reorder_tolerance,
+                    ),
                     Source::Live { blocks, stop } => sequence(&blocks, &to_workers, &stop),
                 })
             })
@@ -686,10 +754,11 @@ pub fn run(
         {
             write_err = Some(e);
         }
-        let (problems, files, ov) = reader.join().expect("reader thread panicked");
-        outcome.problems = problems;
-        outcome.stats.files = files;
-        oversize = ov;
+        let r = reader.join().expect("reader thread panicked");
+        outcome.problems = r.problems;
+        outcome.stats.files = r.files;
+        outcome.stats.time = r.time;
+        oversize = r.oversize;
         for w in workers {
             wstats.push(w.join().expect("decode worker panicked"));
         }
@@ -725,7 +794,7 @@ fn sequence(
     blocks: &Receiver<Block>,
     to_workers: &[Sender<ToWorker>],
     stop: &AtomicBool,
-) -> (Vec<InputProblem>, usize, u64) {
+) -> ReaderOut {
     let n = to_workers.len() as u64;
     let (mut block_no, mut base_idx, mut watermark) = (0u64, 0u64, i64::MIN);
     let now = || {
@@ -763,7 +832,7 @@ fn sequence(
     for tx in to_workers {
         let _ = tx.send(ToWorker::End { watermark });
     }
-    (Vec::new(), 0, 0)
+    ReaderOut::default()
 }
 
 /// The reader thread: every file in order, cut into blocks, round robin.
@@ -772,7 +841,8 @@ fn read_all(
     to_workers: &[Sender<ToWorker>],
     free: &Receiver<Block>,
     progress: &Progress,
-) -> (Vec<InputProblem>, usize, u64) {
+    tolerance: i64,
+) -> ReaderOut {
     let n = to_workers.len();
     let mut problems = Vec::new();
     let mut block_no = 0u64;
@@ -782,6 +852,8 @@ fn read_all(
     let mut done_bytes = 0u64;
     let mut oversize = 0u64;
     let mut files = 0;
+    let mut time = TimeCheck::default();
+    let mut clock = i64::MIN;
     // A block that came back empty (a header-only file, the end of a file,
     // a stretch of pcapng blocks without packets) is filled again: dropped,
     // it would be lost to the pool, and once the pool's last buffer was
@@ -830,8 +902,8 @@ fn read_all(
                 ),
                 Err(error) => (true, Some(InputProblem::Error(error))),
             };
+            let max_ts = time.check(&mut blk, &mut clock, tolerance);
             if !blk.recs.is_empty() {
-                let max_ts = blk.recs.iter().map(|r| r.ts).max().unwrap_or(i64::MIN);
                 let count = blk.recs.len() as u64;
                 let msg = ToWorker::Block {
                     block: block_no,
@@ -862,7 +934,12 @@ fn read_all(
     for tx in to_workers {
         let _ = tx.send(ToWorker::End { watermark });
     }
-    (problems, files, oversize)
+    ReaderOut {
+        problems,
+        files,
+        oversize,
+        time,
+    }
 }
 
 fn decode_worker(
