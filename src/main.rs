@@ -957,16 +957,27 @@ fn progress_bar(
     paths: &[PathBuf],
     progress: Arc<Progress>,
 ) -> (indicatif::ProgressBar, Arc<std::sync::atomic::AtomicU64>) {
-    let total: u64 = paths
+    // Standard input, a FIFO: no length to measure progress against.
+    let sizes: Option<Vec<u64>> = paths
         .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let pb = indicatif::ProgressBar::new(total);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("valid template"),
-    );
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(|m| p.as_os_str() != "-" && m.is_file())
+                .map(|m| m.len())
+        })
+        .collect();
+    let (pb, template) = match sizes {
+        Some(s) => (
+            indicatif::ProgressBar::new(s.iter().sum()),
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ),
+        None => (
+            indicatif::ProgressBar::no_length(),
+            "{spinner} [{elapsed_precise}] {bytes} read, {bytes_per_sec}",
+        ),
+    };
+    pb.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
     let stop = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (pb2, stop2) = (pb.clone(), stop.clone());
     std::thread::spawn(move || {

@@ -213,6 +213,11 @@ struct PcapParams {
     snaplen: u32,
 }
 
+/// Interfaces one pcapng section may define. Real captures have a few; each
+/// is kept for the section's life (~48 bytes against a block's 20), so a
+/// stream of interface blocks would otherwise grow memory without bound.
+const MAX_INTERFACES: usize = 1 << 16;
+
 struct NgState {
     be: bool,
     ifaces: Vec<Iface>,
@@ -508,6 +513,11 @@ fn ng_block(
                     _ => {}
                 }
                 o = v + olen.next_multiple_of(4);
+            }
+            if ng.ifaces.len() >= MAX_INTERFACES {
+                return Err(ErrorKind::bad(format!(
+                    "more than {MAX_INTERFACES} interfaces in one section"
+                )));
             }
             ng.ifaces.push(Iface {
                 link,
@@ -1263,6 +1273,26 @@ mod tests {
     }
 
     // ---- pcapng ----
+
+    /// A section may define `MAX_INTERFACES` interfaces; one more is
+    /// damage (memory would otherwise grow with a stream of them), and
+    /// the packets before it are kept.
+    #[test]
+    fn pcapng_interfaces_are_capped() {
+        let mut w = Ng::new(false);
+        for _ in 0..MAX_INTERFACES {
+            w.idb(ETH, 0, &[]);
+        }
+        w.epb(MAX_INTERFACES as u32 - 1, 1_600_000_000_000_000, b"abc");
+        let (pk, end) = packets(&w.buf);
+        assert_eq!((pk.len(), end), (1, Ok(Fill::Eof)));
+        w.idb(ETH, 0, &[]);
+        w.epb(0, 1_600_000_000_000_001, b"def");
+        let (pk, end) = packets(&w.buf);
+        assert_eq!(pk.len(), 1);
+        let e = end.unwrap_err();
+        assert!(e.contains("more than 65536 interfaces"), "{e}");
+    }
 
     #[test]
     fn pcapng_interfaces_with_their_own_resolution_and_offset() {
