@@ -62,15 +62,22 @@ fn damaged_or_truncated_state_is_kept_aside_and_refused() {
     for damage in ["overwrite", "truncate"] {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let o = scanwatch(&[
-            "-q",
-            "replay",
-            "--alerts",
-            "/dev/null",
-            "--state",
-            p(&state),
-            p(&golden),
-        ]);
+        let replay = |reset: bool| {
+            let mut args = vec![
+                "-q",
+                "replay",
+                "--alerts",
+                "/dev/null",
+                "--state",
+                p(&state),
+            ];
+            if reset {
+                args.push("--reset-state");
+            }
+            args.push(p(&golden));
+            scanwatch(&args)
+        };
+        let o = replay(false);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let db = state.join("scanwatch.db");
         let bytes = std::fs::read(&db).unwrap();
@@ -81,15 +88,7 @@ fn damaged_or_truncated_state_is_kept_aside_and_refused() {
         std::fs::write(&db, &damaged).unwrap();
         let _ = std::fs::remove_file(state.join("scanwatch.db-wal"));
         // Refused, with the file kept aside and the way out named.
-        let o = scanwatch(&[
-            "-q",
-            "replay",
-            "--alerts",
-            "/dev/null",
-            "--state",
-            p(&state),
-            p(&golden),
-        ]);
+        let o = replay(false);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{damage}: {err}");
         assert!(
@@ -106,15 +105,7 @@ fn damaged_or_truncated_state_is_kept_aside_and_refused() {
         );
         // A second start without --reset-state (systemd's restart) is
         // refused too: the quarantine does not lapse after one try.
-        let o = scanwatch(&[
-            "-q",
-            "replay",
-            "--alerts",
-            "/dev/null",
-            "--state",
-            p(&state),
-            p(&golden),
-        ]);
+        let o = replay(false);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{damage}, again: {err}");
         assert!(
@@ -123,16 +114,7 @@ fn damaged_or_truncated_state_is_kept_aside_and_refused() {
         );
         assert!(!db.exists(), "{damage}: nothing started on the second try");
         // With --reset-state: a fresh database, the damaged one still kept.
-        let o = scanwatch(&[
-            "-q",
-            "replay",
-            "--alerts",
-            "/dev/null",
-            "--reset-state",
-            "--state",
-            p(&state),
-            p(&golden),
-        ]);
+        let o = replay(true);
         assert!(
             o.status.success(),
             "{damage}: {}",
@@ -140,6 +122,9 @@ fn damaged_or_truncated_state_is_kept_aside_and_refused() {
         );
         assert!(db.exists());
         assert_eq!(aside_files(&state).len(), 1);
+        // Later starts use it, without the flag.
+        let o = replay(false);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let o = scanwatch(&["hosts", "--state", p(&state)]);
         assert!(o.status.success());
     }
