@@ -810,13 +810,18 @@ impl SyslogCounters {
     fn losses(&self) -> Option<String> {
         let (_, _, d) = Self::sum(&self.alerts);
         let (_, e) = self.events_sent_dropped();
-        match (d, e) {
-            (0, 0) => None,
-            (d, 0) => Some(format!("syslog: {d} alert(s) dropped (see the log above)")),
-            (d, e) => Some(format!(
-                "syslog: {d} alert(s) and {e} event(s) dropped (events have no spool: a queue of output.syslog.queue messages per destination; --events keeps them all)"
-            )),
-        }
+        let alerts = (d > 0).then(|| {
+            format!(
+                "{d} alert(s) dropped (too long even without samples, or the server could not take them and there is no spool without --state)"
+            )
+        });
+        let events = (e > 0).then(|| {
+            format!(
+                "{e} event(s) dropped (events have no spool: a queue of output.syslog.queue messages per destination; --events keeps them all)"
+            )
+        });
+        let said: Vec<String> = alerts.into_iter().chain(events).collect();
+        (!said.is_empty()).then(|| format!("syslog: {}", said.join("; ")))
     }
 }
 

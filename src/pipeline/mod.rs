@@ -158,10 +158,6 @@ impl TimeCheck {
         }
         latest
     }
-
-    pub fn is_clean(&self) -> bool {
-        *self == TimeCheck::default()
-    }
 }
 
 /// What the reader thread reports at the end.
