@@ -221,6 +221,10 @@ const MAX_INTERFACES: usize = 1 << 16;
 struct NgState {
     be: bool,
     ifaces: Vec<Iface>,
+    /// The last timestamp of a packet block of any interface: a simple
+    /// packet block (no time of its own) on an interface with none yet takes
+    /// it, rather than 1970.
+    last_ts: Option<i64>,
 }
 
 #[derive(Clone, Copy)]
@@ -230,7 +234,7 @@ struct Iface {
     scale: Scale,
     offset_ns: i128,
     /// For Simple Packet Blocks, which carry no timestamp of their own.
-    last_ts: i64,
+    last_ts: Option<i64>,
 }
 
 /// Timestamp units to nanoseconds, worked out once per interface.
@@ -524,7 +528,7 @@ fn ng_block(
                 snaplen,
                 scale,
                 offset_ns: i128::from(offset_s) * 1_000_000_000,
-                last_ts: 0,
+                last_ts: None,
             });
         }
         BT_EPB | BT_PB => {
@@ -557,7 +561,8 @@ fn ng_block(
                 *oversize += 1;
             }
             let ts = saturate_i64(iface.scale.to_ns(units) + iface.offset_ns);
-            iface.last_ts = ts;
+            iface.last_ts = Some(ts);
+            ng.last_ts = Some(ts);
             recs.push(RecordMeta {
                 ts,
                 off: (base + 28) as u32,
@@ -584,7 +589,7 @@ fn ng_block(
                 caplen = caplen.min(iface.snaplen);
             }
             recs.push(RecordMeta {
-                ts: iface.last_ts,
+                ts: iface.last_ts.or(ng.last_ts).unwrap_or(0),
                 off: (base + 12) as u32,
                 caplen,
                 origlen,
@@ -697,6 +702,7 @@ impl CaptureReader {
                 let mut ng = NgState {
                     be,
                     ifaces: Vec::new(),
+                    last_ts: None,
                 };
                 ng_block(&mut ng, btype, be, b, 0, &mut Vec::new(), &mut 0)
                     .map_err(|k| err(0, k))?;
@@ -1374,6 +1380,33 @@ mod tests {
                 (42_000, 7, 99, b"pb-data".to_vec()),
                 (42_000, 8, 20, b"01234567".to_vec()),
                 (42_000, 3, 3, b"abc".to_vec()),
+            ]
+        );
+    }
+
+    /// A simple packet block (interface 0, no time of its own) after packets
+    /// of another interface takes their latest time, not 1970.
+    #[test]
+    fn pcapng_simple_packet_block_takes_the_latest_time_of_the_file() {
+        let mut w = Ng::new(false);
+        w.idb(ETH, 0, &[]);
+        w.idb(ETH, 0, &[]);
+        w.epb(1, 1_600_000_000_000_000, b"abc");
+        w.spb(3, b"def");
+        w.epb(0, 1_600_000_001_000_000, b"ghi");
+        w.epb(1, 1_600_000_002_000_000, b"jkl");
+        w.spb(3, b"mno"); // its own interface's last time
+        let (pk, end) = packets(&w.buf);
+        assert_eq!(end, Ok(Fill::Eof));
+        let ts: Vec<i64> = pk.iter().map(|(m, _)| m.ts).collect();
+        assert_eq!(
+            ts,
+            [
+                1_600_000_000_000_000_000,
+                1_600_000_000_000_000_000,
+                1_600_000_001_000_000_000,
+                1_600_000_002_000_000_000,
+                1_600_000_001_000_000_000,
             ]
         );
     }
