@@ -425,27 +425,39 @@ fn check_syslog_flags(addrs: &[String]) -> Result<(), UsageError> {
 /// and overwrite each other), and standard input read twice.
 fn check_paths(a: &ReplayArgs) -> Result<(), UsageError> {
     use std::os::unix::fs::MetadataExt;
-    if a.pcaps.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+    let stdin = Path::new("-");
+    if a.pcaps.iter().filter(|p| p.as_path() == stdin).count() > 1 {
         return Err(UsageError::Args(
             "standard input (\"-\") can be replayed only once".into(),
         ));
     }
-    // A regular file's identity; devices (/dev/null), pipes and stdout are
-    // not files anything could overwrite.
-    let id = |p: &Path| {
-        std::fs::metadata(p)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| (m.dev(), m.ino()))
+    // A regular file's identity; devices (/dev/null), pipes and terminals
+    // are not files anything could overwrite. `-` is what standard input
+    // (a capture) or standard output (an output) is: `< cap.pcap` with
+    // `--events cap.pcap` would empty the capture, `--events /dev/stdout`
+    // with alerts on `-` opens the file a second time, at offset 0.
+    let regular = |m: std::fs::Metadata| m.is_file().then(|| (m.dev(), m.ino()));
+    let fd = |n: i32| {
+        // SAFETY: fstat(2) into a zeroed stat of our own; on failure (fd
+        // closed) nothing is read from it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::fstat(n, &mut st) } == 0;
+        (ok && st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some((st.st_dev, st.st_ino))
+    };
+    let id = |p: &Path, std_fd: i32| {
+        if p == stdin {
+            fd(std_fd)
+        } else {
+            std::fs::metadata(p).ok().and_then(regular)
+        }
     };
     let mut outputs = vec![("--alerts", a.alerts.as_path())];
     if let Some(e) = &a.events {
         outputs.push(("--events", e.as_path()));
     }
-    outputs.retain(|(_, p)| p.as_os_str() != "-");
     for (flag, out) in &outputs {
-        if let Some(o) = id(out)
-            && let Some(input) = a.pcaps.iter().find(|p| id(p) == Some(o))
+        if let Some(o) = id(out, 1)
+            && let Some(input) = a.pcaps.iter().find(|p| id(p, 0) == Some(o))
         {
             return Err(UsageError::Args(format!(
                 "{flag} '{}' is the capture '{}': writing to it would erase it",
@@ -454,7 +466,11 @@ fn check_paths(a: &ReplayArgs) -> Result<(), UsageError> {
             )));
         }
     }
-    if let [(_, x), (_, y)] = outputs.as_slice() {
+    // Both on `-` share standard output, one file offset: their lines
+    // interleave, whole (said in the README).
+    if let [(_, x), (_, y)] = outputs.as_slice()
+        && !(*x == stdin && *y == stdin)
+    {
         // Not created yet: the same name (its directory resolved) is the
         // same file.
         let named = |p: &Path| {
@@ -464,14 +480,21 @@ fn check_paths(a: &ReplayArgs) -> Result<(), UsageError> {
             };
             Some((std::fs::canonicalize(dir).ok()?, p.file_name()?.to_owned()))
         };
-        let same = match (id(x), id(y)) {
+        let same = match (id(x, 1), id(y, 1)) {
             (Some(i), Some(j)) => i == j,
-            _ => !x.exists() && named(x).is_some() && named(x) == named(y),
+            _ => {
+                *x != stdin
+                    && *y != stdin
+                    && !x.exists()
+                    && named(x).is_some()
+                    && named(x) == named(y)
+            }
         };
         if same {
             return Err(UsageError::Args(format!(
-                "--alerts and --events are the same file '{}': give each its own",
-                x.display()
+                "--alerts '{}' and --events '{}' are the same file: give each its own",
+                x.display(),
+                y.display()
             )));
         }
     }

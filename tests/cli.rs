@@ -304,6 +304,35 @@ fn outputs_that_would_erase_a_capture_or_each_other_are_refused() {
     let o = scanwatch(&["replay", "-", "-"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("only once"), "{}", stderr(&o));
+    // `-` is what it stands for: the capture on standard input, and an
+    // output named /dev/stdout when the alerts go to standard output (a
+    // second opening of the same file, at offset 0).
+    let o = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .args(["replay", "--alerts", "/dev/null", "--events", p(&cap), "-"])
+        .stdin(std::fs::File::open(&cap).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("erase"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&cap).unwrap(),
+        before,
+        "stdin: capture changed"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .args(["replay", "--events", "/dev/stdout", p(&cap)])
+        .stdout(std::fs::File::create(dir.path().join("all.json")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("same file"), "{}", stderr(&o));
+    // Both on `-`, into one file: allowed (one file offset, whole lines).
+    let o = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .args(["-q", "replay", "--events", "-", p(&cap)])
+        .stdout(std::fs::File::create(dir.path().join("all.json")).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = scanwatch(&[
         "-q",
         "replay",
