@@ -339,7 +339,16 @@ pub fn syslog_event_sinks(
     if !settings.is_some_and(|s| s.events) {
         return Ok(Vec::new());
     }
-    syslog_targets(settings, addrs)?
+    let targets = syslog_targets(settings, addrs)?;
+    for t in &targets {
+        if let syslog::SyslogAddr::Unix(p) = &t.address {
+            tracing::warn!(
+                "output.syslog.events to the unix socket '{}': if it is journald's, its rate limit (10,000 messages in 30 s by default) drops alerts together with the events, and they count as sent; send events to a collector",
+                p.display()
+            );
+        }
+    }
+    targets
         .iter()
         .map(|cfg| syslog::SyslogSink::start(cfg, None))
         .collect()

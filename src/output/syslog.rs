@@ -2072,6 +2072,13 @@ impl SyslogSink {
     /// MSGID `failed_connection`, informational, structured data `src`,
     /// `dest`, `reason`, `probe`.
     pub fn send_event(&self, e: &Event, json: &str) -> Outcome {
+        // Without a spool a full queue drops the message: counted before
+        // it is formatted, since under a flood most are (formatting them
+        // all tripled the output thread's CPU).
+        if self.tx.is_full() && self.shared.lock().is_none() {
+            SyslogStats::add(&self.stats.dropped, 1);
+            return Outcome::Dropped;
+        }
         let (src, dest) = (e.key.src.to_string(), e.key.dst.to_string());
         let sd = [
             ("src", src.as_str()),

@@ -597,42 +597,39 @@ pub fn run(
         let mut ended = 0;
         let mut write_err = None;
         let mut write = |ev: &[Event], line: &mut String, written: &mut u64| {
-            if !event_sinks.is_empty() {
-                // One line each, as the sinks want them; the file still gets
-                // the block's lines together below.
-                let mut one = String::new();
-                for e in ev {
-                    one.clear();
-                    event_json(e, &mut one);
-                    let l = one.strip_suffix('\n').unwrap_or(&one);
-                    for s in event_sinks.iter_mut() {
-                        s.event(e, l);
-                    }
-                }
-            }
-            if let Some(w) = events.as_mut()
-                && write_err.is_none()
-            {
+            let mut file = events.as_mut().filter(|_| write_err.is_none());
+            if file.is_some() || !event_sinks.is_empty() {
                 // The block's lines are written together, up to LINES_BYTES at
                 // a time: a write per line copied each into the writer's
                 // buffer, through a dynamic call, millions of times under a
-                // flood.
+                // flood. Each line is made once, for the file and the sinks.
                 line.clear();
                 let mut wrote = Ok(());
                 for (i, e) in ev.iter().enumerate() {
+                    let at = line.len();
                     event_json(e, line);
+                    if !event_sinks.is_empty() {
+                        let l = &line[at..line.len() - 1];
+                        for s in event_sinks.iter_mut() {
+                            s.event(e, l);
+                        }
+                    }
                     if line.len() < LINES_BYTES && i + 1 < ev.len() {
                         continue;
                     }
-                    wrote = w.write_all(line.as_bytes());
-                    if wrote.is_err() {
-                        break;
+                    if let Some(w) = file.as_mut()
+                        && wrote.is_ok()
+                    {
+                        wrote = w.write_all(line.as_bytes());
                     }
                     line.clear();
                 }
                 // Each block's events leave at once (a live sensor's reader
                 // should not wait for 64 KiB of them).
-                if wrote.is_ok() && !ev.is_empty() {
+                if let Some(w) = file
+                    && wrote.is_ok()
+                    && !ev.is_empty()
+                {
                     wrote = w.flush();
                 }
                 if let Err(err) = wrote {
