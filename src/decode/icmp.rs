@@ -84,20 +84,26 @@ enum Quote {
     NotProbe,
 }
 
-/// ICMP types that ask something of a host: a quote of one is a probe.
-/// Echo, timestamp, information and address mask requests (RFC 792, 950).
-const ICMP_REQUESTS: [u8; 4] = [8, 13, 15, 17];
-/// ICMPv6: echo request, node information query (RFC 4620).
-const ICMPV6_REQUESTS: [u8; 2] = [128, 139];
+/// ICMP types that are errors or answers: a quote of one is no probe.
+/// Echo reply, the errors (unreachable, source quench, redirect, time
+/// exceeded, parameter problem), router advertisement, timestamp,
+/// information and address mask replies, extended echo reply (RFC 792, 950,
+/// 1256, 8335). Every other type, requests and types unknown here alike,
+/// stays a probe: a sweep must not hide behind a type this list forgot.
+const ICMP_NOT_PROBES: [u8; 11] = [0, 3, 4, 5, 9, 11, 12, 14, 16, 18, 43];
 
-/// IPv6 extension headers (RFC 7045's list): a quote whose walk stops at one
-/// was cut inside its extension headers, before the transport header.
-const IPV6_EXTENSIONS: [u8; 8] = [0, 43, 44, 51, 60, 135, 139, 140];
+/// ICMPv6: the errors (below 128), echo reply, MLD reports and done,
+/// router and neighbour advertisements, redirect, node information reply,
+/// MLDv2 report, extended echo reply (RFC 4443, 2710, 4861, 4620, 3810,
+/// 8335).
+fn icmpv6_not_probe(ty: u8) -> bool {
+    ty < 128 || matches!(ty, 129 | 131 | 132 | 134 | 136 | 137 | 140 | 143 | 161)
+}
 
 /// What the quote is; `None` unless it is an IPv6 (`v6`) or IPv4 packet
 /// whose probe can be keyed.
 fn parse_quote(quote: &[u8], v6: bool) -> Option<Quote> {
-    let (ip, _ext_err) = LaxIpSlice::from_slice(quote).ok()?;
+    let (ip, ext_err) = LaxIpSlice::from_slice(quote).ok()?;
     if matches!(ip, LaxIpSlice::Ipv6(_)) != v6 {
         return None;
     }
@@ -121,14 +127,16 @@ fn parse_quote(quote: &[u8], v6: bool) -> Option<Quote> {
     }
     let payload = ip.payload();
     let t = payload.payload;
-    if v6 && IPV6_EXTENSIONS.contains(&payload.ip_number.0) {
+    // Cut inside its extension headers: the walk stopped before the
+    // transport header, and its "protocol" is an extension's number.
+    if ext_err.is_some() {
         return None;
     }
     match (payload.ip_number, t.first()) {
-        (IpNumber::ICMP, Some(ty)) if !v6 && !ICMP_REQUESTS.contains(ty) => {
+        (IpNumber::ICMP, Some(ty)) if !v6 && ICMP_NOT_PROBES.contains(ty) => {
             return Some(Quote::NotProbe);
         }
-        (IpNumber::IPV6_ICMP, Some(ty)) if v6 && !ICMPV6_REQUESTS.contains(ty) => {
+        (IpNumber::IPV6_ICMP, Some(&ty)) if v6 && icmpv6_not_probe(ty) => {
             return Some(Quote::NotProbe);
         }
         _ => {}

@@ -809,21 +809,25 @@ fn icmp_errors_about_errors_or_answers_are_not_probes() {
     for ty in [0, 3, 4, 5, 11, 12, 14, 9] {
         assert_eq!(v4(ty), Decoded::Skip(Skip::IcmpNotProbe), "ICMP type {ty}");
     }
-    // Echo, timestamp, information and address mask requests.
-    for ty in [8, 13, 15, 17] {
+    // Echo, timestamp, information and address mask requests, router
+    // solicitation, extended echo request, a type unknown here: probes.
+    for ty in [8, 13, 15, 17, 10, 42, 50] {
         let s = interesting(v4(ty));
         assert_eq!(s.key.proto, Proto::Icmp, "ICMP type {ty}");
         assert_eq!(s.key.dst, ip("192.168.1.25"), "ICMP type {ty}");
     }
-    // ICMPv6 errors (1-4), echo reply, neighbour solicitation, MLD report.
-    for ty in [1, 2, 3, 4, 129, 135, 143] {
+    // ICMPv6 errors (1-4), echo reply, neighbour advertisement, MLDv2
+    // report, extended echo reply.
+    for ty in [1, 2, 3, 4, 129, 136, 143, 161] {
         assert_eq!(
             v6(ty),
             Decoded::Skip(Skip::IcmpNotProbe),
             "ICMPv6 type {ty}"
         );
     }
-    for ty in [128, 139] {
+    // Echo request, node information query, neighbour solicitation,
+    // extended echo request, a type unknown here.
+    for ty in [128, 139, 135, 160, 200] {
         assert!(
             matches!(v6(ty), Decoded::Interesting(_)),
             "ICMPv6 type {ty}"
@@ -832,9 +836,15 @@ fn icmp_errors_about_errors_or_answers_are_not_probes() {
 }
 
 /// A quoted IPv6 packet cut inside an extension header has no transport
-/// header to key: a bad quote, not a probe of "protocol 60".
+/// header to key: a bad quote, not a probe of "protocol 60". A whole quote
+/// of a protocol the parser does not walk (Mobility, 135) is a probe of
+/// that protocol (`nmap -6 -sO`).
 #[test]
 fn icmpv6_quote_cut_inside_an_extension_header_is_a_bad_quote() {
+    let mut mobility = ICMPV6_NOROUTE.to_vec();
+    mobility[68] = 135;
+    let s = interesting(decode(linktype::ETHERNET, 0, &mobility));
+    assert_eq!(s.key.proto, Proto::from_ip_number(135));
     let mut f = ICMPV6_NOROUTE.to_vec();
     // Destination options, next header TCP, 8 × (1 + 200) bytes long: far
     // past the end of the quote.
