@@ -279,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Scanners { state } => scanners_cmd(&state),
         Cmd::CheckConfig { config } => {
             let cfg = load_config(&config)?;
+            cfg.validate_capture().map_err(UsageError::Config)?;
             print!("{}", cfg.to_toml());
             Ok(ExitCode::SUCCESS)
         }
@@ -551,7 +552,10 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         o.events = p;
     }
     // The flags change settings the file's validation passed.
-    config.validate().map_err(UsageError::Config)?;
+    config
+        .validate()
+        .and_then(|()| config.validate_capture())
+        .map_err(UsageError::Config)?;
     check_syslog_flags(&a.syslog)?;
     if config.capture.interface.is_empty() {
         return Err(UsageError::Config(ConfigError::Invalid(
