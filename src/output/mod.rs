@@ -381,6 +381,9 @@ impl crate::pipeline::EventSink for syslog::SyslogSink {
     fn event(&mut self, e: &crate::track::Event, line: &str) {
         self.send_event(e, line);
     }
+    fn request_stop(&mut self) {
+        syslog::SyslogSink::request_stop(self);
+    }
     fn close(&mut self) {
         self.shutdown();
     }
@@ -389,6 +392,9 @@ impl crate::pipeline::EventSink for syslog::SyslogSink {
 impl crate::pipeline::AlertSink for syslog::SyslogSink {
     fn alert(&mut self, a: &crate::analyze::Alert) {
         self.send_alert(a);
+    }
+    fn request_stop(&mut self) {
+        syslog::SyslogSink::request_stop(self);
     }
     fn close(&mut self) {
         // Delivers or spools what is queued; a second call (drop) does nothing.

@@ -2103,8 +2103,15 @@ impl SyslogSink {
         self.stats.snapshot()
     }
 
-    pub(crate) fn shutdown(&mut self) {
+    /// Tell the sender to stop (it then delivers what it can, within
+    /// `flush_timeout`) without waiting for it: several destinations stop
+    /// together, not one after the other.
+    pub(crate) fn request_stop(&mut self) {
         drop(self.stop.take());
+    }
+
+    pub(crate) fn shutdown(&mut self) {
+        self.request_stop();
         if let Some(t) = self.thread.take()
             && t.join().is_err()
         {

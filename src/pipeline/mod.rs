@@ -333,6 +333,9 @@ pub type SaveFn = Box<dyn FnMut(&Analytics) -> Result<(), String> + Send>;
 /// severity and source for its header and structured data). Must not block.
 pub trait AlertSink: Send {
     fn alert(&mut self, a: &Alert);
+    /// The run is ending: start delivering what is left, without waiting
+    /// (every sink is asked first, then each is closed).
+    fn request_stop(&mut self) {}
     /// End of the run: deliver what can be delivered.
     fn close(&mut self) {}
 }
@@ -341,6 +344,8 @@ pub trait AlertSink: Send {
 /// JSON line (no newline). Must not block.
 pub trait EventSink: Send {
     fn event(&mut self, e: &Event, line: &str);
+    /// As [`AlertSink::request_stop`].
+    fn request_stop(&mut self) {}
     /// End of the run: deliver what can be delivered.
     fn close(&mut self) {}
 }
@@ -721,6 +726,9 @@ pub fn run(
             }
         }
         drop(rec_tx);
+        for s in event_sinks.iter_mut() {
+            s.request_stop();
+        }
         for s in event_sinks.iter_mut() {
             s.close();
         }
@@ -1220,11 +1228,16 @@ fn analyze(
         }
     }
     a.analytics.finish();
+    a.analytics.drain_alerts(&mut alerts);
+    write(&mut alerts, &mut a.alerts, &mut a.sinks, &mut err);
+    // Closed after the last alerts went to them (closed before, a sink
+    // would have taken them with no sender left to send them).
+    for s in a.sinks.iter_mut() {
+        s.request_stop();
+    }
     for s in a.sinks.iter_mut() {
         s.close();
     }
-    a.analytics.drain_alerts(&mut alerts);
-    write(&mut alerts, &mut a.alerts, &mut a.sinks, &mut err);
     if let Some(w) = a.alerts.as_mut()
         && err.is_none()
         && let Err(e) = w.flush()
