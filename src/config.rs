@@ -601,7 +601,8 @@ fn apply_set(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
                 .is_ok_and(|n| i64::try_from(n).is_err()) =>
         {
             return Err(err(&format!(
-                "{value} is out of range (at most {})",
+                "{value} is out of range ({} to {})",
+                i64::MIN,
                 i64::MAX
             )));
         }

@@ -779,7 +779,7 @@ fn stats_line(
     let (ev_sent, ev_dropped) = syslog.events_sent_dropped();
     let syslog = &syslog.alerts;
     format!(
-        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_checkpoint_errors_total={}",
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={}",
         r(&l.received),
         r(&l.packets),
         r(&l.kernel_dropped),
@@ -795,6 +795,7 @@ fn stats_line(
         syslog.iter().map(|s| r(&s.sent)).sum::<u64>(),
         syslog.iter().map(|s| r(&s.backlog)).sum::<u64>(),
         syslog.iter().map(|s| r(&s.dropped)).sum::<u64>(),
+        r(&g.behind_clock),
         r(&health.errors)
     )
 }
@@ -1153,23 +1154,23 @@ fn summary_for(
     if let Some(t) = time_problem(&s.time) {
         let _ = writeln!(out, "  time: {t}");
     }
+    if let Some(a) = o.analytics.as_ref().filter(|a| a.stats.behind_clock > 0) {
+        let mut clock = String::new();
+        scanwatch::output::time::rfc3339(a.clock(), &mut clock);
+        let _ = writeln!(
+            out,
+            "  time: {} record(s) more than a test period older than the detector's clock ({clock})",
+            a.stats.behind_clock
+        );
+    }
     out
 }
 
 /// Make the detector's counters this run's (they were loaded with the
-/// state), after the final checkpoint saved the totals; warn when the
-/// state's clock is later than the packets.
+/// state), after the final checkpoint saved the totals.
 fn this_runs_counts(o: &mut RunOutcome, at_start: &scanwatch::analyze::AnalyticsStats) {
     if let Some(a) = o.analytics.as_mut() {
         a.stats = a.stats.since(at_start);
-        if a.stats.behind_clock > 0 {
-            let mut clock = String::new();
-            scanwatch::output::time::rfc3339(a.clock(), &mut clock);
-            tracing::warn!(
-                "{} record(s) were more than a test period older than the detector's clock ({clock}): windows, dedup and activation follow that clock. A state that learned a far-future timestamp, or captures replayed older than the state's, do this: consider a fresh --state",
-                a.stats.behind_clock
-            );
-        }
     }
 }
 

@@ -221,9 +221,9 @@ const MAX_INTERFACES: usize = 1 << 16;
 struct NgState {
     be: bool,
     ifaces: Vec<Iface>,
-    /// The last timestamp of a packet block of any interface: a simple
-    /// packet block (no time of its own) on an interface with none yet takes
-    /// it, rather than 1970.
+    /// The timestamp of the file's last packet block, of any interface: a
+    /// simple packet block (no time of its own) on an interface with none
+    /// yet takes it, rather than 1970.
     last_ts: Option<i64>,
 }
 
@@ -1385,9 +1385,9 @@ mod tests {
     }
 
     /// A simple packet block (interface 0, no time of its own) after packets
-    /// of another interface takes their latest time, not 1970.
+    /// of another interface takes the last one's time, not 1970.
     #[test]
-    fn pcapng_simple_packet_block_takes_the_latest_time_of_the_file() {
+    fn pcapng_simple_packet_block_takes_the_last_time_of_the_file() {
         let mut w = Ng::new(false);
         w.idb(ETH, 0, &[]);
         w.idb(ETH, 0, &[]);

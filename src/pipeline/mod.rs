@@ -423,6 +423,9 @@ pub struct Gauges {
     pub sources: AtomicU64,
     /// Attempts decided early because the pending table was full.
     pub evicted: AtomicU64,
+    /// Records analysed more than a test period older than the detector's
+    /// clock, this run (see `AnalyticsStats::behind_clock`).
+    pub behind_clock: AtomicU64,
 }
 
 /// Run the pipeline over `source`.
@@ -1141,6 +1144,8 @@ fn analyze(
     let mut written = 0u64;
     let mut err = None;
     let mut cp_errors = Vec::new();
+    // Saved with the state: this run's count is what it adds.
+    let behind_at_start = a.analytics.stats.behind_clock;
     let mut schedule = a
         .checkpoint
         .as_ref()
@@ -1188,6 +1193,17 @@ fn analyze(
         gauges
             .sources
             .store(a.analytics.sources_len() as u64, Ordering::Relaxed);
+        let behind = a.analytics.stats.behind_clock - behind_at_start;
+        // Said when it starts, not only at exit: a live sensor whose clock
+        // was set back would run for weeks with its windows, dedup and
+        // activation stuck at the later time.
+        if behind > 0 && gauges.behind_clock.swap(behind, Ordering::Relaxed) == 0 {
+            let mut clock = String::new();
+            crate::output::time::rfc3339(a.analytics.clock(), &mut clock);
+            tracing::warn!(
+                "records more than a test period older than the detector's clock ({clock}): windows, dedup and activation follow that clock. A state that learned a far-future timestamp, captures replayed older than the state's, or a system clock set back do this: consider a fresh --state (counted in scanwatch_records_behind_clock_total)"
+            );
+        }
         a.analytics.drain_alerts(&mut alerts);
         let wrote = !alerts.is_empty();
         write(&mut alerts, &mut a.alerts, &mut a.sinks, &mut err);
