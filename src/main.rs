@@ -529,7 +529,7 @@ fn live_output(
 }
 
 fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    use scanwatch::capture::live::{LiveCapture, LiveConfig, LiveStats, default_filter};
+    use scanwatch::capture::live::{LiveCapture, LiveConfig, LiveStats};
     use scanwatch::pipeline::{Gauges, Source, run};
     use std::sync::atomic::{AtomicBool, AtomicU64};
 
@@ -569,7 +569,7 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         handles: threads,
         snaplen: config.capture.snaplen as i32,
         buffer_size: config.capture.buffer_size as i32,
-        filter: config.capture.bpf.clone().unwrap_or_else(default_filter),
+        filter: config.capture.bpf.clone(),
         promisc: config.capture.promisc,
     };
     // 1. Open the capture (the only step that needs CAP_NET_RAW).
