@@ -103,7 +103,7 @@ fn icmpv6_not_probe(ty: u8) -> bool {
 /// What the quote is; `None` unless it is an IPv6 (`v6`) or IPv4 packet
 /// whose probe can be keyed.
 fn parse_quote(quote: &[u8], v6: bool) -> Option<Quote> {
-    let (ip, ext_err) = LaxIpSlice::from_slice(quote).ok()?;
+    let (ip, _ext_err) = LaxIpSlice::from_slice(quote).ok()?;
     if matches!(ip, LaxIpSlice::Ipv6(_)) != v6 {
         return None;
     }
@@ -127,11 +127,11 @@ fn parse_quote(quote: &[u8], v6: bool) -> Option<Quote> {
     }
     let payload = ip.payload();
     let t = payload.payload;
-    // Cut inside its extension headers: the walk stopped before the
-    // transport header, and its "protocol" is an extension's number.
-    if ext_err.is_some() {
-        return None;
-    }
+    // A quote whose walk stops inside an extension header (IPv4's AH,
+    // IPv6's options, routing, fragment) keys on that header's number: an
+    // IP protocol scan (`nmap -sO`) probes those protocols with a bare or
+    // garbage header, and an ICMP error quotes as much of its probe as fits
+    // (ICMPv6: up to 1280 bytes), so a short walk is that probe, not a cut.
     match (payload.ip_number, t.first()) {
         (IpNumber::ICMP, Some(ty)) if !v6 && ICMP_NOT_PROBES.contains(ty) => {
             return Some(Quote::NotProbe);

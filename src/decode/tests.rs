@@ -835,12 +835,13 @@ fn icmp_errors_about_errors_or_answers_are_not_probes() {
     }
 }
 
-/// A quoted IPv6 packet cut inside an extension header has no transport
-/// header to key: a bad quote, not a probe of "protocol 60". A whole quote
-/// of a protocol the parser does not walk (Mobility, 135) is a probe of
-/// that protocol (`nmap -6 -sO`).
+/// A quoted IPv6 packet whose walk stops inside an extension header is a
+/// probe of that protocol: an IP protocol scan (`nmap -6 -sO`) sends such
+/// bare headers, and an ICMPv6 error quotes as much of its probe as fits.
+/// A whole quote of a protocol the parser does not walk (Mobility, 135) is
+/// a probe of that protocol too.
 #[test]
-fn icmpv6_quote_cut_inside_an_extension_header_is_a_bad_quote() {
+fn icmpv6_quote_of_an_extension_protocol_is_a_protocol_probe() {
     let mut mobility = ICMPV6_NOROUTE.to_vec();
     mobility[68] = 135;
     let s = interesting(decode(linktype::ETHERNET, 0, &mobility));
@@ -849,10 +850,8 @@ fn icmpv6_quote_cut_inside_an_extension_header_is_a_bad_quote() {
     // Destination options, next header TCP, 8 × (1 + 200) bytes long: far
     // past the end of the quote.
     (f[68], f[102], f[103]) = (60, 6, 200);
-    assert_eq!(
-        decode(linktype::ETHERNET, 0, &f),
-        Decoded::Skip(Skip::IcmpBadQuote)
-    );
+    let s = interesting(decode(linktype::ETHERNET, 0, &f));
+    assert_eq!(s.key.proto, Proto::from_ip_number(60));
     // Whole (8 bytes), the same header is walked and the TCP probe keyed.
     let mut whole = ICMPV6_NOROUTE[..102].to_vec();
     whole.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
