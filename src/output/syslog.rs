@@ -1915,6 +1915,8 @@ pub enum Outcome {
 pub struct SyslogSink {
     fmt: Formatter,
     max_len: usize,
+    /// Started with a spool (fixed for the sink's life).
+    spooled: bool,
     tx: Sender<String>,
     /// To move the queue into the spool when switching to it.
     rx: Receiver<String>,
@@ -1980,6 +1982,7 @@ impl SyslogSink {
         Ok(SyslogSink {
             fmt: Formatter::new(cfg),
             max_len: cfg.max_len(),
+            spooled: spool_dir.is_some(),
             tx,
             rx,
             wake: wake_tx,
@@ -2074,8 +2077,9 @@ impl SyslogSink {
     pub fn send_event(&self, e: &Event, json: &str) -> Outcome {
         // Without a spool a full queue drops the message: counted before
         // it is formatted, since under a flood most are (formatting them
-        // all tripled the output thread's CPU).
-        if self.tx.is_full() && self.shared.lock().is_none() {
+        // all tripled the output thread's CPU), and without taking the
+        // spool's lock, millions of times.
+        if !self.spooled && self.tx.is_full() {
             SyslogStats::add(&self.stats.dropped, 1);
             return Outcome::Dropped;
         }
