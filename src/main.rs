@@ -1183,6 +1183,12 @@ fn time_problem(t: &scanwatch::pipeline::TimeCheck) -> Option<String> {
             t.beyond
         ));
     }
+    if t.bad_fraction > 0 {
+        said.push(format!(
+            "{} record(s) whose fraction of a second was a second or more, read as the end of their second (a broken capture writer)",
+            t.bad_fraction
+        ));
+    }
     if t.late > 0 {
         said.push(format!(
             "{} record(s) up to {} earlier than a packet before them: attempts they start time out at once and their answers can go unmatched, so failures are overcounted (a capture out of order, files given out of order, or a clock that jumped)",

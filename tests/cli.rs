@@ -509,6 +509,21 @@ fn untrustworthy_timestamps_are_reported() {
     ]);
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
 
+    // The first record's fraction of a second is u32::MAX µs (71 minutes):
+    // read as it stands it would put every later record 71 minutes late.
+    let mut broken = src.clone();
+    broken[28..32].copy_from_slice(&u32::MAX.to_le_bytes());
+    let f = dir.path().join("fraction.pcap");
+    std::fs::write(&f, &broken).unwrap();
+    let o = scanwatch(&["-q", "replay", "--alerts", "/dev/null", p(&f)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("WARN") && e.contains("1 record(s) whose fraction of a second"),
+        "{e}"
+    );
+    assert!(!e.contains("earlier than a packet"), "{e}");
+
     // pcapng: one Ethernet interface (µs), the nmap capture's first frame
     // twice, the second stamped 8e15 µs (year 2223).
     let frame = &src[40..40 + first_len];

@@ -191,6 +191,8 @@ pub struct CaptureReader {
     consumed: u64,
     file_size: Option<u64>,
     oversize: u64,
+    /// Records whose fraction of a second was a second or more.
+    bad_fraction: u64,
     /// An error found after some records of a block; those are delivered first.
     deferred: Option<CaptureError>,
     done: bool,
@@ -753,6 +755,7 @@ impl CaptureReader {
             consumed: header_len as u64,
             file_size: None,
             oversize: 0,
+            bad_fraction: 0,
             max_span: None,
             deferred: None,
             done: false,
@@ -895,8 +898,17 @@ impl CaptureReader {
             if p.snaplen != 0 && caplen > p.snaplen {
                 self.oversize += 1;
             }
-            // u32::MAX seconds plus u32::MAX fractions in ns is below i64::MAX.
-            let ts = i64::from(sec) * 1_000_000_000 + i64::from(frac) * p.frac_to_ns;
+            let mut frac_ns = i64::from(frac) * p.frac_to_ns;
+            if frac_ns >= 1_000_000_000 {
+                // A fraction of a second that is a second or more: a broken
+                // writer. Taken as it stands it would move the clock up to
+                // 71 minutes ahead (u32::MAX microseconds) and time out every
+                // pending attempt; the record keeps its second instead.
+                self.bad_fraction += 1;
+                frac_ns = 1_000_000_000 - p.frac_to_ns;
+            }
+            // u32::MAX seconds plus a second in ns is below i64::MAX.
+            let ts = i64::from(sec) * 1_000_000_000 + frac_ns;
             recs.push(RecordMeta {
                 ts,
                 off: (pos + PCAP_RECORD_HEADER) as u32,
@@ -999,6 +1011,12 @@ impl CaptureReader {
     /// diagnostic.
     pub fn oversize_records(&self) -> u64 {
         self.oversize
+    }
+
+    /// Classic pcap records whose fraction of a second was a second or more
+    /// (read as the last instant of their second).
+    pub fn bad_fractions(&self) -> u64 {
+        self.bad_fraction
     }
 }
 
@@ -1257,8 +1275,32 @@ mod tests {
         let bytes = pcap(false, false, net, 0, &[(u32::MAX, u32::MAX, &[], 0)]);
         let (pk, _) = packets(&bytes);
         assert_eq!(pk[0].0.link, linktype::LINUX_SLL);
-        assert_eq!(pk[0].0.ts, 4_294_967_295_000_000_000 + 4_294_967_295_000);
+        // The fraction, 71 minutes of microseconds, is a broken one.
+        assert_eq!(pk[0].0.ts, 4_294_967_295_000_000_000 + 999_999_000);
         assert_eq!(pk[0].0.caplen, 0);
+    }
+
+    /// A fraction of a second of a second or more would move the clock
+    /// ahead (up to 71 minutes in microseconds) and time out every pending
+    /// attempt: such a record keeps its second and is counted.
+    #[test]
+    fn fractions_of_a_second_past_a_second_are_clamped_and_counted() {
+        for (nanos, unit) in [(false, 1000), (true, 1)] {
+            let top = 1_000_000_000 / unit;
+            let recs: &[(u32, u32, &[u8], u32)] = &[
+                (10, top - 1, b"a", 1),
+                (10, top, b"b", 1),
+                (10, u32::MAX, b"c", 1),
+                (11, 0, b"d", 1),
+            ];
+            let bytes = pcap(false, nanos, 1, 0, recs);
+            let mut r = reader(&bytes).unwrap();
+            let f = fills(&mut r, 1 << 20);
+            let ts: Vec<i64> = f[0].1.iter().map(|m| m.ts).collect();
+            let last = 10_000_000_000 + i64::from(top - 1) * i64::from(unit);
+            assert_eq!(ts, [last, last, last, 11_000_000_000], "nanos {nanos}");
+            assert_eq!(r.bad_fractions(), 2, "nanos {nanos}");
+        }
     }
 
     #[test]

@@ -129,6 +129,9 @@ pub struct TimeCheck {
     pub late: u64,
     /// The most one of them was behind (ns).
     pub max_lag: i64,
+    /// Records whose fraction of a second was a second or more, read as
+    /// the last instant of their second (counted by the file reader).
+    pub bad_fraction: u64,
 }
 
 impl TimeCheck {
@@ -930,6 +933,7 @@ fn read_all(
             if last {
                 done_bytes += r.bytes_consumed();
                 oversize += r.oversize_records();
+                time.bad_fraction += r.bad_fractions();
                 problems.extend(problem);
                 break;
             }
