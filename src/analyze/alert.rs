@@ -91,6 +91,8 @@ fn list<T: std::fmt::Display>(v: &[T], max: usize) -> String {
 impl Alert {
     /// `ts`: first probe of the attempt that completed the evidence; `decided`:
     /// when its failure was known (a timeout can come 40 s after the probe).
+    /// `deferred`: the evidence fired a rule during the dedup period of the
+    /// previous alert, and both times are when that period ended.
     pub(super) fn new(
         src: Addr,
         (ts, decided): (i64, i64),
@@ -98,6 +100,7 @@ impl Alert {
         v: &Verdict,
         s: &Source,
         b: &Baseline,
+        deferred: bool,
     ) -> Alert {
         let (trw_decide, window_start) = (b.trw_decide, b.window_start);
         let severity = match variation {
@@ -149,7 +152,10 @@ impl Alert {
         let mut top_active: Vec<(Addr, usize)> =
             s.active_ports.iter().map(|(a, p)| (*a, p.len())).collect();
         top_active.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let summary = summary(src, variation, s, &subnets, &ports, top_active.first());
+        let mut summary = summary(src, variation, s, &subnets, &ports, top_active.first());
+        if deferred {
+            summary.push_str(" Held back until the dedup period of the previous alert ended.");
+        }
         let mut o = json!({
             "timestamp": t(ts),
             "decided_at": t(decided),
@@ -198,6 +204,7 @@ impl Alert {
                     "first_contact_successes": s.trw_succ,
                 },
                 "sample": sample,
+                "deferred_by_dedup": deferred,
             },
         });
         if let Some(l) = &s.last_alert {
@@ -214,7 +221,7 @@ impl Alert {
                 .copied()
                 .collect();
             o["previous_alert"] = json!({
-                "timestamp": t(l.ts),
+                "timestamp": t(l.at.unwrap_or(l.ts)),
                 "failed_attempts_since": s.since_alert,
                 "new_subnets": new_subnets,
                 "new_ports": new_ports,

@@ -62,7 +62,8 @@ mod source;
 mod sources;
 mod tiny;
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -668,6 +669,10 @@ pub struct Analytics {
     /// The reorder buffer of [`Analytics::process_until`]; the pipeline
     /// runs its own [`Reorderer`] in a thread of its own instead.
     reorder: Reorderer,
+    /// Sources whose window fired a rule during the dedup period of their
+    /// last alert ([`Source::owed`]), by when that period ends: judged
+    /// again then. At most one entry a source; rebuilt after a load.
+    owed: BinaryHeap<Reverse<(i64, Addr)>>,
 }
 
 /// The reorder buffer with its clock: records in as they are decided,
@@ -764,6 +769,7 @@ impl Analytics {
             spare_source: None,
             evidence: 0,
             reorder: Reorderer::new(0),
+            owed: BinaryHeap::new(),
         }
     }
 
@@ -797,6 +803,16 @@ impl Analytics {
     /// Count the sources' evidence again (after a load).
     pub(crate) fn recount_evidence(&mut self) {
         self.evidence = self.sources.values().map(|s| s.items()).sum();
+        let dedup = self.cfg.dedup_period.ns();
+        self.owed = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.owed)
+            .filter_map(|(a, s)| {
+                let l = s.last_alert.as_ref()?;
+                Some(Reverse((l.ts.saturating_add(dedup), *a)))
+            })
+            .collect();
     }
 
     /// Latest event time processed.
@@ -879,9 +895,36 @@ impl Analytics {
             return;
         }
         self.clock = ts;
+        self.settle_owed(ts);
         let w = self.window_of(ts);
         if w > self.window {
             self.close_window(w);
+        }
+    }
+
+    /// Judge again the sources whose dedup period ended by `ts` while the
+    /// window that fired during it is still open. (A window that closed
+    /// first is gone: its failures are counted in the next alert's
+    /// `previous_alert.failed_attempts_since`.)
+    fn settle_owed(&mut self, ts: i64) {
+        let dedup = self.cfg.dedup_period.ns();
+        while let Some(&Reverse((expiry, a))) = self.owed.peek() {
+            if expiry > ts {
+                break;
+            }
+            self.owed.pop();
+            let window = self.window;
+            let still = self.sources.get(&a).is_some_and(|s| {
+                s.owed
+                    && s.win == window
+                    && self.window_of(expiry) == window
+                    && s.last_alert
+                        .as_ref()
+                        .is_some_and(|l| l.ts.saturating_add(dedup) == expiry)
+            });
+            if still {
+                self.evaluate(a, (expiry, expiry), true);
+            }
         }
     }
 
@@ -1098,12 +1141,14 @@ impl Analytics {
             self.stats.targets_cap_hit += 1;
         }
         self.account(released, left - room.0, capped.total);
-        self.evaluate(e);
+        self.evaluate(e.key.src, (e.first_ts, e.decided_ts), false);
     }
 
-    /// After a failure of `e.key.src`: does any rule fire, and may it alert?
-    fn evaluate(&mut self, e: &Failure) {
-        let src = e.key.src;
+    /// After a failure of `src` (its probe at `ts`, decided at `decided`),
+    /// or when the dedup period that held back a verdict of its window ends
+    /// (`deferred`, both times the end): does any rule fire, and may it
+    /// alert?
+    fn evaluate(&mut self, src: Addr, (ts, decided): (i64, i64), deferred: bool) {
         // One lookup for all of it: under a flood this runs at every
         // failure, and each lookup of the source hashed its address again.
         let Analytics {
@@ -1116,6 +1161,7 @@ impl Analytics {
             stats,
             trw_decide,
             out,
+            owed,
             ..
         } = self;
         let s = sources.get_mut(&src).expect("source exists");
@@ -1143,11 +1189,15 @@ impl Analytics {
             Some(&mut stats.suppressed_external)
         } else if s.learned {
             Some(&mut stats.suppressed_learned_scanner)
-        } else if s
+        } else if let Some(l) = s
             .last_alert
             .as_ref()
-            .is_some_and(|l| e.decided_ts < l.ts.saturating_add(cfg.dedup_period.ns()))
+            .filter(|l| decided < l.ts.saturating_add(cfg.dedup_period.ns()))
         {
+            if !s.owed {
+                s.owed = true;
+                owed.push(Reverse((l.ts.saturating_add(cfg.dedup_period.ns()), src)));
+            }
             Some(&mut stats.suppressed_dedup)
         } else {
             None
@@ -1170,13 +1220,14 @@ impl Analytics {
         };
         let a = Alert::new(
             src,
-            (e.first_ts, e.decided_ts),
+            (ts, decided),
             variation,
             &verdict,
             s,
             &baseline,
+            deferred,
         );
-        s.alerted(e.decided_ts);
+        s.alerted(ts, decided);
         stats.alerts += 1;
         match a.severity {
             alert::Severity::Low => stats.alerts_low += 1,

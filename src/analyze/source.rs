@@ -184,11 +184,21 @@ pub struct WinStat {
     pub never_hosts: u32,
     /// Looked like a scanner this window (any rule, no baselines).
     pub scanning: bool,
+    /// The source was alerted in this window: its count is no baseline
+    /// of what is normal for it (a source that swept 100 hosts once would
+    /// otherwise need 300 to be alerted again for a training period).
+    #[serde(default)]
+    pub alerted: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LastAlert {
+    /// When it was decided (the dedup period runs from here).
     pub ts: i64,
+    /// Its `timestamp` (the probe that completed the evidence); absent in
+    /// states saved before it was kept.
+    #[serde(default)]
+    pub at: Option<i64>,
     pub subnets: Vec<Addr>,
     pub ports: Vec<u16>,
 }
@@ -265,6 +275,14 @@ pub struct Source {
     pub since_alert: u32,
     /// A suppressed alert of this window was counted already.
     pub suppressed_noted: bool,
+    /// This window's evidence fired a rule while the dedup period of the
+    /// last alert ran: it is judged again when that period ends (if the
+    /// window is still open), so a new attack is not lost to the dedup.
+    #[serde(default)]
+    pub owed: bool,
+    /// Alerted in this window (see [`WinStat::alerted`]).
+    #[serde(default)]
+    pub alerted_in_window: bool,
 }
 
 // See `last_alert`: within mimalloc's 384-byte size class.
@@ -310,6 +328,8 @@ impl Source {
             last_alert: None,
             since_alert: 0,
             suppressed_noted: false,
+            owed: false,
+            alerted_in_window: false,
         }
     }
 
@@ -348,6 +368,8 @@ impl Source {
             last_alert,
             since_alert,
             suppressed_noted,
+            owed,
+            alerted_in_window,
         } = self;
         *w = win;
         (*attempts, *attempts_all, *never_hosts, *inactive_hosts) = (0, 0, 0, 0);
@@ -369,6 +391,8 @@ impl Source {
         *last_alert = None;
         *since_alert = 0;
         *suppressed_noted = false;
+        *owed = false;
+        *alerted_in_window = false;
     }
 
     /// Evidence items the current window holds: entries of its sets,
@@ -417,6 +441,7 @@ impl Source {
                 failed_targets: count,
                 never_hosts: self.never_hosts,
                 scanning,
+                alerted: self.alerted_in_window,
             });
         }
         while self
@@ -462,8 +487,14 @@ impl Source {
             .count()
     }
 
+    /// The most failed targets of a window of history, leaving out the
+    /// windows it was alerted in.
     pub fn history_max(&self) -> Option<u32> {
-        self.history.iter().map(|h| h.failed_targets).max()
+        self.history
+            .iter()
+            .filter(|h| !h.alerted)
+            .map(|h| h.failed_targets)
+            .max()
     }
 
     pub fn history_len(&self) -> usize {
@@ -641,9 +672,13 @@ impl Source {
             || self.max_active_ports >= cfg.vertical_min_ports
     }
 
-    pub fn alerted(&mut self, ts: i64) {
+    /// Alerted with `timestamp` `at`, decided at `ts`.
+    pub fn alerted(&mut self, at: i64, ts: i64) {
+        self.alerted_in_window = true;
+        self.owed = false;
         self.last_alert = Some(Box::new(LastAlert {
             ts,
+            at: Some(at),
             subnets: self.subnets.iter().copied().collect(),
             ports: self.ports.iter().copied().collect(),
         }));

@@ -64,6 +64,20 @@ impl Feed {
         };
         self.push(Record::Failed(Event::syn_failure(key, reason, ts, order)));
     }
+    /// An unanswered SYN sent at `ts`, known 40 s later.
+    fn timed_out(&mut self, ts: i64, src: Addr, dst: Addr, dport: u16) {
+        let order = self.order();
+        let key = FlowKey {
+            src,
+            dst,
+            sport: 40000,
+            dport,
+            proto: Proto::Tcp,
+        };
+        let mut e = Event::syn_failure(key, Reason::Unanswered, ts, order);
+        e.decided_ts = ts + 40_000_000_000;
+        self.push(Record::Failed(e));
+    }
     fn alive(&mut self, ts: i64, addr: Addr) {
         let order = self.order();
         self.push(Record::Alive(Alive {
@@ -270,6 +284,102 @@ fn dedup_one_alert_per_period_and_the_next_says_what_is_new() {
     assert_eq!(p["new_subnets"], serde_json::json!(["10.7.0.0/24"]));
     assert_eq!(p["new_ports"], serde_json::json!([3389]));
     assert!(p["failed_attempts_since"].as_u64().unwrap() >= 30 + 4);
+}
+
+/// A second attack during the dedup period is not lost: when the period
+/// ends with the attack's window still open, the window is judged again and
+/// alerted then (`deferred_by_dedup`), even with no later failure of the
+/// source. `previous_alert.timestamp` is the first alert's `timestamp`.
+#[test]
+fn an_attack_held_back_by_dedup_is_alerted_when_the_period_ends() {
+    let mut f = Feed::new(cfg(&["detector.dedup_period=1d"]));
+    let other = a([10, 0, 3, 3]);
+    // Day 0, 22:00: a sweep of 10 silent hosts.
+    for i in 0..10u8 {
+        f.timed_out(22 * H + i64::from(i), a(SCANNER), a([10, 2, 0, i]), 445);
+    }
+    assert_eq!(f.alerts.len(), 1);
+    let first = f.alerts[0].clone();
+    // Day 1, 10:00: 60 more in two new subnets on new ports, then quiet.
+    for i in 0..60u8 {
+        let net = if i < 30 { 5 } else { 6 };
+        f.timed_out(
+            D + 10 * H + i64::from(i),
+            a(SCANNER),
+            a([10, 2, net, i]),
+            3389,
+        );
+    }
+    assert_eq!(f.alerts.len(), 1, "held back by the dedup period");
+    // Other traffic moves the clock past 22:00:40 on day 1.
+    f.alive(D + 22 * H + M, other);
+    assert_eq!(f.alerts.len(), 2, "{:?}", f.alerts);
+    let second = &f.alerts[1];
+    assert_eq!(second["timestamp"], "1970-01-02T22:00:40.000000Z");
+    assert_eq!(second["decided_at"], second["timestamp"]);
+    assert_eq!(second["evidence"]["deferred_by_dedup"], true);
+    assert_eq!(first["evidence"]["deferred_by_dedup"], false);
+    assert_eq!(second["evidence"]["failed_targets"], 60);
+    let p = &second["previous_alert"];
+    assert_eq!(p["timestamp"], first["timestamp"]);
+    assert_ne!(first["timestamp"], first["decided_at"]);
+    assert_eq!(
+        p["new_subnets"],
+        serde_json::json!(["10.2.5.0/24", "10.2.6.0/24"])
+    );
+    assert_eq!(p["new_ports"], serde_json::json!([3389]));
+    // Nothing more: one alert per dedup period.
+    f.alive(2 * D + 23 * H, other);
+    assert_eq!(f.alerts.len(), 2);
+
+    // When the attack's window closes before the period ends, it is gone
+    // (counted in the next alert's `failed_attempts_since`), not alerted
+    // in a window it does not belong to.
+    let mut f = Feed::new(cfg(&["detector.dedup_period=1d"]));
+    for i in 0..10u8 {
+        f.timed_out(H + i64::from(i), a(SCANNER), a([10, 2, 0, i]), 445);
+    }
+    for i in 0..20u8 {
+        f.timed_out(10 * H + i64::from(i), a(SCANNER), a([10, 2, 5, i]), 22);
+    }
+    f.alive(D + 2 * H, other);
+    assert_eq!(f.alerts.len(), 1, "{:?}", f.alerts);
+}
+
+/// A window the source was alerted in is no baseline of its normal: a
+/// source that swept 100 hosts once is alerted again for 100, not only
+/// from 300 on.
+#[test]
+fn alerted_windows_are_left_out_of_the_own_baseline() {
+    let c = cfg(&[
+        "detector.training_period=5d",
+        "detector.activation_period=2d",
+        "detector.scanner_min_days=100",
+        "detector.mixture_min_hosts=1000",
+    ]);
+    let mut f = Feed::new(c);
+    let src = a([10, 0, 2, 8]);
+    // 30 failed ports a day on days 0 and 1 (activation), 100 on days 2
+    // and 3; the successes keep the sequential test down.
+    for (day, n) in [(0i64, 30u16), (1, 30), (2, 100), (3, 100)] {
+        for i in 0..n {
+            f.contact(day * D + i64::from(i) * M, src, a([10, 1, 3, i as u8]));
+            f.fail(
+                day * D + i64::from(i) * M + 1,
+                src,
+                a([10, 1, 9, 1]),
+                1000 + i,
+                Reason::Rejected,
+            );
+        }
+    }
+    let al = f.alerts_for("10.0.2.8");
+    assert_eq!(al.len(), 2, "{al:?}");
+    for x in &al {
+        let b = &x["evidence"]["baseline"];
+        assert_eq!(b["own_max_failed_targets"], 30);
+        assert_eq!(b["threshold_failed_targets"], 90);
+    }
 }
 
 #[test]
