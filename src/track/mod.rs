@@ -1492,23 +1492,55 @@ impl Tracker {
                 None => {
                     // Hold it: its probe may come later (another capture handle).
                     let p = self.parts[part].as_mut().expect("owned partition");
-                    if p.orphans.len() >= ORPHAN_CAP
-                        && let Some((_, old)) = p.orphan_queue.pop_front()
-                        && p.orphans.remove(&old).is_some()
-                    {
-                        self.stats.icmp_unmatched += 1;
+                    let orphan = Orphan {
+                        key,
+                        seq: quoted_seq,
+                        icmp,
+                        ts: s.ts,
+                    };
+                    match p.orphans.get_mut(&h) {
+                        Some(held) => {
+                            // Another error about the same probe before it
+                            // came: the newer is kept, the older is
+                            // unmatched. A queue entry only for a new time,
+                            // so that a stream of one error at one time
+                            // cannot grow the queue.
+                            let new_time = held.ts != s.ts;
+                            *held = orphan;
+                            self.stats.icmp_unmatched += 1;
+                            if new_time {
+                                p.orphan_queue.push_back((s.ts, h));
+                            }
+                        }
+                        None => {
+                            if p.orphans.len() >= ORPHAN_CAP {
+                                // The oldest held gives way. Queue entries
+                                // of orphans claimed, replaced or expired
+                                // are skipped: every orphan held has one, so
+                                // this ends on one held.
+                                while let Some((t, old)) = p.orphan_queue.pop_front() {
+                                    if p.orphans.get(&old).is_some_and(|o| o.ts == t) {
+                                        p.orphans.remove(&old);
+                                        self.stats.icmp_unmatched += 1;
+                                        break;
+                                    }
+                                }
+                            }
+                            p.orphans.insert(h, orphan);
+                            p.orphan_queue.push_back((s.ts, h));
+                        }
                     }
-                    let p = self.parts[part].as_mut().expect("owned partition");
-                    p.orphans.insert(
-                        h,
-                        Orphan {
-                            key,
-                            seq: quoted_seq,
-                            icmp,
-                            ts: s.ts,
-                        },
-                    );
-                    p.orphan_queue.push_back((s.ts, h));
+                    // Without time passing, nothing expires: drop the
+                    // entries of orphans no longer held, so that the queue
+                    // stays within twice the cap.
+                    if p.orphan_queue.len() > 2 * ORPHAN_CAP {
+                        // One entry an orphan (times can go back and forth).
+                        let held = &p.orphans;
+                        let mut once = HashSet::with_capacity(held.len());
+                        p.orphan_queue.retain(|(t, h)| {
+                            held.get(h).is_some_and(|o| o.ts == *t) && once.insert(*h)
+                        });
+                    }
                 }
             }
             return;

@@ -849,6 +849,64 @@ fn icmp_error_before_its_syn_is_held_and_claimed() {
     assert_eq!(ev[0].reason, Reason::Unanswered);
 }
 
+/// Held ICMP errors stay within their cap and their queue within twice
+/// it, and each error is held or counted unmatched, whatever the stream:
+/// one error repeated at one time (nothing expires), errors for many
+/// probes at one time, one error whose time goes back and forth.
+#[test]
+fn held_icmp_errors_stay_within_their_cap() {
+    type Errors = Box<dyn Fn(u32) -> In>;
+    let cases: [(&str, Errors); 3] = [
+        (
+            "one error repeated",
+            Box::new(|_| unreach(S, key(1, 2, 40000, 80, Proto::Tcp), 1, Some(9))),
+        ),
+        (
+            "many probes",
+            Box::new(|i| {
+                unreach(
+                    S,
+                    key(1, 2, 1 + (i % 60000) as u16, 80, Proto::Tcp),
+                    1,
+                    None,
+                )
+            }),
+        ),
+        (
+            "times back and forth",
+            Box::new(|i| {
+                unreach(
+                    S + i64::from(i % 2),
+                    key(1, 2, 40000, 80, Proto::Tcp),
+                    1,
+                    None,
+                )
+            }),
+        ),
+    ];
+    for (name, err) in cases {
+        let mut t = Tracker::new(TrackConfig::default(), 0, 1);
+        let n = 200_000u32;
+        t.begin_block(0, i64::MIN);
+        for i in 0..n {
+            let In::Pkt(s) = err(i) else { unreachable!() };
+            t.packet(&s, 0, u64::from(i));
+        }
+        t.end_block();
+        let mut held = 0;
+        for p in t.parts.iter().flatten() {
+            assert!(p.orphans.len() <= ORPHAN_CAP, "{name}: {}", p.orphans.len());
+            assert!(
+                p.orphan_queue.len() <= 2 * ORPHAN_CAP,
+                "{name}: queue {}",
+                p.orphan_queue.len()
+            );
+            held += p.orphans.len() as u64;
+        }
+        assert_eq!(t.stats.icmp_unmatched + held, u64::from(n), "{name}");
+    }
+}
+
 /// Arbitrary input never panics the tracker, and its table stays within its
 /// cap: frames of every link type (arbitrary bytes, and well-formed TCP
 /// segments and ICMP errors between a few hosts with bytes overwritten)
@@ -1105,6 +1163,7 @@ mod never_panics {
         for p in t.parts.iter().flatten() {
             prop_assert!(p.table.len() <= t.cap_per_partition);
             prop_assert!(p.orphans.len() <= ORPHAN_CAP);
+            prop_assert!(p.orphan_queue.len() <= 2 * ORPHAN_CAP);
             // Timers of removed entries are dropped before the queue holds
             // twice the entries the partition has held (or TIMERS_MIN),
             // and every entry still has a timer, so none is left pending
