@@ -435,7 +435,15 @@ impl Source {
             return None;
         }
         let count = self.targets.len() as u32;
-        if self.attempts_all > 0 {
+        // A cheap window (one failure, nothing else known of the source)
+        // is kept out of the history: it says
+        // nothing of a baseline, and a history would make the source
+        // neither cheap nor forgettable for a training period, so that one
+        // day of spoofed one-off sources (a SYN flood, the internet's
+        // background scanners on an exposed home_net) would fill the
+        // source table for 30 days and refuse every new source, scanners
+        // included.
+        if self.attempts_all > 0 && !self.is_cheap() {
             self.history.push_back(WinStat {
                 win: self.win,
                 failed_targets: count,

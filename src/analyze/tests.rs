@@ -382,6 +382,40 @@ fn alerted_windows_are_left_out_of_the_own_baseline() {
     }
 }
 
+/// One day of spoofed one-off sources filling the source table leaves
+/// nothing behind: the next day a scanner gets a place and is alerted. (A
+/// window of one failure was kept as history, which made each one-off
+/// source unevictable for a training period.)
+#[test]
+fn one_off_sources_of_one_day_do_not_hold_the_table_the_next() {
+    let mut f = Feed::new(cfg(&[
+        "detector.training_period=30d",
+        "detector.max_sources=1000",
+    ]));
+    for i in 0..1000u32 {
+        let b = i.to_be_bytes();
+        f.fail(
+            H + i64::from(i),
+            a([10, 9, b[2], b[3]]),
+            a([10, 2, 0, 1]),
+            80,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(f.a.sources.len(), 1000);
+    for i in 0..50u8 {
+        f.fail(
+            D + H + i64::from(i) * M,
+            a(SCANNER),
+            a([10, 3, 0, i]),
+            445,
+            Reason::Unanswered,
+        );
+    }
+    assert_eq!(f.a.stats.sources_cap_dropped, 0);
+    assert_eq!(f.alerts_for("10.0.9.9").len(), 1, "{:?}", f.alerts);
+}
+
 #[test]
 fn allowlisted_and_external_sources_are_not_alerted() {
     let mut f = Feed::new(cfg(&["detector.allowlist=[\"10.0.9.0/24\"]"]));
