@@ -779,7 +779,7 @@ fn stats_line(
     let (ev_sent, ev_dropped) = syslog.events_sent_dropped();
     let syslog = &syslog.alerts;
     format!(
-        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={}",
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={} scanwatch_pending_refused_total={} scanwatch_sources_refused_total={} scanwatch_sources_evicted_total={} scanwatch_target_sets_full_total={} scanwatch_evidence_cap_hits_total={} scanwatch_hosts_refused_total={} scanwatch_reorder_overflow_total={}",
         r(&l.received),
         r(&l.packets),
         r(&l.kernel_dropped),
@@ -796,7 +796,14 @@ fn stats_line(
         syslog.iter().map(|s| r(&s.backlog)).sum::<u64>(),
         syslog.iter().map(|s| r(&s.dropped)).sum::<u64>(),
         r(&g.behind_clock),
-        r(&health.errors)
+        r(&health.errors),
+        r(&g.pending_refused),
+        r(&g.caps.sources_refused),
+        r(&g.caps.sources_evicted),
+        r(&g.caps.target_sets_full),
+        r(&g.caps.evidence_cap_hits),
+        r(&g.caps.hosts_refused),
+        r(&g.caps.reorder_overflow),
     )
 }
 
@@ -1105,17 +1112,19 @@ fn summary_for(
             + st.targets_cap_hit
             + st.evidence_cap_hit
             + a.inventory().hosts_cap_dropped
+            + st.reorder_overflow
             > 0
         {
             let _ = writeln!(
                 out,
-                "  analytics cap hits: {} one-off sources evicted, {} sources refused, {} target sets full, {} failures or contacts beyond the evidence total ({} items held), {} hosts refused",
+                "  analytics cap hits: {} one-off sources evicted, {} sources refused, {} target sets full, {} failures or contacts beyond the evidence total ({} items held), {} hosts refused, {} records analysed before their reorder delay ran out (buffer full)",
                 st.sources_evicted,
                 st.sources_cap_dropped,
                 st.targets_cap_hit,
                 st.evidence_cap_hit,
                 a.evidence_items(),
-                a.inventory().hosts_cap_dropped
+                a.inventory().hosts_cap_dropped,
+                st.reorder_overflow
             );
         }
     }

@@ -269,6 +269,22 @@ fn live_sensor_sees_a_real_scan_exactly() {
     ] {
         assert!(last.contains(m), "{m} in: {last}");
     }
+    // No cap hit either, and the line says so.
+    for m in [
+        "pending_refused",
+        "sources_refused",
+        "sources_evicted",
+        "target_sets_full",
+        "evidence_cap_hits",
+        "hosts_refused",
+        "reorder_overflow",
+    ] {
+        let token = format!("scanwatch_{m}_total=0");
+        assert!(
+            last.split_whitespace().any(|t| t == token),
+            "{token} in: {last}"
+        );
+    }
     assert!(
         Path::new(&p("state")).join("scanwatch.db").exists(),
         "checkpointed at exit"
@@ -709,6 +725,46 @@ fn sighup_reopens_output_files() {
         old.contains("\"dest_port\":7") && !old.contains("\"dest_port\":9"),
         "{old}"
     );
+    let status = sensor.term(20);
+    assert!(status.success(), "{}", text());
+}
+
+/// A cap hit shows in the stats line while the sensor runs, not only in
+/// the summary at exit: with one target a source, the second refused
+/// connection of 127.0.0.1 (made part of home_net here) fills its set.
+#[test]
+fn a_cap_hit_shows_in_the_live_stats_line() {
+    need(&["python3"]);
+    let ns = Ns::new("swlc");
+    let dir = open_tempdir();
+    let log = dir.path().join("log");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let args = [
+        "--interface",
+        "lo",
+        "--alerts",
+        "",
+        "--set",
+        "detector.home_net=[\"127.0.0.0/8\"]",
+        "--set",
+        "detector.max_targets_per_source=1",
+    ];
+    let mut sensor = live_sensor(&ns.0, &[&args[..], &QUICK_LIVE[..]].concat(), &log);
+    let refused = |port: u16| {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "python3", "-c"])
+            .arg(format!("import socket\ntry: socket.create_connection(('127.0.0.1',{port}),1)\nexcept OSError: pass"))
+            .status();
+    };
+    refused(7);
+    refused(9);
+    wait_for("the cap hit in a stats line", 20, text, || {
+        text().lines().any(|l| {
+            l.contains("stats:")
+                && l.split_whitespace()
+                    .any(|t| t == "scanwatch_target_sets_full_total=1")
+        })
+    });
     let status = sensor.term(20);
     assert!(status.success(), "{}", text());
 }

@@ -429,6 +429,39 @@ pub struct Gauges {
     /// Records analysed more than a test period older than the detector's
     /// clock, this run (see `AnalyticsStats::behind_clock`).
     pub behind_clock: AtomicU64,
+    /// New attempts refused: the pending table was full and nothing could
+    /// be decided early (`TrackStats::pending_cap_dropped`).
+    pub pending_refused: AtomicU64,
+    /// The analytics' cap hits this run, so that a live sensor shows them
+    /// while it runs, not only in the summary at exit.
+    pub caps: AnalyticsCaps,
+}
+
+/// The analytics' cap counters of [`Gauges`] (this run's, see
+/// `AnalyticsStats`).
+#[derive(Debug, Default)]
+pub struct AnalyticsCaps {
+    pub sources_refused: AtomicU64,
+    pub sources_evicted: AtomicU64,
+    pub target_sets_full: AtomicU64,
+    pub evidence_cap_hits: AtomicU64,
+    pub hosts_refused: AtomicU64,
+    pub reorder_overflow: AtomicU64,
+}
+
+impl AnalyticsCaps {
+    fn store(&self, a: &Analytics, at_start: &crate::analyze::AnalyticsStats, hosts_at_start: u64) {
+        let st = a.stats.since(at_start);
+        let o = Ordering::Relaxed;
+        self.sources_refused.store(st.sources_cap_dropped, o);
+        self.sources_evicted.store(st.sources_evicted, o);
+        self.target_sets_full.store(st.targets_cap_hit, o);
+        self.evidence_cap_hits.store(st.evidence_cap_hit, o);
+        self.reorder_overflow.store(st.reorder_overflow, o);
+        let hosts = a.inventory().hosts_cap_dropped;
+        self.hosts_refused
+            .store(hosts.saturating_sub(hosts_at_start), o);
+    }
 }
 
 /// Run the pipeline over `source`.
@@ -1150,6 +1183,8 @@ fn analyze(
     let mut cp_errors = Vec::new();
     // Saved with the state: this run's count is what it adds.
     let behind_at_start = a.analytics.stats.behind_clock;
+    let stats_at_start = a.analytics.stats.clone();
+    let hosts_refused_at_start = a.analytics.inventory().hosts_cap_dropped;
     let mut schedule = a
         .checkpoint
         .as_ref()
@@ -1197,6 +1232,9 @@ fn analyze(
         gauges
             .sources
             .store(a.analytics.sources_len() as u64, Ordering::Relaxed);
+        gauges
+            .caps
+            .store(&a.analytics, &stats_at_start, hosts_refused_at_start);
         let behind = a.analytics.stats.behind_clock - behind_at_start;
         // Said when it starts, not only at exit: a live sensor whose clock
         // was set back would run for weeks with its windows, dedup and
@@ -1288,7 +1326,7 @@ fn shard(
     pools: Pools,
     gauges: &Gauges,
 ) {
-    let (mut reported, mut evicted) = (0u64, 0u64);
+    let (mut reported, mut evicted, mut refused) = (0u64, 0u64, 0u64);
     let n = from_workers.len();
     let mut o = ShardOut::default();
     for b in 0u64.. {
@@ -1312,6 +1350,11 @@ fn shard(
                 let ev = t.stats.pending_evicted;
                 gauges.evicted.fetch_add(ev - evicted, Ordering::Relaxed);
                 evicted = ev;
+                let rf = t.stats.pending_cap_dropped;
+                gauges
+                    .pending_refused
+                    .fetch_add(rf - refused, Ordering::Relaxed);
+                refused = rf;
                 t.drain_events(&mut o.events);
                 order_shard_events(&mut o.events);
                 t.drain_evidence(&mut o.alive, &mut o.contacts);
