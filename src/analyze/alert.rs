@@ -74,6 +74,10 @@ pub struct Alert {
     pub json: String,
 }
 
+/// Live hosts an alert lists, and failed ports shown for each.
+const ACTIVE_HOSTS_SHOWN: usize = 4;
+const ACTIVE_PORTS_SHOWN: usize = 64;
+
 fn t(ns: i64) -> String {
     let mut s = String::new();
     rfc3339(ns, &mut s);
@@ -152,6 +156,30 @@ impl Alert {
         let mut top_active: Vec<(Addr, usize)> =
             s.active_ports.iter().map(|(a, p)| (*a, p.len())).collect();
         top_active.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        // The live hosts it failed on, most failed ports first: what a
+        // vertical scan's analyst asks first (which host, which services).
+        let active_hosts: Vec<Value> = top_active
+            .iter()
+            .take(ACTIVE_HOSTS_SHOWN)
+            .map(|(h, n)| {
+                let mut ports: Vec<(Proto, u16)> = s
+                    .active_ports
+                    .iter()
+                    .find(|(a, _)| *a == h)
+                    .map(|(_, p)| p.iter().copied().collect())
+                    .unwrap_or_default();
+                ports.sort_unstable();
+                let shown: Vec<String> = ports
+                    .iter()
+                    .take(ACTIVE_PORTS_SHOWN)
+                    .map(|&(p, port)| match p {
+                        Proto::Tcp | Proto::Udp => format!("{}/{port}", proto_name(p)),
+                        _ => proto_name(p).into_owned(),
+                    })
+                    .collect();
+                json!({"dest_ip": h.to_string(), "failed_ports": n, "ports": shown})
+            })
+            .collect();
         let mut summary = summary(src, variation, s, &subnets, &ports, top_active.first());
         if deferred {
             summary.push_str(" Held back until the dedup period of the previous alert ended.");
@@ -191,6 +219,7 @@ impl Alert {
                 "subnets": subnets,
                 "ports": ports,
                 "max_failed_ports_on_active_host": s.max_active_ports,
+                "active_hosts": active_hosts,
                 "baseline": {
                     "threshold_failed_targets": b.threshold,
                     "own_max_failed_targets": b.own_max,

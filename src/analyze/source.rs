@@ -247,8 +247,9 @@ pub struct Source {
     pub inactive_hosts: u32,
     pub subnets: Ordered<Addr>,
     pub ports: Ordered<u16>,
-    /// Failed attempts by reason (rejected, unanswered, unreachable, unresolved)
-    /// and by target state (active, inactive, never seen).
+    /// Failed attempts to inactive/never-seen targets by reason (rejected,
+    /// unanswered, unreachable, unresolved), and all by target state
+    /// (active, inactive, never seen).
     pub by_reason: [u32; 4],
     pub by_state: [u32; 3],
     /// Failed (protocol, port) pairs on active hosts (vertical scans of live
@@ -547,7 +548,6 @@ impl Source {
         let mut capped = Capped::default();
         self.attempts_all += 1;
         self.since_alert += 1;
-        self.by_reason[e.reason as usize] += 1;
         let first_contact = grow(&mut self.contacted, k.dst, cap, room, &mut capped) == Grew::Added;
         match state {
             TargetState::Active => {
@@ -583,6 +583,10 @@ impl Source {
             TargetState::Inactive | TargetState::NeverSeen => {
                 self.by_state[if state == TargetState::Inactive { 1 } else { 2 }] += 1;
                 self.attempts += 1;
+                // Reasons of failures to absent hosts only: one refused
+                // connection to a live server is no second failure mode
+                // of a sweep (the mixture rule's `several_reasons`).
+                self.by_reason[e.reason as usize] += 1;
                 self.first_ts = self.first_ts.min(e.first_ts);
                 self.last_ts = self.last_ts.max(e.first_ts);
                 if first_contact {

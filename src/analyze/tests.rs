@@ -511,6 +511,58 @@ fn vertical_scan_of_a_live_host_is_informational() {
         f.alerts[0]["evidence"]["max_failed_ports_on_active_host"],
         100
     );
+    // Which host, and which ports: the first 64 in order.
+    let hosts = &f.alerts[0]["evidence"]["active_hosts"];
+    assert_eq!(hosts.as_array().unwrap().len(), 1, "{hosts}");
+    assert_eq!(hosts[0]["dest_ip"], "10.1.1.1");
+    assert_eq!(hosts[0]["failed_ports"], 100);
+    let ports = hosts[0]["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 64);
+    assert_eq!(
+        (&ports[0], &ports[63]),
+        (&serde_json::json!("TCP/1"), &serde_json::json!("TCP/64"))
+    );
+}
+
+/// `several_reasons` and `by_reason` count failures to absent hosts only,
+/// like `failed_attempts`: one refused connection to a live server does not
+/// change what a sweep of silent hosts looks like.
+#[test]
+fn a_failure_on_a_live_host_is_no_second_reason() {
+    let c = cfg(&[
+        "detector.min_failed_targets=20",
+        "detector.trw_detection=0.999999",
+    ]);
+    let run = |refused_on_live: bool| {
+        let mut f = Feed::new(c.clone());
+        let src = a([10, 0, 2, 9]);
+        f.alive(0, a([10, 1, 1, 1]));
+        if refused_on_live {
+            f.fail(M, src, a([10, 1, 1, 1]), 8080, Reason::Rejected);
+        }
+        // 20 targets on 5 silent hosts of one subnet, with successes in
+        // between that keep the sequential test down.
+        for i in 0..20u8 {
+            f.contact(2 * M + i64::from(i), src, a([10, 1, 2, i]));
+            f.fail(
+                3 * M + i64::from(i),
+                src,
+                a([10, 1, 3, i % 5]),
+                1000 + u16::from(i),
+                Reason::Unanswered,
+            );
+        }
+        assert_eq!(f.alerts.len(), 1, "{:?}", f.alerts);
+        f.alerts[0].clone()
+    };
+    let (plain, with_live) = (run(false), run(true));
+    assert_eq!(plain["alert"]["mixture"], with_live["alert"]["mixture"]);
+    assert_eq!(with_live["alert"]["severity"], plain["alert"]["severity"]);
+    assert_eq!(
+        with_live["evidence"]["by_reason"],
+        serde_json::json!({"unanswered": 20})
+    );
+    assert_eq!(with_live["evidence"]["failed_attempts_all_targets"], 21);
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! host sends:
 //! * a SYN-ACK (it accepted a connection);
 //! * an ACK or data segment, or a FIN, of a connection (it holds state);
-//! * an ARP request or reply with its address as sender (it is on the link).
+//! * an ARP request or reply with its address as sender (it is on the link);
+//! * as the responder of a pending SYN whose initiator goes on with the
+//!   connection though no SYN-ACK was captured (it answered).
 //!
 //! Not proof: a SYN (anyone can send one, with any source address: SYN floods
 //! spoof millions), a RST (firewalls reset on behalf of addresses that do not
