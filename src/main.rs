@@ -734,6 +734,16 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if !quiet {
         eprint!("{}", summary_for("live", &outcome, threads, &health));
     }
+    // A capture that failed (the interface disappeared, a driver reset)
+    // stopped the sensor: exit 1, so that systemd's Restart=on-failure
+    // starts it again; an exit 0 would leave a SPAN port unwatched.
+    if live_stats.failed.load(Ordering::Relaxed) {
+        tracing::error!(
+            "the capture on {} failed (see above): exiting with status 1, so that a supervisor restarts the sensor",
+            config.capture.interface
+        );
+        return Ok(ExitCode::from(1));
+    }
     // A fault the sensor recovered from (checkpoints succeeded again) is in
     // the log and the summary; only a state left unsaved is a failure.
     Ok(if health.final_failed() {

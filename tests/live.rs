@@ -735,7 +735,7 @@ fn sighup_reopens_output_files() {
 #[test]
 fn a_cap_hit_shows_in_the_live_stats_line() {
     need(&["python3"]);
-    let ns = Ns::new("swlc");
+    let ns = Ns::new("swlk");
     let dir = open_tempdir();
     let log = dir.path().join("log");
     let text = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -767,6 +767,26 @@ fn a_cap_hit_shows_in_the_live_stats_line() {
     });
     let status = sensor.term(20);
     assert!(status.success(), "{}", text());
+}
+
+/// An interface that disappears under the sensor (a driver reset, a VLAN
+/// interface re-created) stops it with exit status 1, so that systemd's
+/// `Restart=on-failure` starts it again; it exited 0 before, as if asked to
+/// stop, and the port went unwatched.
+#[test]
+fn a_vanished_interface_is_a_failure() {
+    let ns = Ns::new("swld");
+    ns.exec("ip link add swdel0 type veth peer name swdel1");
+    ns.exec("ip link set swdel0 up");
+    ns.exec("ip link set swdel1 up");
+    let dir = open_tempdir();
+    let log = dir.path().join("log");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut sensor = live_sensor(&ns.0, &["--interface", "swdel0", "--alerts", ""], &log);
+    ns.exec("ip link del swdel0");
+    let status = sensor.wait(20);
+    assert_eq!(status.code(), Some(1), "{}", text());
+    assert!(text().contains("capture stopped"), "{}", text());
 }
 
 /// The last stats line (the one logged at "stopped:") counts every packet

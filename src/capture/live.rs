@@ -107,6 +107,10 @@ pub struct LiveStats {
     pub if_dropped: AtomicU64,
     /// Packets dropped because the pipeline was full.
     pub queue_dropped: AtomicU64,
+    /// A capture handle failed (the interface disappeared, a driver
+    /// reset): the sensor stops, and must not exit as if asked to, or
+    /// systemd's `Restart=on-failure` would leave it stopped.
+    pub failed: AtomicBool,
 }
 
 /// Open handles, ready to run.
@@ -289,6 +293,7 @@ fn capture_loop(
                 Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => break,
                 Err(e) => {
                     tracing::error!("capture stopped: {e}");
+                    stats.failed.store(true, Ordering::Relaxed);
                     stop.store(true, Ordering::Relaxed);
                     break;
                 }
