@@ -514,17 +514,29 @@ fn threads_or_cpus(n: usize) -> usize {
 
 /// Open an output: "" none, "-" stdout, else a file appended to and reopened
 /// after SIGHUP.
+/// A live output and, for a file, the count of lines it could not write
+/// (see [`scanwatch::output::Reopen`]).
+type LiveOutput = (
+    Option<Box<dyn std::io::Write + Send>>,
+    Arc<std::sync::atomic::AtomicU64>,
+);
+
 fn live_output(
     path: &str,
     generation: &Arc<std::sync::atomic::AtomicU64>,
-) -> anyhow::Result<Option<Box<dyn std::io::Write + Send>>> {
+) -> anyhow::Result<LiveOutput> {
     Ok(match path {
-        "" => None,
-        "-" => Some(open_sink(std::path::Path::new("-"))?),
-        p => Some(Box::new(
-            scanwatch::output::Reopen::open(std::path::Path::new(p), generation.clone())
-                .with_context(|| format!("cannot open '{p}'"))?,
-        )),
+        "" => (None, Default::default()),
+        "-" => (
+            Some(open_sink(std::path::Path::new("-"))?),
+            Default::default(),
+        ),
+        p => {
+            let f = scanwatch::output::Reopen::open(std::path::Path::new(p), generation.clone())
+                .with_context(|| format!("cannot open '{p}'"))?;
+            let lost = f.lost();
+            (Some(Box::new(f)), lost)
+        }
     })
 }
 
@@ -608,8 +620,12 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         health.errors.store(1, Ordering::Relaxed);
         health.failing.store(true, Ordering::Relaxed);
     }
-    let alerts = live_output(&config.output.alerts, &generation)?;
-    let events = live_output(&config.output.events, &generation)?;
+    let (alerts, alerts_lost) = live_output(&config.output.alerts, &generation)?;
+    let (events, events_lost) = live_output(&config.output.events, &generation)?;
+    let lost = LostLines {
+        alerts: alerts_lost,
+        events: events_lost,
+    };
     let sinks = scanwatch::output::syslog_sinks(
         config.output.syslog.as_ref(),
         &a.syslog,
@@ -669,11 +685,12 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let captures = capture.start(tx, stop.clone(), live_stats.clone());
     let gauges = Arc::new(Gauges::default());
     let reporter = {
-        let (stop, live_stats, gauges, health) = (
+        let (stop, live_stats, gauges, health, lost) = (
             stop.clone(),
             live_stats.clone(),
             gauges.clone(),
             health.clone(),
+            lost.clone(),
         );
         let every = config.capture.stats_interval.0;
         let cap = config.tracker.max_pending;
@@ -685,7 +702,7 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                     last = std::time::Instant::now();
                     tracing::info!(
                         "{}",
-                        stats_line(&live_stats, &gauges, &health, cap, &syslog_stats)
+                        stats_line(&live_stats, &gauges, &health, cap, &syslog_stats, &lost)
                     );
                 }
             }
@@ -724,6 +741,7 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             &health,
             config.tracker.max_pending,
             &syslog_stats,
+            &lost,
         ),
         Err(_) => "(the stats reporter failed)".to_string(),
     };
@@ -731,6 +749,12 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     this_runs_counts(&mut outcome, &stats_at_start);
     tracing::info!("stopped: {last}");
     report_checkpoints(&outcome, &health, a.state.as_deref());
+    for (what, n) in [("alerts", &lost.alerts), ("events", &lost.events)] {
+        let n = n.load(Ordering::Relaxed);
+        if n > 0 {
+            tracing::warn!("{n} {what} line(s) could not be written to their file and were lost");
+        }
+    }
     if !quiet {
         eprint!("{}", summary_for("live", &outcome, threads, &health));
     }
@@ -777,6 +801,13 @@ fn open_live_state(
     }
 }
 
+/// Lines a live sensor's output files could not write.
+#[derive(Clone)]
+struct LostLines {
+    alerts: Arc<std::sync::atomic::AtomicU64>,
+    events: Arc<std::sync::atomic::AtomicU64>,
+}
+
 /// One stats line, metric names after Vector's conventions.
 fn stats_line(
     l: &scanwatch::capture::live::LiveStats,
@@ -784,12 +815,13 @@ fn stats_line(
     health: &CheckpointHealth,
     pending_cap: usize,
     syslog: &SyslogCounters,
+    lost: &LostLines,
 ) -> String {
     let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let (ev_sent, ev_dropped) = syslog.events_sent_dropped();
     let syslog = &syslog.alerts;
     format!(
-        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={} scanwatch_pending_refused_total={} scanwatch_sources_refused_total={} scanwatch_sources_evicted_total={} scanwatch_target_sets_full_total={} scanwatch_evidence_cap_hits_total={} scanwatch_hosts_refused_total={} scanwatch_reorder_overflow_total={}",
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={} scanwatch_pending_refused_total={} scanwatch_sources_refused_total={} scanwatch_sources_evicted_total={} scanwatch_target_sets_full_total={} scanwatch_evidence_cap_hits_total={} scanwatch_hosts_refused_total={} scanwatch_reorder_overflow_total={} scanwatch_alerts_lost_total={} scanwatch_events_lost_total={}",
         r(&l.received),
         r(&l.packets),
         r(&l.kernel_dropped),
@@ -814,6 +846,8 @@ fn stats_line(
         r(&g.caps.evidence_cap_hits),
         r(&g.caps.hosts_refused),
         r(&g.caps.reorder_overflow),
+        r(&lost.alerts),
+        r(&lost.events),
     )
 }
 

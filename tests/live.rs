@@ -769,6 +769,83 @@ fn a_cap_hit_shows_in_the_live_stats_line() {
     assert!(status.success(), "{}", text());
 }
 
+/// A full disk under the output files costs the lines written while it is
+/// full, counted, not every line after it: the events file took nothing
+/// more after the first failure, and at SIGTERM the sensor exited 1
+/// without its last stats line or summary. A 1 MiB tmpfs is filled, a
+/// refused connection's event is lost, the space is freed, and the next
+/// event is written.
+#[test]
+fn a_full_disk_loses_only_what_came_while_it_was_full() {
+    need(&["python3"]);
+    let ns = Ns::new("swlf");
+    let dir = open_tempdir();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    sh(&format!(
+        "mount -t tmpfs -o size=1m tmpfs {}",
+        small.display()
+    ));
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _mounted = Unmount(small.clone());
+    let (events, alerts) = (small.join("events.json"), small.join("alerts.json"));
+    let log = dir.path().join("log");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let args = [
+        "--interface",
+        "lo",
+        "--events",
+        events.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ];
+    let mut sensor = live_sensor(&ns.0, &[&args[..], &QUICK_LIVE[..]].concat(), &log);
+    let refused = |port: u16| {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "python3", "-c"])
+            .arg(format!("import socket\ntry: socket.create_connection(('127.0.0.1',{port}),1)\nexcept OSError: pass"))
+            .status();
+    };
+    let filler = small.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4096"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(Stdio::null())
+        .status();
+    refused(7);
+    wait_for("the write failure to be logged", 10, text, || {
+        text().contains("cannot write to")
+    });
+    std::fs::remove_file(&filler).unwrap();
+    refused(9);
+    let written = || std::fs::read_to_string(&events).unwrap_or_default();
+    wait_for("the next event in the file", 10, written, || {
+        written().contains("\"dest_port\":9")
+    });
+    let status = sensor.term(20);
+    assert!(status.success(), "{}", text());
+    let all = text();
+    assert!(all.contains("writing to") && all.contains("again"), "{all}");
+    let last = all
+        .lines()
+        .rfind(|l| l.contains("stopped:"))
+        .expect("a last stats line");
+    assert!(
+        last.split_whitespace()
+            .any(|t| t == "scanwatch_events_lost_total=1"),
+        "{last}"
+    );
+    for line in written().lines() {
+        let e: serde_json::Value = serde_json::from_str(line).expect("whole JSON lines");
+        assert_ne!(e["dest_port"], 7, "{line}");
+    }
+}
+
 /// An interface that disappears under the sensor (a driver reset, a VLAN
 /// interface re-created) stops it with exit status 1, so that systemd's
 /// `Restart=on-failure` starts it again; it exited 0 before, as if asked to

@@ -235,15 +235,33 @@ fn push_addr(out: &mut String, a: &crate::decode::Addr) {
     }
 }
 
-/// A file that reopens itself after a SIGHUP (logrotate moves the file, then
-/// signals): each write checks a shared generation counter that the signal
-/// handler's thread bumps.
+/// A live sensor's output file. It reopens itself after a SIGHUP
+/// (logrotate moves the file, then signals): each write checks a shared
+/// generation counter that the signal handler's thread bumps.
+///
+/// A write that fails (a full disk, an I/O error) does not stop the file
+/// for good, as it would a replay's output (there the run fails): the
+/// lines it held are dropped and counted ([`Reopen::lost`]), the failure is
+/// logged once, and every later write tries again; when one succeeds, the
+/// recovery is logged with the count, and a line the failure cut short is
+/// ended first, so that the lines after it stay whole JSON. A sensor runs
+/// for weeks: a disk that filled for an hour must not cost the weeks after.
 pub struct Reopen {
     path: std::path::PathBuf,
-    file: BufWriter<File>,
+    file: File,
+    /// Lines not yet written (whole lines: callers write whole lines).
+    buf: Vec<u8>,
     generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
     seen: u64,
+    lost: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Writes are failing (logged once, until one succeeds).
+    failing: bool,
+    /// The file may end in a line cut short by a failed write.
+    torn: bool,
 }
+
+/// Bytes a [`Reopen`] gathers before it writes.
+const REOPEN_BUFFER: usize = 1 << 16;
 
 impl Reopen {
     pub fn open(
@@ -253,9 +271,13 @@ impl Reopen {
         let seen = generation.load(std::sync::atomic::Ordering::Relaxed);
         Ok(Reopen {
             path: path.to_path_buf(),
-            file: BufWriter::with_capacity(1 << 16, Reopen::append(path)?),
+            file: Reopen::append(path)?,
+            buf: Vec::with_capacity(REOPEN_BUFFER),
             generation,
             seen,
+            lost: Default::default(),
+            failing: false,
+            torn: false,
         })
     }
 
@@ -265,17 +287,23 @@ impl Reopen {
             .append(true)
             .open(path)
     }
-}
 
-impl Reopen {
+    /// Lines dropped because they could not be written.
+    pub fn lost(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.lost.clone()
+    }
+
     /// Reopen the file if a SIGHUP came since the last write.
-    fn follow_rotation(&mut self) -> io::Result<()> {
+    fn follow_rotation(&mut self) {
         let g = self.generation.load(std::sync::atomic::Ordering::Relaxed);
         if g != self.seen {
             self.seen = g;
-            self.file.flush()?;
+            self.drain();
             match Reopen::append(&self.path) {
-                Ok(f) => self.file = BufWriter::with_capacity(1 << 16, f),
+                Ok(f) => {
+                    self.file = f;
+                    self.torn = false;
+                }
                 // Losing output is worse than writing to the moved file: keep
                 // the old one, say why, try again at the next SIGHUP. (After
                 // the privilege drop the directory must be writable by the
@@ -286,25 +314,86 @@ impl Reopen {
                 ),
             }
         }
-        Ok(())
+    }
+
+    /// Write what is gathered; on failure drop it, counted (see above).
+    fn drain(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if self.torn {
+            self.buf.insert(0, b'\n');
+        }
+        let mut done = 0;
+        let result = loop {
+            match self.file.write(&self.buf[done..]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    done += n;
+                    if done == self.buf.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if done > 0 {
+            self.torn = self.buf[done - 1] != b'\n';
+        }
+        match result {
+            Ok(()) => {
+                if self.failing {
+                    self.failing = false;
+                    tracing::warn!(
+                        "writing to '{}' again; {} line(s) lost in all since the sensor started",
+                        self.path.display(),
+                        self.lost.load(std::sync::atomic::Ordering::Relaxed)
+                    );
+                }
+            }
+            Err(e) => {
+                let cut = self.buf[done..].iter().filter(|&&b| b == b'\n').count();
+                self.lost
+                    .fetch_add(cut as u64, std::sync::atomic::Ordering::Relaxed);
+                if !self.failing {
+                    self.failing = true;
+                    tracing::error!(
+                        "cannot write to '{}': {e}; its lines are dropped and counted until a write succeeds again (each later write tries)",
+                        self.path.display()
+                    );
+                }
+            }
+        }
+        self.buf.clear();
     }
 }
 
 impl Write for Reopen {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.follow_rotation()?;
-        self.file.write(buf)
+        self.write_all(buf)?;
+        Ok(buf.len())
     }
     /// The whole buffer to one file: the output thread writes a block's
-    /// lines at once, and the default (`write` until done) could put the
-    /// start of a line in the rotated file and its end in the new one when
-    /// a SIGHUP came between two partial writes.
+    /// lines at once, and a SIGHUP between two pieces of a line must not
+    /// put its start in the rotated file and its end in the new one.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.follow_rotation()?;
-        self.file.write_all(buf)
+        self.follow_rotation();
+        self.buf.extend_from_slice(buf);
+        if self.buf.len() >= REOPEN_BUFFER {
+            self.drain();
+        }
+        Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.drain();
+        Ok(())
+    }
+}
+
+impl Drop for Reopen {
+    fn drop(&mut self) {
+        self.drain();
     }
 }
 
@@ -512,6 +601,41 @@ mod reopen_tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A write that fails (here /dev/full: no space left) drops its lines,
+    /// counted, without failing the caller; later writes try again, and a
+    /// line a failure cut short is ended before the next one.
+    #[test]
+    fn a_failed_write_drops_and_counts_its_lines_and_writing_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let gen_ = Arc::new(AtomicU64::new(0));
+        let mut w = Reopen::open(Path::new("/dev/full"), gen_).unwrap();
+        let lost = w.lost();
+        w.write_all(b"{\"a\":1}\n{\"a\":2}\n").unwrap();
+        w.flush().unwrap();
+        assert_eq!(lost.load(Ordering::Relaxed), 2);
+        w.write_all(b"{\"a\":3}\n").unwrap();
+        w.flush().unwrap();
+        assert_eq!(
+            lost.load(Ordering::Relaxed),
+            3,
+            "each later write tries and counts"
+        );
+        // Room again, after a failure that left half a line behind.
+        let path = dir.path().join("out.json");
+        std::fs::write(&path, b"{\"a\":0}\n{\"cu").unwrap();
+        w.file = Reopen::append(&path).unwrap();
+        w.torn = true;
+        w.write_all(b"{\"a\":4}\n").unwrap();
+        w.flush().unwrap();
+        w.write_all(b"{\"a\":5}\n").unwrap();
+        drop(w);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":0}\n{\"cu\n{\"a\":4}\n{\"a\":5}\n"
+        );
+        assert_eq!(lost.load(Ordering::Relaxed), 3);
+    }
 
     #[test]
     fn reopen_follows_a_rotation_and_survives_a_failed_one() {

@@ -1199,11 +1199,12 @@ fn analyze(
             for s in sinks.iter_mut() {
                 s.alert(&al);
             }
+            // One write a line: a live output file writes whole lines.
+            let mut line = al.json.into_bytes();
+            line.push(b'\n');
             if let Some(w) = sink.as_mut()
                 && err.is_none()
-                && let Err(e) = w
-                    .write_all(al.json.as_bytes())
-                    .and_then(|_| w.write_all(b"\n"))
+                && let Err(e) = w.write_all(&line)
             {
                 tracing::error!("cannot write alerts: {e}; alerts still go to the other outputs");
                 *err = Some(e);
