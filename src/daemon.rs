@@ -85,15 +85,58 @@ fn lookup(user: &str) -> Option<(libc::uid_t, libc::gid_t)> {
     unsafe { Some(((*pw).pw_uid, (*pw).pw_gid)) }
 }
 
+/// Hand the state directory and what scanwatch made in it (the database,
+/// the syslog spools and their files) to the capture user; nothing else in
+/// it is touched.
 fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     if !p.exists() {
         return Ok(());
     }
-    std::os::unix::fs::chown(p, Some(uid), Some(gid))?;
+    let own = |q: &Path| std::os::unix::fs::chown(q, Some(uid), Some(gid));
+    own(p)?;
     if p.is_dir() {
         for e in std::fs::read_dir(p)? {
-            std::os::unix::fs::chown(e?.path(), Some(uid), Some(gid))?;
+            let e = e?;
+            if !e.file_name().to_str().is_some_and(crate::state::is_ours) {
+                continue;
+            }
+            own(&e.path())?;
+            if e.file_type()?.is_dir() {
+                for f in std::fs::read_dir(e.path())? {
+                    own(&f?.path())?;
+                }
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Only the state directory and what scanwatch made in it change hands:
+    /// a file of someone else's in it keeps its owner.
+    #[test]
+    fn chown_tree_hands_over_only_what_scanwatch_made() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to change owners");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("scanwatch.db"), b"").unwrap();
+        std::fs::create_dir(d.join("syslog-0")).unwrap();
+        std::fs::write(d.join("syslog-0/spool"), b"").unwrap();
+        std::fs::write(d.join("notes.txt"), b"").unwrap();
+        chown_tree(d, 65534, 65534).unwrap();
+        let uid = |p: &str| std::fs::metadata(d.join(p)).unwrap().uid();
+        assert_eq!(std::fs::metadata(d).unwrap().uid(), 65534);
+        for ours in ["scanwatch.db", "syslog-0", "syslog-0/spool"] {
+            assert_eq!(uid(ours), 65534, "{ours}");
+        }
+        assert_eq!(uid("notes.txt"), 0);
+    }
 }

@@ -565,6 +565,50 @@ fn untrustworthy_timestamps_are_reported() {
     }
 }
 
+/// `--state` naming a directory that holds other files and no state (a
+/// mistaken `--state .` or `/var/lib`) is refused before anything in it is
+/// changed: it used to be made 0700 and, as root, handed to the capture
+/// user.
+#[test]
+fn a_state_directory_of_other_files_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let o = scanwatch(&[
+        "replay",
+        "--state",
+        p(&other),
+        p(&real("nmap-syn-scan-evilfingers.pcap")),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds files scanwatch did not make ('notes.txt')"),
+        "{}",
+        stderr(&o)
+    );
+    let mode = std::fs::metadata(&other).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755);
+    assert!(!other.join("scanwatch.db").exists());
+    // An empty directory, or one scanwatch made, is a state directory.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for _ in 0..2 {
+        let o = scanwatch(&[
+            "-q",
+            "replay",
+            "--state",
+            p(&empty),
+            "--alerts",
+            "/dev/null",
+            p(&real("nmap-syn-scan-evilfingers.pcap")),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}
+
 /// With --state the summary counts this run's alerts (the counters are
 /// saved with the state and keep growing), and a capture older than the
 /// state's clock (the same capture replayed again) is warned about.

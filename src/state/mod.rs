@@ -74,6 +74,10 @@ pub enum StateError {
     SetAside { path: String, aside: String },
     #[error("state directory '{path}' is not a directory")]
     NotDir { path: String },
+    #[error(
+        "'{path}' holds files scanwatch did not make ('{found}'), and no state: give a new or empty directory for --state (scanwatch makes it 0700 and, when it drops privileges, hands it to the capture user)"
+    )]
+    NotState { path: String, found: String },
     #[error("no state database in '{path}' (run replay or live with --state first)")]
     Missing { path: String },
     /// A save to a database opened read-only ([`StateDb::open_read_only`]):
@@ -215,6 +219,20 @@ pub struct ScannerRow {
     pub scanning_windows: i64,
 }
 
+/// Whether scanwatch makes an entry of this name in a state directory: the
+/// database and its WAL files, databases moved aside, syslog spools.
+pub fn is_ours(name: &str) -> bool {
+    name.starts_with(DB_FILE) || name.starts_with("syslog-")
+}
+
+/// An entry of `dir` that scanwatch does not make, if any.
+fn foreign_entry(dir: &Path) -> Option<String> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok().or(Some("?".into())))
+        .find(|n| !is_ours(n))
+}
+
 /// The newest database an earlier start moved aside as damaged
 /// (`scanwatch.db.damaged-STAMP`, not its WAL files), if any.
 fn set_aside(dir: &Path) -> Option<String> {
@@ -245,6 +263,15 @@ impl StateDb {
         if !dir.exists() {
             // A typo in --state would otherwise start a fresh state unseen.
             tracing::info!("creating the state directory '{}'", dir.display());
+        } else if !dir.join(DB_FILE).exists()
+            && let Some(found) = foreign_entry(dir)
+        {
+            // `--state /var/lib` or `--state .` by mistake: the directory
+            // would be made 0700 and, as root, handed to the capture user.
+            return Err(StateError::NotState {
+                path: dir.display().to_string(),
+                found,
+            });
         }
         std::fs::create_dir_all(dir).map_err(dir_err)?;
         #[cfg(unix)]
