@@ -271,6 +271,14 @@ pub struct DetectorSection {
     /// `evidence_cap_hit` counts it and the source's next alert says
     /// `failed_targets_capped`. An item takes 24–37 bytes, measured.
     pub max_evidence_items: usize,
+    /// Forget a host of the inventory not seen alive for longer than this
+    /// (checked once a test window); 0 (the default) never does, below the
+    /// cap. A host forgotten is `never_seen` again, which the rules count as
+    /// they count `inactive`; shorter frees memory sooner (IPv6 privacy
+    /// addresses come and go daily) but loses the `inactive` label, which
+    /// alerts show and the mixture rule's "never-seen targets" reads. At
+    /// `max_hosts` the stalest hosts are forgotten whatever this says.
+    pub forget_hosts_after: Dur,
     /// Failed attempts kept as evidence in each alert.
     pub alert_sample: usize,
 }
@@ -312,6 +320,7 @@ impl Default for DetectorSection {
             max_hosts: 1_000_000,
             max_targets_per_source: 10_000,
             max_evidence_items: 2_000_000,
+            forget_hosts_after: Dur::secs(0),
             alert_sample: 10,
         }
     }
@@ -530,6 +539,12 @@ impl Config {
         if d.max_sources == 0 || d.max_targets_per_source == 0 {
             return bad(
                 "detector.max_sources and detector.max_targets_per_source must be at least 1: 0 keeps no source or target and never alerts"
+                    .into(),
+            );
+        }
+        if d.max_hosts == 0 {
+            return bad(
+                "detector.max_hosts must be at least 1: 0 keeps no host, and every target would be never_seen"
                     .into(),
             );
         }
@@ -768,6 +783,10 @@ mod tests {
             ("tracker.syn_timeout=0s", "must be longer than 0"),
             ("tracker.arp_timeout=0s", "must be longer than 0"),
             ("detector.max_sources=0", "must be at least 1"),
+            (
+                "detector.max_hosts=0",
+                "detector.max_hosts must be at least 1",
+            ),
             ("detector.max_targets_per_source=0", "must be at least 1"),
             (
                 "tracker.max_pending=18446744073709551615",

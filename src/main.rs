@@ -821,7 +821,7 @@ fn stats_line(
     let (ev_sent, ev_dropped) = syslog.events_sent_dropped();
     let syslog = &syslog.alerts;
     format!(
-        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={} scanwatch_pending_refused_total={} scanwatch_sources_refused_total={} scanwatch_sources_evicted_total={} scanwatch_target_sets_full_total={} scanwatch_evidence_cap_hits_total={} scanwatch_hosts_refused_total={} scanwatch_reorder_overflow_total={} scanwatch_alerts_lost_total={} scanwatch_events_lost_total={}",
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_hosts_forgotten_total={} scanwatch_hosts_forgotten_active_total={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={} scanwatch_pending_refused_total={} scanwatch_sources_refused_total={} scanwatch_sources_evicted_total={} scanwatch_target_sets_full_total={} scanwatch_evidence_cap_hits_total={} scanwatch_reorder_overflow_total={} scanwatch_alerts_lost_total={} scanwatch_events_lost_total={}",
         r(&l.received),
         r(&l.packets),
         r(&l.kernel_dropped),
@@ -831,6 +831,8 @@ fn stats_line(
         pending_cap,
         r(&g.evicted),
         r(&g.hosts),
+        r(&g.hosts_forgotten),
+        r(&g.hosts_forgotten_active),
         r(&g.sources),
         r(&g.events),
         r(&g.alerts),
@@ -844,7 +846,6 @@ fn stats_line(
         r(&g.caps.sources_evicted),
         r(&g.caps.target_sets_full),
         r(&g.caps.evidence_cap_hits),
-        r(&g.caps.hosts_refused),
         r(&g.caps.reorder_overflow),
         r(&lost.alerts),
         r(&lost.events),
@@ -1151,23 +1152,25 @@ fn summary_for(
             st.suppressed_dedup,
             a.inventory().len()
         );
+        let inv = a.inventory();
         if st.sources_cap_dropped
             + st.sources_evicted
             + st.targets_cap_hit
             + st.evidence_cap_hit
-            + a.inventory().hosts_cap_dropped
+            + inv.hosts_forgotten
             + st.reorder_overflow
             > 0
         {
             let _ = writeln!(
                 out,
-                "  analytics cap hits: {} one-off sources evicted, {} sources refused, {} target sets full, {} failures or contacts beyond the evidence total ({} items held), {} hosts refused, {} records analysed before their reorder delay ran out (buffer full)",
+                "  analytics cap hits: {} one-off sources evicted, {} sources refused, {} target sets full, {} failures or contacts beyond the evidence total ({} items held), {} hosts forgotten ({} of them still active), {} records analysed before their reorder delay ran out (buffer full)",
                 st.sources_evicted,
                 st.sources_cap_dropped,
                 st.targets_cap_hit,
                 st.evidence_cap_hit,
                 a.evidence_items(),
-                a.inventory().hosts_cap_dropped,
+                inv.hosts_forgotten,
+                inv.hosts_forgotten_active,
                 st.reorder_overflow
             );
         }

@@ -276,7 +276,7 @@ fn live_sensor_sees_a_real_scan_exactly() {
         "sources_evicted",
         "target_sets_full",
         "evidence_cap_hits",
-        "hosts_refused",
+        "hosts_forgotten",
         "reorder_overflow",
     ] {
         let token = format!("scanwatch_{m}_total=0");

@@ -23,6 +23,25 @@
 //! Liveness is kept to the minute ([`GRANULARITY`]): the tracker reports an
 //! address at most once per minute and kind, whatever the thread count, so
 //! the inventory is the same for any `--threads`.
+//!
+//! # Forgetting
+//! The table holds `detector.max_hosts` at most. A new live host is always
+//! admitted: when the table is full, one sweep forgets the eighth of the
+//! hosts last seen alive longest ago ([`SWEEP_SHARE`]), so the new host and
+//! the next `max_hosts / 8 - 1` get in without another sweep. A forgotten
+//! host is `never_seen` again, which the rules count exactly as `inactive`
+//! (both are dead targets), so forgetting the stalest costs the least. The
+//! sweep reads the table twice and selects on 8-byte keys (linear time):
+//! amortised over the hosts it makes room for, a few dozen sequential
+//! bucket visits a new host, never a scan per packet. What is forgotten is counted
+//! (`hosts_forgotten`), and apart those still `active` when forgotten
+//! (`hosts_forgotten_active`): a table flooded with forged liveness faster
+//! than `inactive_after` (or too small for the network). Before this, a
+//! full table refused every new host for ever, across restarts.
+//!
+//! [`Inventory::forget_idle`] forgets, below the cap too, the hosts not seen
+//! alive for longer than an age (`detector.forget_hosts_after`), once per
+//! test window.
 
 use hashbrown::HashMap;
 
@@ -32,6 +51,14 @@ pub use crate::track::Seen;
 
 /// Liveness is recorded to this granularity (ns): one minute.
 pub const GRANULARITY: i64 = 60_000_000_000;
+
+/// A full table forgets `1/SWEEP_SHARE` of its hosts, the stalest, in one
+/// sweep, which makes room for as many new ones. A sweep costs the same
+/// linear pass whatever it forgets: a smaller value sweeps less often
+/// (cheaper in all) but forgets hosts that were seen more recently. With 8,
+/// a sweep of the default table (1,000,000 hosts) took ~33 ms on the 2-vCPU
+/// development VM: ~0.26 µs a new host, half of what inserting it cost.
+pub const SWEEP_SHARE: usize = 8;
 
 /// A target's state when a failed attempt reaches it.
 #[derive(
@@ -88,6 +115,14 @@ struct Minutes {
 
 const _: () = assert!(std::mem::size_of::<(Addr, Minutes)>() == 28);
 
+/// A host last seen alive in minute `last` is active at `ts` (ns) when `ts`
+/// is at most `inactive_after` (ns) after that minute's end: the minute
+/// counts in full.
+#[inline]
+fn is_active(last: i32, ts: i64, inactive_after: i64) -> bool {
+    ts.saturating_sub(start_of(last).saturating_add(GRANULARITY)) <= inactive_after
+}
+
 /// `ts`'s minute number (see [`Minutes`]).
 #[inline]
 fn minute_of(ts: i64) -> i32 {
@@ -121,13 +156,50 @@ impl Minutes {
     }
 }
 
-/// The inventory, bounded by `max_hosts` (`hosts_cap_dropped` counts refusals).
+/// The sweep's key of a host: its last minute, then the low 32 bits of its
+/// address (the whole of an IPv4 one), so the hosts forgotten depend only on
+/// what the table holds, not on its layout: the same after a restart, for
+/// any thread count, on any machine.
+#[inline]
+fn sweep_key(a: &Addr, m: &Minutes) -> u64 {
+    let last = (i64::from(m.last) - i64::from(i32::MIN)) as u64;
+    let low = u32::from_be_bytes([a.0[12], a.0[13], a.0[14], a.0[15]]);
+    (last << 32) | u64::from(low)
+}
+
+/// The `keep` hosts of `hosts` last seen alive most recently (ties: as
+/// [`sweep_key`], then by address), and how many others were dropped.
+/// Linear time.
+pub fn most_recent(mut hosts: Vec<(Addr, Host)>, keep: usize) -> (Vec<(Addr, Host)>, usize) {
+    if hosts.len() <= keep {
+        return (hosts, 0);
+    }
+    let dropped = hosts.len() - keep;
+    let key = |(a, h): &(Addr, Host)| std::cmp::Reverse((sweep_key(a, &Minutes::of(h)), *a));
+    if keep > 0 {
+        hosts.select_nth_unstable_by_key(keep - 1, key);
+    }
+    hosts.truncate(keep);
+    (hosts, dropped)
+}
+
+/// The inventory, bounded by `max_hosts`: a full table forgets its stalest
+/// hosts (see the module's docs).
 pub struct Inventory {
     hosts: HashMap<Addr, Minutes, ahash::RandomState>,
     home_net: Vec<Cidr>,
     inactive_after: i64,
     max_hosts: usize,
-    pub hosts_cap_dropped: u64,
+    /// Hosts forgotten, by a full table's sweeps, [`Inventory::forget_idle`]
+    /// and a load into a smaller cap ([`Inventory::restore_all`]), this run.
+    pub hosts_forgotten: u64,
+    /// Those of them still `active` at the time (alive within
+    /// `inactive_after`): only a full table's sweeps forget those.
+    pub hosts_forgotten_active: u64,
+    /// Sweeps of a full table, this run.
+    sweeps: u64,
+    /// Tables emptied and refilled in place ([`Inventory::compact_if_blocked`]).
+    compactions: u64,
 }
 
 impl Inventory {
@@ -140,8 +212,21 @@ impl Inventory {
             home_net,
             inactive_after,
             max_hosts,
-            hosts_cap_dropped: 0,
+            hosts_forgotten: 0,
+            hosts_forgotten_active: 0,
+            sweeps: 0,
+            compactions: 0,
         }
+    }
+
+    /// Sweeps of a full table so far (see [`SWEEP_SHARE`]).
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps
+    }
+
+    /// Full tables emptied and refilled in place to clear their tombstones.
+    pub fn compactions(&self) -> u64 {
+        self.compactions
     }
 
     pub fn home_net(&self) -> &[Cidr] {
@@ -166,8 +251,12 @@ impl Inventory {
             return;
         }
         if self.hosts.len() >= self.max_hosts {
-            self.hosts_cap_dropped += 1;
-            return;
+            if self.max_hosts == 0 {
+                // Only a caller that did not validate its config: the config
+                // refuses 0 (every host would be `never_seen`).
+                return;
+            }
+            self.sweep(ts);
         }
         self.hosts.insert(
             a,
@@ -179,6 +268,70 @@ impl Inventory {
         );
     }
 
+    /// A full table: forget the `len / SWEEP_SHARE` hosts (at least one)
+    /// last seen alive longest ago, as [`sweep_key`] orders them (a few more
+    /// only where hosts share the low 32 bits of their address and their
+    /// last minute, at the cut). `ts` (ns): now, to tell the still active.
+    fn sweep(&mut self, ts: i64) {
+        let n = self.hosts.len();
+        let k = (n / SWEEP_SHARE).max(1);
+        self.sweeps += 1;
+        // 8 bytes a host for the moment of the sweep: 8 MB at the default
+        // cap, beside the table's ~61.
+        let mut keys: Vec<u64> = self.hosts.iter().map(|(a, m)| sweep_key(a, m)).collect();
+        let cut = *keys.select_nth_unstable(k - 1).1;
+        drop(keys);
+        let (inactive_after, mut gone, mut active) = (self.inactive_after, 0u64, 0u64);
+        self.hosts.retain(|a, m| {
+            if sweep_key(a, m) > cut {
+                return true;
+            }
+            gone += 1;
+            active += u64::from(is_active(m.last, ts, inactive_after));
+            false
+        });
+        self.hosts_forgotten += gone;
+        self.hosts_forgotten_active += active;
+        self.compact_if_blocked();
+    }
+
+    /// Erasing leaves tombstones where a probe sequence ran through full
+    /// slots, and they beget more (a tombstone counts as full); once they
+    /// eat the room between the hosts held and the cap, hashbrown would
+    /// double a table already sized for the cap (seen in
+    /// `sweeping_does_not_grow_the_table` after ~240 sweeps at the default
+    /// load). Instead, once the table has been full (so it is at its final
+    /// size), such a table is emptied in place and its hosts put back: no
+    /// tombstone left, the same allocation. Meanwhile the hosts wait in a
+    /// vector, 28 bytes each (~25 MB at the default cap, beside the table's
+    /// ~61). Rare: every few hundred sweeps at the default load.
+    fn compact_if_blocked(&mut self) {
+        if self.sweeps == 0 || self.hosts.capacity() >= self.max_hosts {
+            return;
+        }
+        self.compactions += 1;
+        let held: Vec<(Addr, Minutes)> = self.hosts.drain().collect();
+        self.hosts.extend(held);
+    }
+
+    /// Forget the hosts not seen alive for longer than `age` (ns) at `now`
+    /// (ns), as `inactive_after` measures it: their last minute counts in
+    /// full. `age <= 0` forgets nothing. Returns how many. One pass over the
+    /// table: meant for once a test window (`detector.forget_hosts_after`).
+    pub fn forget_idle(&mut self, now: i64, age: i64) -> usize {
+        if age <= 0 {
+            return 0;
+        }
+        let before = self.hosts.len();
+        self.hosts.retain(|_, m| is_active(m.last, now, age));
+        let gone = before - self.hosts.len();
+        self.hosts_forgotten += gone as u64;
+        if gone > 0 {
+            self.compact_if_blocked();
+        }
+        gone
+    }
+
     /// The state of target `a` at `ts`.
     pub fn state(&self, a: &Addr, ts: i64) -> TargetState {
         if !self.in_home_net(a) {
@@ -186,13 +339,7 @@ impl Inventory {
         }
         match self.hosts.get(a) {
             None => TargetState::NeverSeen,
-            // The minute it was last seen counts in full.
-            Some(h)
-                if ts.saturating_sub(start_of(h.last).saturating_add(GRANULARITY))
-                    <= self.inactive_after =>
-            {
-                TargetState::Active
-            }
+            Some(h) if is_active(h.last, ts, self.inactive_after) => TargetState::Active,
             Some(_) => TargetState::Inactive,
         }
     }
@@ -216,9 +363,24 @@ impl Inventory {
         v
     }
 
-    /// Restore a host (from the state database).
+    /// Restore a host (from the state database). Beyond the cap only for
+    /// tests: a load restores with [`Inventory::restore_all`].
     pub fn restore(&mut self, a: Addr, h: Host) {
         self.hosts.insert(a, Minutes::of(&h));
+    }
+
+    /// Restore the hosts of a state, within `max_hosts`: those last seen
+    /// alive most recently are kept (see [`most_recent`]); the rest are
+    /// forgotten and counted in `hosts_forgotten`. Returns how many were.
+    pub fn restore_all(&mut self, hosts: Vec<(Addr, Host)>) -> usize {
+        let room = self.max_hosts.saturating_sub(self.hosts.len());
+        let (keep, dropped) = most_recent(hosts, room);
+        self.hosts.reserve(keep.len());
+        for (a, h) in keep {
+            self.restore(a, h);
+        }
+        self.hosts_forgotten += dropped as u64;
+        dropped
     }
 
     /// Bytes the host table has allocated.
@@ -345,13 +507,184 @@ mod tests {
         );
     }
 
+    fn v6(n: u32) -> Addr {
+        let mut b = [0u8; 16];
+        b[0] = 0xfd;
+        b[12..].copy_from_slice(&n.to_be_bytes());
+        Addr(b)
+    }
+
+    fn v6_inv(max_hosts: usize) -> Inventory {
+        Inventory::new(
+            vec!["10.0.0.0/8".parse().unwrap(), "fc00::/7".parse().unwrap()],
+            24 * H,
+            max_hosts,
+        )
+    }
+
+    /// Before: a full table refused every new host (`hosts_cap_dropped`).
     #[test]
-    fn cap_refuses_and_counts() {
-        let mut i = inv();
-        for x in 1..=5 {
-            i.alive(Addr::v4([10, 0, 0, x]), 0, Seen::Data);
+    fn a_full_inventory_admits_a_new_host_and_forgets_the_stalest() {
+        let mut i = Inventory::new(vec!["10.0.0.0/8".parse().unwrap()], 24 * H, 8);
+        for x in 1..=8u8 {
+            i.alive(Addr::v4([10, 0, 0, x]), i64::from(x) * H, Seen::Data);
         }
-        assert_eq!(i.len(), 3);
-        assert_eq!(i.hosts_cap_dropped, 2);
+        // Host 1 is seen again: host 2 is now the stalest.
+        i.alive(Addr::v4([10, 0, 0, 1]), 20 * H, Seen::Data);
+        let new = Addr::v4([10, 0, 0, 9]);
+        i.alive(new, 21 * H, Seen::Fin);
+        assert_eq!(i.len(), 8);
+        assert_eq!(i.state(&new, 21 * H), TargetState::Active);
+        assert_eq!(
+            i.state(&Addr::v4([10, 0, 0, 2]), 21 * H),
+            TargetState::NeverSeen
+        );
+        for x in [1, 3, 4, 5, 6, 7, 8] {
+            assert!(i.get(&Addr::v4([10, 0, 0, x])).is_some(), "10.0.0.{x}");
+        }
+        // 10.0.0.2, last seen 19 h before: still active when forgotten.
+        assert_eq!((i.hosts_forgotten, i.hosts_forgotten_active), (1, 1));
+        assert_eq!(i.sweeps(), 1);
+    }
+
+    /// The audit's reproduction, scaled down: spoofed IPv6 FIN+ACKs fill the
+    /// table; 60 days later a genuinely new host is admitted and active.
+    #[test]
+    fn a_new_host_gets_in_after_a_flood_filled_the_table() {
+        let mut i = v6_inv(1000);
+        let mut n = 0;
+        while n < 1100 || i.len() < 1000 {
+            i.alive(v6(n), 0, Seen::Fin);
+            n += 1;
+        }
+        let flood = i.hosts_forgotten;
+        assert_eq!(flood, u64::from(n) - 1000);
+        assert!(flood >= 100, "{flood}");
+        // All in the same minute: all active when forgotten.
+        assert_eq!(i.hosts_forgotten_active, flood);
+        let day60 = 60 * 24 * H;
+        let new = Addr::v4([10, 50, 0, 0]);
+        assert_eq!(i.state(&new, day60), TargetState::NeverSeen);
+        i.alive(new, day60, Seen::Fin);
+        assert_eq!(i.state(&new, day60 + H), TargetState::Active);
+        assert!(i.len() <= 1000);
+        // The flood's hosts forgotten now were inactive.
+        assert!(i.hosts_forgotten > flood);
+        assert_eq!(i.hosts_forgotten_active, flood);
+    }
+
+    /// A full table sweeps once for every eighth of the cap admitted, not
+    /// once a host: the work is amortised.
+    #[test]
+    fn sweeps_are_few_and_the_table_stays_within_the_cap() {
+        let cap = 1024;
+        let mut i = v6_inv(cap);
+        let inserts = 100 * cap as u32;
+        for n in 0..inserts {
+            i.alive(v6(n), i64::from(n) * GRANULARITY, Seen::Fin);
+            assert!(i.len() <= cap);
+        }
+        let beyond = u64::from(inserts) - cap as u64;
+        let per_sweep = (cap / SWEEP_SHARE) as u64;
+        assert!(
+            i.sweeps() <= beyond.div_ceil(per_sweep),
+            "{} sweeps for {beyond} hosts beyond the cap",
+            i.sweeps()
+        );
+        assert!(i.sweeps() >= beyond / per_sweep);
+        assert_eq!(i.hosts_forgotten, u64::from(inserts) - i.len() as u64);
+        // The newest are those kept.
+        let oldest_kept = i.sorted().iter().map(|(_, h)| h.last_alive).min().unwrap();
+        assert!(oldest_kept >= i64::from(inserts - cap as u32) * GRANULARITY);
+    }
+
+    /// Sweeping does not grow the table: at the default cap's load (1,000,000
+    /// hosts in 2^21 buckets, 48%), erasing leaves no tombstones that would
+    /// make hashbrown double it.
+    #[test]
+    fn sweeping_does_not_grow_the_table() {
+        let cap = 1_000_000 / 16;
+        let mut i = v6_inv(cap);
+        let mut n = 0u32;
+        while i.len() < cap {
+            i.alive(v6(n), i64::from(n) * GRANULARITY, Seen::Fin);
+            n += 1;
+        }
+        let full = i.allocation_size();
+        for _ in 0..30 * cap {
+            i.alive(v6(n), i64::from(n) * GRANULARITY, Seen::Fin);
+            n += 1;
+        }
+        assert!(i.sweeps() > 200);
+        assert_eq!(i.allocation_size(), full);
+        // Tombstones were cleared, rarely.
+        assert!(
+            (1..=i.sweeps() / 20).contains(&i.compactions()),
+            "{} compactions in {} sweeps",
+            i.compactions(),
+            i.sweeps()
+        );
+    }
+
+    /// Which hosts a sweep forgets depends on what the table holds, not on
+    /// the order they came in (a restart rebuilds the table by address).
+    #[test]
+    fn a_sweep_forgets_the_same_hosts_whatever_the_order() {
+        let (mut a, mut b) = (v6_inv(64), v6_inv(64));
+        // Four hosts a minute: ties at the cut.
+        let host = |n: u32| (v6(n * 7919), i64::from(n / 4) * GRANULARITY);
+        for n in 0..64 {
+            let (x, t) = host(n);
+            a.alive(x, t, Seen::Data);
+            let (y, u) = host(63 - n);
+            b.alive(y, u, Seen::Data);
+        }
+        let late = 100 * GRANULARITY;
+        a.alive(v6(1 << 30), late, Seen::Data);
+        b.alive(v6(1 << 30), late, Seen::Data);
+        assert_eq!(a.sorted(), b.sorted());
+        assert_eq!(a.len(), 64 - 8 + 1);
+    }
+
+    #[test]
+    fn forget_idle_forgets_the_hosts_not_seen_for_longer() {
+        let mut i = inv();
+        let (old, recent) = (Addr::v4([10, 0, 0, 1]), Addr::v4([10, 0, 0, 2]));
+        i.alive(old, 0, Seen::Data);
+        i.alive(recent, 50 * H, Seen::Data);
+        assert_eq!(i.forget_idle(60 * H, 0), 0, "0 forgets nothing");
+        // Exactly 48 h after the end of its minute: kept.
+        assert_eq!(i.forget_idle(48 * H + GRANULARITY, 48 * H), 0);
+        assert_eq!(i.forget_idle(48 * H + GRANULARITY + 1, 48 * H), 1);
+        assert_eq!(i.state(&old, 60 * H), TargetState::NeverSeen);
+        assert_eq!(i.state(&recent, 60 * H), TargetState::Active);
+        assert_eq!((i.hosts_forgotten, i.hosts_forgotten_active), (1, 0));
+    }
+
+    #[test]
+    fn restore_all_keeps_the_most_recently_seen_within_the_cap() {
+        let mut i = inv();
+        let host = |m: i64| Host {
+            first_alive: 0,
+            last_alive: m * GRANULARITY,
+            seen: 1,
+        };
+        let saved: Vec<(Addr, Host)> = (1..=10u8)
+            .map(|x| (Addr::v4([10, 0, 0, x]), host(i64::from(x % 5))))
+            .collect();
+        // Last minutes 1,2,3,4,0,1,2,3,4,0: keep the two 4s and a 3, the
+        // 3 of the higher address.
+        assert_eq!(i.restore_all(saved), 7);
+        let kept: Vec<Addr> = i.sorted().into_iter().map(|(a, _)| a).collect();
+        assert_eq!(
+            kept,
+            vec![
+                Addr::v4([10, 0, 0, 4]),
+                Addr::v4([10, 0, 0, 8]),
+                Addr::v4([10, 0, 0, 9])
+            ]
+        );
+        assert_eq!(i.hosts_forgotten, 7);
+        assert_eq!(most_recent(Vec::new(), 0), (Vec::new(), 0));
     }
 }

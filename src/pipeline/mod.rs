@@ -424,6 +424,10 @@ pub struct Gauges {
     /// Hosts in the inventory, sources with state.
     pub hosts: AtomicU64,
     pub sources: AtomicU64,
+    /// Hosts the inventory forgot this run, and those of them still active
+    /// (`Inventory::hosts_forgotten`, `hosts_forgotten_active`).
+    pub hosts_forgotten: AtomicU64,
+    pub hosts_forgotten_active: AtomicU64,
     /// Attempts decided early because the pending table was full.
     pub evicted: AtomicU64,
     /// Records analysed more than a test period older than the detector's
@@ -445,12 +449,11 @@ pub struct AnalyticsCaps {
     pub sources_evicted: AtomicU64,
     pub target_sets_full: AtomicU64,
     pub evidence_cap_hits: AtomicU64,
-    pub hosts_refused: AtomicU64,
     pub reorder_overflow: AtomicU64,
 }
 
 impl AnalyticsCaps {
-    fn store(&self, a: &Analytics, at_start: &crate::analyze::AnalyticsStats, hosts_at_start: u64) {
+    fn store(&self, a: &Analytics, at_start: &crate::analyze::AnalyticsStats) {
         let st = a.stats.since(at_start);
         let o = Ordering::Relaxed;
         self.sources_refused.store(st.sources_cap_dropped, o);
@@ -458,9 +461,6 @@ impl AnalyticsCaps {
         self.target_sets_full.store(st.targets_cap_hit, o);
         self.evidence_cap_hits.store(st.evidence_cap_hit, o);
         self.reorder_overflow.store(st.reorder_overflow, o);
-        let hosts = a.inventory().hosts_cap_dropped;
-        self.hosts_refused
-            .store(hosts.saturating_sub(hosts_at_start), o);
     }
 }
 
@@ -1184,7 +1184,6 @@ fn analyze(
     // Saved with the state: this run's count is what it adds.
     let behind_at_start = a.analytics.stats.behind_clock;
     let stats_at_start = a.analytics.stats.clone();
-    let hosts_refused_at_start = a.analytics.inventory().hosts_cap_dropped;
     let mut schedule = a
         .checkpoint
         .as_ref()
@@ -1227,15 +1226,20 @@ fn analyze(
         if records.capacity() <= POOLED_CAPACITY {
             let _ = pool.try_send(records);
         }
+        let inv = a.analytics.inventory();
+        gauges.hosts.store(inv.len() as u64, Ordering::Relaxed);
         gauges
-            .hosts
-            .store(a.analytics.inventory().len() as u64, Ordering::Relaxed);
+            .hosts_forgotten
+            .store(inv.hosts_forgotten, Ordering::Relaxed);
+        gauges
+            .hosts_forgotten_active
+            .store(inv.hosts_forgotten_active, Ordering::Relaxed);
         gauges
             .sources
             .store(a.analytics.sources_len() as u64, Ordering::Relaxed);
         gauges
             .caps
-            .store(&a.analytics, &stats_at_start, hosts_refused_at_start);
+            .store(&a.analytics, &stats_at_start);
         let behind = a.analytics.stats.behind_clock - behind_at_start;
         // Said when it starts, not only at exit: a live sensor whose clock
         // was set back would run for weeks with its windows, dedup and

@@ -545,7 +545,10 @@ impl StateDb {
         }
     }
 
-    /// Build the analytics from what was saved (or fresh, for a new database).
+    /// Build the analytics from what was saved (or fresh, for a new database),
+    /// within the caps of `cfg`: a state saved with larger ones is cut down
+    /// to them (see [`crate::inventory::most_recent`] and
+    /// `keep_sources_within_cap`), with one warning.
     pub fn load(&self, cfg: DetectorSection) -> Result<Analytics, StateError> {
         let mut a = Analytics::new(cfg);
         if let Some(v) = self.meta("first_ts")? {
@@ -567,9 +570,9 @@ impl StateDb {
             a.stats =
                 serde_json::from_str::<AnalyticsStats>(&v).map_err(|e| self.damaged("stats", e))?;
         }
-        for (addr, host) in self.hosts(None)? {
-            a.inv.restore(addr, host);
-        }
+        let hosts = self.hosts(None)?;
+        let saved_hosts = hosts.len();
+        let hosts_dropped = a.inv.restore_all(hosts);
         let mut st = self
             .conn
             .prepare("SELECT addr, state FROM sources")
@@ -583,6 +586,28 @@ impl StateDb {
             let s = serde_json::from_str(&state)
                 .map_err(|e| self.damaged(&format!("source {addr}"), e))?;
             a.sources.insert(key, s);
+        }
+        let saved_sources = a.sources.len();
+        let sources_dropped = keep_sources_within_cap(&mut a);
+        if hosts_dropped + sources_dropped > 0 {
+            let mut what = Vec::new();
+            if hosts_dropped > 0 {
+                what.push(format!(
+                    "{saved_hosts} hosts, more than detector.max_hosts ({}): kept those seen alive most recently, {hosts_dropped} forgotten (counted in hosts_forgotten)",
+                    a.cfg.max_hosts
+                ));
+            }
+            if sources_dropped > 0 {
+                what.push(format!(
+                    "{saved_sources} sources, more than detector.max_sources ({}): kept learned scanners, then those alerted, then those with the most history and evidence, {sources_dropped} forgotten",
+                    a.cfg.max_sources
+                ));
+            }
+            tracing::warn!(
+                "state database '{}' holds {}",
+                self.path.display(),
+                what.join("; and ")
+            );
         }
         a.recount_evidence();
         Ok(a)
@@ -810,6 +835,47 @@ impl StateDb {
         let p = |v: Option<String>| v.and_then(|s| s.parse().ok());
         Ok((p(self.meta("first_ts")?), p(self.meta("clock")?)))
     }
+}
+
+/// Keep at most `detector.max_sources` of the sources just loaded (a state
+/// saved with a larger cap): those with the most to lose, in this order:
+/// learned sanctioned scanners (forgotten, one would be alerted on again
+/// until relearned, days later), sources with an alert (forgotten, the
+/// dedup and `previous_alert` go, and a scan going on is alerted again),
+/// the most windows of history (their own baseline), the most evidence in
+/// the current window, the latest activity; last, by address, so the choice
+/// depends only on the state. Linear time; the sources forgotten and the
+/// table that held them are freed. Returns how many were forgotten.
+fn keep_sources_within_cap(a: &mut Analytics) -> usize {
+    use std::cmp::Reverse;
+    let cap = a.cfg.max_sources;
+    if a.sources.len() <= cap {
+        return 0;
+    }
+    let mut ranked: Vec<_> = a
+        .sources
+        .iter()
+        .map(|(addr, s)| {
+            let rank = (
+                s.learned,
+                s.last_alert.is_some(),
+                s.history.len(),
+                s.attempts_all.saturating_add(s.trw_succ),
+                s.last_ts,
+            );
+            (Reverse((rank, *addr)), *addr)
+        })
+        .collect();
+    let dropped = ranked.len() - cap;
+    if cap > 0 {
+        ranked.select_nth_unstable(cap - 1);
+    }
+    let mut all = std::mem::take(&mut a.sources);
+    for (_, addr) in &ranked[..cap] {
+        let s = all.remove(addr).expect("ranked from the table");
+        a.sources.insert(*addr, s);
+    }
+    dropped
 }
 
 /// `path` for an SQLite URI: '%', '?' and '#' escaped (the rest passes).

@@ -366,3 +366,121 @@ fn replay_checkpoints_follow_event_time() {
     assert_eq!(first, vec![3600, 7200, 10800, 14400]);
     assert_eq!(run(), first);
 }
+
+fn cfg_with(caps: &[&str]) -> DetectorSection {
+    let mut sets = vec![
+        "detector.activation_period=1d".to_string(),
+        "detector.training_period=3d".to_string(),
+    ];
+    sets.extend(caps.iter().map(|s| s.to_string()));
+    Config::from_toml("t", "", &sets).unwrap().detector
+}
+
+/// A restart with lower caps than the state was saved with keeps, of the
+/// hosts, those seen alive most recently, and of the sources those with the
+/// most to lose. Before, `load` restored everything, whatever the caps.
+#[test]
+fn a_restart_with_lower_caps_keeps_the_right_hosts_and_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = StateDb::open(dir.path()).unwrap();
+    let mut a = db.load(cfg()).unwrap();
+    for x in 1..=10u8 {
+        a.inv.restore(
+            Addr::v4([10, 1, 0, x]),
+            Host {
+                first_alive: 0,
+                last_alive: i64::from(x) * crate::inventory::GRANULARITY,
+                seen: Seen::SynAck as u8,
+            },
+        );
+    }
+    // One source with one failure, the template of the others.
+    let mut n = 0;
+    a.process(&day(0, &mut n)[20..]);
+    assert_eq!(a.sources_len(), 1);
+    db.save(&a).unwrap();
+    let template: serde_json::Value = serde_json::from_str(
+        &db.conn
+            .query_row("SELECT state FROM sources", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+    )
+    .unwrap();
+    let win = |w: i64| serde_json::json!({"win": w, "failed_targets": 3, "never_hosts": 1, "scanning": false});
+    let variants: Vec<([u8; 4], serde_json::Value)> = vec![
+        ([10, 0, 4, 1], serde_json::json!({"learned": true})),
+        (
+            [10, 0, 4, 2],
+            serde_json::json!({"last_alert": {"ts": 0, "at": 0, "subnets": [], "ports": []}}),
+        ),
+        (
+            [10, 0, 4, 3],
+            serde_json::json!({"history": [win(-2), win(-1)]}),
+        ),
+        ([10, 0, 4, 4], serde_json::json!({"history": [win(-1)]})),
+        ([10, 0, 4, 5], serde_json::json!({"attempts_all": 50})),
+    ];
+    let mut rows = variants;
+    for x in 1..=20u8 {
+        rows.push(([10, 0, 3, x], serde_json::json!({})));
+    }
+    db.conn.execute("DELETE FROM sources", []).unwrap();
+    for (addr, change) in &rows {
+        let mut s = template.clone();
+        for (k, v) in change.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        db.conn
+            .execute(
+                "INSERT INTO sources (addr, state) VALUES (?1, ?2)",
+                params![Addr::v4(*addr).to_string(), s.to_string()],
+            )
+            .unwrap();
+    }
+    drop(db);
+
+    let db = StateDb::open(dir.path()).unwrap();
+    // The caps it was saved with: everything comes back.
+    let all = db.load(cfg()).unwrap();
+    assert_eq!((all.inventory().len(), all.sources_len()), (10, 25));
+    assert_eq!(all.inventory().hosts_forgotten, 0);
+
+    let mut a = db
+        .load(cfg_with(&[
+            "detector.max_hosts=3",
+            "detector.max_sources=4",
+        ]))
+        .unwrap();
+    let hosts: Vec<Addr> = a.inventory().sorted().into_iter().map(|h| h.0).collect();
+    assert_eq!(
+        hosts,
+        [8, 9, 10].map(|x| Addr::v4([10, 1, 0, x])),
+        "the hosts seen alive most recently"
+    );
+    assert_eq!(a.inventory().hosts_forgotten, 7);
+    let mut sources: Vec<Addr> = a.sources.iter().map(|(k, _)| *k).collect();
+    sources.sort();
+    assert_eq!(
+        sources,
+        [1, 2, 3, 4].map(|x| Addr::v4([10, 0, 4, x])),
+        "learned, alerted, then the most history"
+    );
+    assert_eq!(a.learned_scanners().len(), 1);
+    // The evidence total is that of the sources kept.
+    let items: usize = a.sources.values().map(|s| s.items()).sum();
+    assert_eq!(a.evidence_items(), items);
+    // One more: the busiest current window.
+    let b = db.load(cfg_with(&["detector.max_sources=5"])).unwrap();
+    assert!(b.sources.contains_key(&Addr::v4([10, 0, 4, 5])));
+    assert_eq!(b.sources_len(), 5);
+
+    // Saved again, the state holds what was kept; the sensor goes on.
+    let mut db = db;
+    a.process(&day(1, &mut n));
+    db.save(&a).unwrap();
+    assert_eq!(db.hosts(None).unwrap().len(), 3);
+    let kept: i64 = db
+        .conn
+        .query_row("SELECT count(*) FROM sources", [], |r| r.get(0))
+        .unwrap();
+    assert!(kept <= 4, "{kept}");
+}
