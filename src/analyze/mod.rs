@@ -947,6 +947,8 @@ impl Analytics {
             .ns()
             .max(self.cfg.dedup_period.ns().saturating_mul(7));
         let clock = self.clock;
+        self.inv
+            .forget_idle(clock, self.cfg.forget_hosts_after.ns());
         let mut forget = Vec::new();
         let (cfg, decide) = (&self.cfg, self.trw_decide);
         for (addr, s) in self.sources.iter_mut() {

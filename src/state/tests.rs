@@ -484,3 +484,35 @@ fn a_restart_with_lower_caps_keeps_the_right_hosts_and_sources() {
         .unwrap();
     assert!(kept <= 4, "{kept}");
 }
+
+/// `detector.forget_hosts_after`: at each window close, hosts not seen
+/// alive for longer are forgotten (0, the default, forgets none).
+#[test]
+fn hosts_idle_longer_than_forget_hosts_after_are_forgotten_at_window_close() {
+    let alive = |addr: [u8; 4], ts: i64, at: i64| {
+        Record::Alive(Alive {
+            addr: Addr::v4(addr),
+            ts,
+            how: Seen::SynAck,
+            order: Order {
+                block: 0,
+                phase: 1,
+                at,
+            },
+        })
+    };
+    for (set, kept) in [("0s", 21), ("2d", 1)] {
+        let mut a = Analytics::new(cfg_with(&[&format!("detector.forget_hosts_after={set}")]));
+        let mut n = 0;
+        a.process(&day(0, &mut n)[..20]);
+        for d in 1..=4 {
+            a.process(&[alive([10, 2, 0, 1], d * D + H, d)]);
+            if d == 2 {
+                assert_eq!(a.inventory().len(), 21, "{set}: idle for 2 days, not more");
+            }
+        }
+        assert_eq!(a.inventory().len(), kept, "{set}");
+        assert_eq!(a.inventory().hosts_forgotten, 21 - kept as u64);
+        assert_eq!(a.inventory().hosts_forgotten_active, 0);
+    }
+}
