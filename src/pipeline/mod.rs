@@ -1237,9 +1237,7 @@ fn analyze(
         gauges
             .sources
             .store(a.analytics.sources_len() as u64, Ordering::Relaxed);
-        gauges
-            .caps
-            .store(&a.analytics, &stats_at_start);
+        gauges.caps.store(&a.analytics, &stats_at_start);
         let behind = a.analytics.stats.behind_clock - behind_at_start;
         // Said when it starts, not only at exit: a live sensor whose clock
         // was set back would run for weeks with its windows, dedup and
