@@ -2,7 +2,8 @@
 //! without either.
 //!
 //! Keys are snake_case; durations are strings with their unit (`"40s"`,
-//! `"14d"`, `"24h"`, humantime syntax); an unknown key is an error that names
+//! `"14d"`, `"24h"`, humantime syntax); sizes are bytes or strings with
+//! their unit (`"256MiB"`, [`Size`]); an unknown key is an error that names
 //! its line. `scanwatch check-config` prints the effective settings.
 //!
 //! ```toml
@@ -73,6 +74,91 @@ impl<'de> Deserialize<'de> for Dur {
 }
 
 impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// A size in bytes, written as a number of bytes (`268435456`) or with its
+/// unit (`"256MiB"`, `"1GiB"`, `"500MB"`; `B`, `kB`/`KB`, `MB`, `GB`, `TB` are
+/// powers of 1000, `KiB`, `MiB`, `GiB`, `TiB` of 1024; the unit's case does
+/// not matter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub const KIB: u64 = 1 << 10;
+    pub const MIB: u64 = 1 << 20;
+    pub const GIB: u64 = 1 << 30;
+}
+
+impl FromStr for Size {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Size, String> {
+        let s = text.trim();
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '_')
+            .unwrap_or(s.len());
+        let (num, unit) = (s[..split].replace('_', ""), s[split..].trim());
+        let bad =
+            || format!("'{text}' is not a size like \"256MiB\", \"1GB\" or a number of bytes");
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
+            "kib" => Size::KIB,
+            "mib" => Size::MIB,
+            "gib" => Size::GIB,
+            "tib" => Size::GIB << 10,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult)
+            .map(Size)
+            .ok_or_else(|| format!("'{text}' is out of range (at most {} bytes)", u64::MAX))
+    }
+}
+
+impl fmt::Display for Size {
+    /// In the largest binary unit that divides it (`"256MiB"`), else bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (unit, m) in [("GiB", Size::GIB), ("MiB", Size::MIB), ("KiB", Size::KIB)] {
+            if n >= m && n.is_multiple_of(m) {
+                return write!(f, "{}{unit}", n / m);
+            }
+        }
+        write!(f, "{n}B")
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size: a number of bytes, or a string like \"256MiB\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom(format!("a size cannot be negative ({v})")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Size {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_string())
     }

@@ -821,7 +821,7 @@ fn stats_line(
     let (ev_sent, ev_dropped) = syslog.events_sent_dropped();
     let syslog = &syslog.alerts;
     format!(
-        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_hosts_forgotten_total={} scanwatch_hosts_forgotten_active_total={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={} scanwatch_pending_refused_total={} scanwatch_sources_refused_total={} scanwatch_sources_evicted_total={} scanwatch_target_sets_full_total={} scanwatch_evidence_cap_hits_total={} scanwatch_reorder_overflow_total={} scanwatch_alerts_lost_total={} scanwatch_events_lost_total={}",
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_hosts_forgotten_total={} scanwatch_hosts_forgotten_active_total={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_spool_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={} scanwatch_pending_refused_total={} scanwatch_sources_refused_total={} scanwatch_sources_evicted_total={} scanwatch_target_sets_full_total={} scanwatch_evidence_cap_hits_total={} scanwatch_reorder_overflow_total={} scanwatch_alerts_lost_total={} scanwatch_events_lost_total={}",
         r(&l.received),
         r(&l.packets),
         r(&l.kernel_dropped),
@@ -839,6 +839,7 @@ fn stats_line(
         syslog.iter().map(|s| r(&s.sent)).sum::<u64>(),
         syslog.iter().map(|s| r(&s.backlog)).sum::<u64>(),
         syslog.iter().map(|s| r(&s.dropped)).sum::<u64>(),
+        syslog.iter().map(|s| r(&s.spool_dropped)).sum::<u64>(),
         r(&g.behind_clock),
         r(&health.errors),
         r(&g.pending_refused),
@@ -860,15 +861,21 @@ struct SyslogCounters {
 }
 
 impl SyslogCounters {
-    fn sum(v: &[Arc<scanwatch::output::syslog::SyslogStats>]) -> (u64, u64, u64) {
-        v.iter().fold((0, 0, 0), |(s, b, d), x| {
+    /// Sent, backlog, dropped and (of those) dropped for a full spool.
+    fn sum(v: &[Arc<scanwatch::output::syslog::SyslogStats>]) -> (u64, u64, u64, u64) {
+        v.iter().fold((0, 0, 0, 0), |(s, b, d, f), x| {
             let x = x.snapshot();
-            (s + x.sent, b + x.backlog, d + x.dropped)
+            (
+                s + x.sent,
+                b + x.backlog,
+                d + x.dropped,
+                f + x.spool_dropped,
+            )
         })
     }
 
     fn events_sent_dropped(&self) -> (u64, u64) {
-        let (s, _, d) = Self::sum(&self.events);
+        let (s, _, d, _) = Self::sum(&self.events);
         (s, d)
     }
 
@@ -877,8 +884,11 @@ impl SyslogCounters {
         if self.alerts.is_empty() {
             return None;
         }
-        let (s, b, d) = Self::sum(&self.alerts);
+        let (s, b, d, f) = Self::sum(&self.alerts);
         let mut l = format!("syslog: alerts {s} sent, {b} spooled for later, {d} dropped");
+        if f > 0 {
+            l.push_str(&format!(" ({f} of them: the spool was full)"));
+        }
         if !self.events.is_empty() {
             let (s, d) = self.events_sent_dropped();
             l.push_str(&format!("; events {s} sent, {d} dropped"));
@@ -888,12 +898,16 @@ impl SyslogCounters {
 
     /// What syslog lost, if anything.
     fn losses(&self) -> Option<String> {
-        let (_, _, d) = Self::sum(&self.alerts);
+        let (_, _, d, f) = Self::sum(&self.alerts);
         let (_, e) = self.events_sent_dropped();
         let alerts = (d > 0).then(|| {
-            format!(
-                "{d} alert(s) dropped (too long even without samples, or the server could not take them and there is no spool without --state)"
-            )
+            const OTHER: &str = "too long even without samples, or the server could not take them and there is no spool without --state";
+            const FULL: &str = "the spool was full: output.syslog.spool_max, per destination";
+            match f {
+                0 => format!("{d} alert(s) dropped ({OTHER})"),
+                f if f == d => format!("{d} alert(s) dropped ({FULL})"),
+                f => format!("{d} alert(s) dropped ({f}: {FULL}; the others: {OTHER})"),
+            }
         });
         let events = (e > 0).then(|| {
             format!(

@@ -1024,3 +1024,87 @@ fn events_go_to_syslog_when_asked() {
     assert_eq!(lines.len(), want.len() + 2);
     assert_eq!(lines.last().unwrap().msgid, "alert");
 }
+
+/// A backlog follows its destination: spooled for a unix socket and a TCP
+/// port while rsyslogd is down, it goes to the same ones when the
+/// `--syslog` flags come in the other order (spool directories are named
+/// after the address, not numbered). A spool of a destination no longer
+/// configured is warned about at start, with its size, and left alone.
+#[test]
+fn a_backlog_follows_its_destination() {
+    let mut rs = Rsyslog::new();
+    let state = tempfile::tempdir().unwrap();
+    let unix = format!("unix:{}", rs.sock.display());
+    let tcp = format!("tcp:127.0.0.1:{}", rs.tcp_port);
+    // A third destination that never answers: its backlog will be left.
+    let gone = format!("unix:{}", state.path().join("gone.sock").display());
+    let settings = cfg(SyslogAddr::default());
+    let sinks = |addrs: &[&String]| {
+        let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        scanwatch::output::syslog_sinks(Some(&settings), &addrs, Some(state.path())).unwrap()
+    };
+    // rsyslogd is down: unix gets 0..5, TCP 100..105, the third 200..203.
+    let first = sinks(&[&unix, &tcp, &gone]);
+    for (sink, seqs) in first.iter().zip([0..5, 100..105, 200..203]) {
+        for seq in seqs {
+            assert_ne!(send(sink, seq), Outcome::Dropped);
+        }
+    }
+    for (sink, n) in first.into_iter().zip([5, 5, 3]) {
+        let s = sink.close();
+        assert_eq!((s.sent, s.backlog, s.dropped), (0, n, 0));
+    }
+    // Up again, the flags the other way round, the third one gone.
+    rs.start();
+    let second = sinks(&[&tcp, &unix]);
+    let uxs = rs.wait_lines("imuxsock", 5);
+    let tcps = rs.wait_lines("imtcp", 5);
+    assert_eq!(seqs(&uxs), (0..5).collect::<Vec<_>>());
+    assert_eq!(seqs(&tcps), (100..105).collect::<Vec<_>>());
+    for sink in second {
+        let s = sink.close();
+        assert_eq!((s.sent, s.backlog, s.dropped), (5, 0, 0));
+    }
+
+    // A start with only TCP warns about the third one's 3 messages (and
+    // not about the unix socket's spool, which is empty), and keeps them.
+    let gone_dir = state.path().join(scanwatch::output::syslog::spool_dir_name(
+        &gone.parse().unwrap(),
+    ));
+    let gone_spool = fs::read_to_string(gone_dir.join("syslog.spool")).unwrap();
+    assert_eq!(gone_spool.lines().count(), 3);
+    let o = Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+        .args([
+            "-q",
+            "replay",
+            "--alerts",
+            "/dev/null",
+            "--syslog",
+            &tcp,
+            "--state",
+        ])
+        .arg(state.path())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/golden.pcap"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let warned: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("syslog spool '"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(
+        warned[0].contains(&gone_dir.display().to_string())
+            && warned[0].contains(&format!("holds {} bytes", gone_spool.len()))
+            && warned[0].contains(&format!(
+                "messages for {gone}, which is not a destination now"
+            ))
+            && warned[0].contains("kept, not sent"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(gone_dir.join("syslog.spool")).unwrap(),
+        gone_spool
+    );
+}

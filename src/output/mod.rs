@@ -398,21 +398,99 @@ impl Drop for Reopen {
 }
 
 /// One syslog sink per destination: `addrs` (the `--syslog` flags), or the
-/// `[output.syslog]` address when none is given. Each spools in its own
-/// directory under `state` (no spool, and counted drops, without `--state`).
+/// `[output.syslog]` address when none is given. Each spools in a directory
+/// of its own under `state`, named after its address
+/// ([`syslog::spool_dir_name`]), so that a backlog follows its destination
+/// whatever the order of the flags (no spool, and counted drops, without
+/// `--state`). Spool directories there that no destination uses and that
+/// still hold messages are warned about, and left alone.
 pub fn syslog_sinks(
     settings: Option<&syslog::SyslogConfig>,
     addrs: &[String],
     state: Option<&Path>,
 ) -> Result<Vec<syslog::SyslogSink>, syslog::SyslogError> {
-    syslog_targets(settings, addrs)?
+    let targets = syslog_targets(settings, addrs)?;
+    if targets.len() < addrs.len() {
+        tracing::warn!("--syslog: an address given more than once is sent to once");
+    }
+    let names: Vec<String> = targets
         .iter()
-        .enumerate()
-        .map(|(i, cfg)| {
-            let spool = state.map(|d| d.join(format!("syslog-{i}")));
+        .map(|t| syslog::spool_dir_name(&t.address))
+        .collect();
+    if let Some(dir) = state {
+        for o in orphan_spools(dir, &names) {
+            let whose = match &o.destination {
+                Some(d) => format!("messages for {d}, which is not a destination now"),
+                None => "messages of an older scanwatch, which named spool directories by \
+                         position (syslog-0 was the first --syslog, or [output.syslog]'s \
+                         address)"
+                    .to_string(),
+            };
+            tracing::warn!(
+                "syslog spool '{}' holds {} bytes of {whose}: they are kept, not sent; to send them, stop scanwatch and move that directory's syslog.spool and syslog.spool.sent into the destination's own directory when it holds none ({}), or remove it",
+                o.dir.display(),
+                o.unsent,
+                names
+                    .iter()
+                    .zip(&targets)
+                    .map(|(n, t)| format!("{n} for {}", t.address))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    targets
+        .iter()
+        .zip(&names)
+        .map(|(cfg, name)| {
+            let spool = state.map(|d| d.join(name));
             syslog::SyslogSink::start(cfg, spool.as_deref())
         })
         .collect()
+}
+
+/// A spool directory under the state directory that no destination uses
+/// and that holds messages not yet sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrphanSpool {
+    pub dir: std::path::PathBuf,
+    /// The address it was made for (its `syslog.destination`); `None` for
+    /// the directories scanwatch named by position until 2026-12-07
+    /// (`syslog-0`, ...).
+    pub destination: Option<String>,
+    /// Bytes not sent.
+    pub unsent: u64,
+}
+
+/// The `syslog-*` directories of `state` not named in `in_use` that hold
+/// messages not yet sent, by name.
+pub fn orphan_spools(state: &Path, in_use: &[String]) -> Vec<OrphanSpool> {
+    let Ok(entries) = std::fs::read_dir(state) else {
+        return Vec::new();
+    };
+    let mut found: Vec<OrphanSpool> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if !name.starts_with("syslog-") || in_use.contains(&name) {
+                return None;
+            }
+            let dir = e.path();
+            let unsent = syslog::spool_unsent(&dir);
+            let destination = std::fs::read_to_string(dir.join(syslog::SPOOL_DEST_FILE))
+                .ok()
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty());
+            (unsent > 0).then_some(OrphanSpool {
+                dir,
+                destination,
+                unsent,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.dir.cmp(&b.dir));
+    found
 }
 
 /// The failed-connection events' syslog senders, one per destination of
@@ -443,8 +521,10 @@ pub fn syslog_event_sinks(
         .collect()
 }
 
-/// Each destination's settings: the `--syslog` addresses, else the
-/// configured one, with the rest of `[output.syslog]`.
+/// Each destination's settings: the `--syslog` addresses (an address given
+/// twice counts once: it would send everything twice, and both would
+/// claim the one spool directory of that address), else the configured
+/// one, with the rest of `[output.syslog]`.
 fn syslog_targets(
     settings: Option<&syslog::SyslogConfig>,
     addrs: &[String],
@@ -452,7 +532,10 @@ fn syslog_targets(
     let base = settings.cloned().unwrap_or_default();
     let mut targets: Vec<syslog::SyslogAddr> = Vec::new();
     for a in addrs {
-        targets.push(a.parse()?);
+        let addr: syslog::SyslogAddr = a.parse()?;
+        if !targets.contains(&addr) {
+            targets.push(addr);
+        }
     }
     if targets.is_empty() && settings.is_some() {
         targets.push(base.address.clone());
@@ -593,6 +676,87 @@ mod tests {
             push_port(&mut s, p);
             assert_eq!(s, want);
         }
+    }
+}
+
+#[cfg(test)]
+mod spool_dir_tests {
+    use super::*;
+    use std::fs;
+
+    /// Each destination spools in the directory named after its address;
+    /// an address given twice is one destination (two would fight over
+    /// its spool: "in use by another scanwatch").
+    #[test]
+    fn sinks_spool_in_their_address_directory_once() {
+        let state = tempfile::tempdir().unwrap();
+        let a = format!("unix:{}", state.path().join("a.sock").display());
+        let b = format!("unix:{}", state.path().join("b.sock").display());
+        let sinks =
+            syslog_sinks(None, &[a.clone(), b.clone(), a.clone()], Some(state.path())).unwrap();
+        assert_eq!(sinks.len(), 2);
+        for addr in [&a, &b] {
+            let dir = state
+                .path()
+                .join(syslog::spool_dir_name(&addr.parse().unwrap()));
+            assert!(dir.join(syslog::SPOOL_FILE).exists(), "{}", dir.display());
+            assert_eq!(
+                fs::read_to_string(dir.join(syslog::SPOOL_DEST_FILE)).unwrap(),
+                format!("{addr}\n")
+            );
+        }
+        assert!(!state.path().join("syslog-0").exists());
+    }
+
+    /// Spool directories no destination uses are found when they hold
+    /// unsent messages (named with their destination when they know it),
+    /// and only then; nothing is changed in them.
+    #[test]
+    fn orphan_spools_are_those_with_a_backlog_and_no_destination() {
+        let state = tempfile::tempdir().unwrap();
+        let d = state.path();
+        let spool = |name: &str, text: &str, sent: Option<&str>, dest: Option<&str>| {
+            let dir = d.join(name);
+            fs::create_dir(&dir).unwrap();
+            fs::write(dir.join(syslog::SPOOL_FILE), text).unwrap();
+            if let Some(s) = sent {
+                fs::write(dir.join(syslog::SPOOL_SENT_FILE), s).unwrap();
+            }
+            if let Some(a) = dest {
+                fs::write(dir.join(syslog::SPOOL_DEST_FILE), format!("{a}\n")).unwrap();
+            }
+        };
+        let used = syslog::spool_dir_name(&"tcp:siem:514".parse().unwrap());
+        let gone = syslog::spool_dir_name(&"tcp:old-siem:514".parse().unwrap());
+        spool(&used, "a\nb\n", None, Some("tcp:siem:514"));
+        spool(&gone, "a\nb\nc\n", Some("2\n"), Some("tcp:old-siem:514"));
+        spool("syslog-0", "<132>1 x\n", None, None);
+        spool("syslog-1", "a\nb\n", Some("4\n"), None); // all sent
+        spool("syslog-2", "", None, None);
+        fs::write(d.join("syslog-3"), "a file, not a spool\n").unwrap();
+        fs::create_dir(d.join("other")).unwrap();
+        let found = orphan_spools(d, std::slice::from_ref(&used));
+        assert_eq!(
+            found,
+            vec![
+                OrphanSpool {
+                    dir: d.join("syslog-0"),
+                    destination: None,
+                    unsent: 9,
+                },
+                OrphanSpool {
+                    dir: d.join(&gone),
+                    destination: Some("tcp:old-siem:514".into()),
+                    unsent: 4,
+                },
+            ]
+        );
+        // Left as they were.
+        assert_eq!(
+            fs::read_to_string(d.join(&gone).join(syslog::SPOOL_FILE)).unwrap(),
+            "a\nb\nc\n"
+        );
+        assert!(orphan_spools(&d.join("missing"), &[]).is_empty());
     }
 }
 

@@ -11,6 +11,7 @@
 //! max_message = 8192                      # bytes, unix and UDP
 //! tcp_max_message = 65536                 # bytes, TCP and TLS
 //! queue = 4096                            # messages held in memory for the sender
+//! spool_max = "256MiB"                    # the spool file's cap, per destination
 //! reconnect_min = "100ms"                 # retry delay, doubling ...
 //! reconnect_max = "5s"                    # ... up to this
 //! timeout = "2s"                          # TCP connect, and any one send
@@ -111,14 +112,41 @@
 //! message per line, mode 0600. While the spool holds messages, new ones are
 //! appended to it too, and the sender sends the spool, oldest first, before
 //! anything newer, so the order is kept across an outage. How far the spool
-//! was sent is kept in `syslog.spool.sent` (a byte offset, rewritten after
-//! each message), so a crash does not send it again; `close()` compacts the
-//! spool to what is left, and the next [`SyslogSink::start`] with the same
-//! directory sends that first. A `syslog.lock` file keeps two processes from
-//! sharing a spool. Without a spool directory, what the queue cannot hold is
-//! dropped and counted. Appending to the spool is the only I/O the caller
-//! does: a local file write, under a lock the sender holds only to append or
-//! truncate.
+//! was sent is kept in `syslog.spool.sent` (a byte offset and the spool
+//! file's inode, rewritten after each message), so a crash does not send it
+//! again; `close()` compacts the spool to what is left, and the next
+//! [`SyslogSink::start`] with the same directory sends that first. A
+//! `syslog.lock` file keeps two processes from sharing a spool, and
+//! `syslog.destination` names the address it was made for. Without a spool
+//! directory, what the queue cannot hold is dropped and counted. Appending to
+//! the spool is the only I/O the caller does: a local file write, under a
+//! lock the sender holds only to append, truncate, or finish a compaction.
+//!
+//! ## The spool's cap
+//!
+//! The spool file never grows past `spool_max` bytes (256 MiB): a message
+//! that would take it further is dropped and counted, in
+//! [`SyslogStats::dropped`] and, as the reason, [`SyslogStats::spool_dropped`]
+//! (`scanwatch_syslog_spool_dropped_total`); the first such drop is logged,
+//! and so is the first message taken again. It is the **newest** that go:
+//! what is spooled stays, in order (dropping the oldest would rewrite the
+//! file under the callers), so the server gets an outage's first alerts;
+//! the later ones are lost to syslog (an alerts file, if any, has them).
+//! The sender gives
+//! the disk back as it sends: once the sent part of the file is half the
+//! cap and at least as large as the unsent rest, it copies the rest to
+//! `syslog.spool.tmp` and renames it over the spool (callers wait only for
+//! the copy of what they appended during it), so a spool that is never
+//! quite empty, alerts coming as fast as they are sent, neither grows nor
+//! refuses alerts while less than half the cap is unsent. During a
+//! compaction the unsent part is on disk twice. A spool larger than the cap
+//! at start (the cap was lowered) is kept and sent whole; new messages are
+//! dropped until it is below the cap.
+//!
+//! Memory does not grow with the spool: it is checked, counted, sent and
+//! compacted in 64 KiB pieces, a line at a time (until 2026-12-07 it was
+//! read whole at start and copied twice in memory by `close()`: a 1.05 GB
+//! spool took 1.04 GB at start and 2.06 GB at exit).
 //!
 //! Retries back off from `reconnect_min`, doubling, to `reconnect_max`.
 //!
@@ -161,7 +189,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -176,7 +204,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::analyze::{Alert, Severity};
-use crate::config::Dur;
+use crate::config::{Dur, Size};
 use crate::output::time::rfc3339;
 use crate::track::Event;
 
@@ -383,6 +411,14 @@ pub struct SyslogConfig {
     pub tcp_max_message: usize,
     /// Messages waiting in memory for the sender thread; beyond, the spool.
     pub queue: usize,
+    /// The most the spool file of one destination may hold, in bytes. A
+    /// message that would take it past this is dropped and counted
+    /// ([`SyslogStats::spool_dropped`]): the newest go, what is spooled keeps
+    /// its order. A larger cap rides out a longer outage at the cost of disk
+    /// (an alert takes 0.5 to 3 KB; while the spool is compacted, what is
+    /// unsent is on disk twice). Memory does not grow with it: the spool is
+    /// read and compacted in 64 KiB pieces.
+    pub spool_max: Size,
     /// First delay before retrying an unreachable server ...
     pub reconnect_min: Dur,
     /// ... doubled after each failure up to this.
@@ -426,6 +462,7 @@ impl Default for SyslogConfig {
             max_message: 8192,
             tcp_max_message: 65_536,
             queue: 4096,
+            spool_max: Size(256 * Size::MIB),
             reconnect_min: Dur(Duration::from_millis(100)),
             reconnect_max: Dur::secs(5),
             timeout: Dur::secs(2),
@@ -463,6 +500,16 @@ impl SyslogConfig {
         }
         if self.queue == 0 {
             return bad("output.syslog.queue must be at least 1");
+        }
+        // One message of the longest a transport takes, and its newline.
+        let least = self.max_message.max(self.tcp_max_message) as u64 + 1;
+        if self.spool_max.0 < least {
+            return Err(SyslogError::Invalid(format!(
+                "output.syslog.spool_max ({}) must hold at least one message of the longest \
+                 max_message or tcp_max_message allows ({least} bytes); there is no spool \
+                 without a state directory",
+                self.spool_max
+            )));
         }
         if self.reconnect_min.0.is_zero() || self.reconnect_min > self.reconnect_max {
             return bad("output.syslog: need 0 < reconnect_min <= reconnect_max");
@@ -884,8 +931,10 @@ pub struct SyslogStats {
     /// Messages in the spool not yet sent.
     pub backlog: AtomicU64,
     /// Messages lost: too long even without sample entries, or no spool to
-    /// take them (or the spool could not be written).
+    /// take them, or the spool full or not writable.
     pub dropped: AtomicU64,
+    /// Of `dropped`, those the spool had no room for (`spool_max`).
+    pub spool_dropped: AtomicU64,
     /// Messages shortened by removing `evidence.sample` entries.
     pub trimmed: AtomicU64,
     /// Connections made again after a failure or a closed connection.
@@ -901,6 +950,7 @@ pub struct StatsSnapshot {
     pub spooled: u64,
     pub backlog: u64,
     pub dropped: u64,
+    pub spool_dropped: u64,
     pub trimmed: u64,
     pub reconnects: u64,
     pub connected: bool,
@@ -914,6 +964,7 @@ impl SyslogStats {
             spooled: l(&self.spooled),
             backlog: l(&self.backlog),
             dropped: l(&self.dropped),
+            spool_dropped: l(&self.spool_dropped),
             trimmed: l(&self.trimmed),
             reconnects: l(&self.reconnects),
             connected: self.connected.load(Ordering::Relaxed),
@@ -933,16 +984,161 @@ impl SyslogStats {
 // ---------------------------------------------------------------------------
 // The spool
 
+/// The spool is read, counted and copied in pieces of this size: memory
+/// does not grow with the spool.
+const SPOOL_CHUNK: usize = 1 << 16;
+
+/// The address a spool directory was made for (one line), so that a
+/// directory no configured destination uses can be named in the warning
+/// about it.
+pub const SPOOL_DEST_FILE: &str = "syslog.destination";
+
+/// A compaction that failed is tried again after this long.
+const COMPACT_RETRY: Duration = Duration::from_secs(60);
+
+/// The name of `addr`'s spool directory under the state directory:
+/// `syslog-`, the address with each character other than an ASCII letter,
+/// a digit, `.` or `-` made `_` (64 at most), `-` and 12 hex digits of the
+/// address's FNV-1a hash (two addresses that read alike there still get a
+/// directory each). A backlog thus follows its destination, whatever the
+/// order of the `--syslog` flags: `tcp:siem.example.org:6514` spools in
+/// `syslog-tcp_siem.example.org_6514-` and its hash. (Until 2026-12-07 the
+/// directories were `syslog-0`, `syslog-1`, ... by position.)
+pub fn spool_dir_name(addr: &SyslogAddr) -> String {
+    let text = addr.to_string();
+    let readable: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    // FNV-1a, 64 bits: written out here so that the name never changes
+    // with the standard library's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("syslog-{readable}-{:012x}", h >> 16)
+}
+
+/// What the spool in `dir` holds that was not sent, in bytes (0 without a
+/// spool); reads two file lengths and the sent offset, not the spool.
+pub fn spool_unsent(dir: &Path) -> u64 {
+    let Ok(meta) = fs::metadata(dir.join(SPOOL_FILE)) else {
+        return 0;
+    };
+    let (pos, ino) = read_sent(&dir.join(SPOOL_SENT_FILE));
+    let pos = if ino.is_some_and(|i| i != meta.ino()) || pos > meta.len() {
+        0
+    } else {
+        pos
+    };
+    meta.len() - pos
+}
+
+/// The offset and (since 2026-12-07) the spool's inode in a sent file;
+/// (0, None) when it is missing or unreadable.
+fn read_sent(path: &Path) -> (u64, Option<u64>) {
+    let mut text = String::new();
+    let _ = File::open(path).and_then(|f| f.take(128).read_to_string(&mut text));
+    let mut words = text.split_whitespace();
+    let pos = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    (pos, words.next().and_then(|w| w.parse().ok()))
+}
+
+/// The byte of `f` at `off`.
+fn byte_at(f: &File, off: u64) -> io::Result<u8> {
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, off)?;
+    Ok(b[0])
+}
+
+/// Where the last complete line among the first `len` bytes of `f` ends
+/// (after its newline; 0 without one), reading back from `len` `chunk`
+/// bytes at a time.
+fn last_line_end(f: &File, len: u64, chunk: usize) -> io::Result<u64> {
+    let mut buf = vec![0u8; chunk];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(chunk as u64);
+        let part = &mut buf[..(end - start) as usize];
+        f.read_exact_at(part, start)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Copy bytes `from..to` of `src` to `out` (when given), `chunk` bytes at a
+/// time, and count the non-empty lines among them (`from` starts a line).
+fn copy_lines(
+    src: &File,
+    from: u64,
+    to: u64,
+    mut out: Option<&mut dyn Write>,
+    chunk: usize,
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; chunk];
+    let (mut at, mut prev, mut lines) = (from, b'\n', 0u64);
+    while at < to {
+        let n = (to - at).min(chunk as u64) as usize;
+        let part = &mut buf[..n];
+        src.read_exact_at(part, at)?;
+        for &b in part.iter() {
+            lines += u64::from(b == b'\n' && prev != b'\n');
+            prev = b;
+        }
+        if let Some(o) = out.as_mut() {
+            o.write_all(part)?;
+        }
+        at += n as u64;
+    }
+    Ok(lines)
+}
+
+/// A new, empty `syslog.spool.tmp` beside `spool` (mode 0600).
+fn create_tmp(spool: &Path) -> io::Result<(File, PathBuf)> {
+    let tmp = spool.with_extension("spool.tmp");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    Ok((f, tmp))
+}
+
 /// The writing side, shared by the caller and the sender under a mutex.
 struct SpoolWriter {
     file: File,
     path: PathBuf,
     /// Bytes in the file.
     len: u64,
+    /// `spool_max`: a line that would take `len` past it is dropped.
+    max: u64,
     /// New messages go to the spool, not the queue.
     active: bool,
     /// A write failed already (logged once).
     failed: bool,
+    /// Messages dropped since the spool was last found full (the first is
+    /// logged, and the count when it takes one again).
+    full_dropped: u64,
+}
+
+impl SpoolWriter {
+    /// Whether a message of `n` bytes, and its newline, fits under the cap.
+    fn has_room(&self, n: usize) -> bool {
+        self.len.saturating_add(n as u64 + 1) <= self.max
+    }
 }
 
 struct Shared {
@@ -960,8 +1156,22 @@ impl Shared {
     }
 
     /// Append one message as one line; false (and counted as dropped) when
-    /// the write failed.
+    /// the spool is full or the write failed.
     fn append(&self, w: &mut SpoolWriter, msg: &str) -> bool {
+        if !w.has_room(msg.len()) {
+            if w.full_dropped == 0 {
+                warn!(
+                    "syslog spool {} is full ({} bytes, output.syslog.spool_max {}): dropping new messages until it is sent (scanwatch_syslog_spool_dropped_total)",
+                    w.path.display(),
+                    w.len,
+                    Size(w.max)
+                );
+            }
+            w.full_dropped += 1;
+            SyslogStats::add(&self.stats.dropped, 1);
+            SyslogStats::add(&self.stats.spool_dropped, 1);
+            return false;
+        }
         let mut line = Vec::with_capacity(msg.len() + 1);
         line.extend_from_slice(msg.as_bytes());
         line.push(b'\n');
@@ -972,6 +1182,14 @@ impl Shared {
                 SyslogStats::add(&self.stats.spooled, 1);
                 SyslogStats::add(&self.stats.backlog, 1);
                 w.failed = false;
+                if w.full_dropped > 0 {
+                    info!(
+                        "syslog spool {}: taking messages again ({} dropped while it was full)",
+                        w.path.display(),
+                        w.full_dropped
+                    );
+                    w.full_dropped = 0;
+                }
                 true
             }
             Err(e) => {
@@ -1000,25 +1218,33 @@ impl Shared {
 /// The reading side, the sender's alone.
 struct SpoolReader {
     reader: BufReader<File>,
+    path: PathBuf,
     /// Offset of the first message not yet sent.
     pos: u64,
     /// Where `reader` is (past a message being sent).
     read_to: u64,
     sent: File,
+    /// The spool file's inode, saved with `pos`: after a crash between a
+    /// compaction's rename and the saving of its offset (0), the offset of
+    /// the spool it replaced is not applied to it.
+    ino: u64,
 }
 
 impl SpoolReader {
     fn save_pos(&self) {
         let _ = self
             .sent
-            .write_at(format!("{:020}\n", self.pos).as_bytes(), 0);
+            .write_at(format!("{:020} {:020}\n", self.pos, self.ino).as_bytes(), 0);
     }
 }
 
-/// Open (or create) the spool in `dir`: lock it, drop a torn last line, find
-/// where sending stopped, count the backlog.
+/// Open (or create) the spool in `dir` for `addr`: lock it, drop a torn
+/// last line, find where sending stopped, count the backlog, reading the
+/// file in pieces.
 fn open_spool(
     dir: &Path,
+    addr: &SyslogAddr,
+    max: u64,
     stats: &SyslogStats,
 ) -> Result<(SpoolWriter, SpoolReader, File), SyslogError> {
     let err = |p: &Path| {
@@ -1055,30 +1281,41 @@ fn open_spool(
     }
     let (file, path) = create(SPOOL_FILE, true)?;
     let (sent, sent_path) = create(SPOOL_SENT_FILE, false)?;
+    // Whose spool this is, for the warning about directories no
+    // destination uses (the spool works without it).
+    let dest = format!("{addr}\n");
+    if fs::read_to_string(dir.join(SPOOL_DEST_FILE))
+        .ok()
+        .as_deref()
+        != Some(&dest)
+    {
+        let (mut f, p) = create(SPOOL_DEST_FILE, false)?;
+        f.set_len(0)
+            .and_then(|()| f.write_all(dest.as_bytes()))
+            .map_err(err(&p))?;
+    }
 
-    let mut data = Vec::new();
-    File::open(&path)
-        .and_then(|mut f| f.read_to_end(&mut data))
-        .map_err(err(&path))?;
+    let mut len = file.metadata().map_err(err(&path))?.len();
     // A crash in the middle of a write leaves a torn last line: never send
     // half a message.
-    if !data.is_empty() && !data.ends_with(b"\n") {
-        let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if len > 0 && byte_at(&file, len - 1).map_err(err(&path))? != b'\n' {
+        let keep = last_line_end(&file, len, SPOOL_CHUNK).map_err(err(&path))?;
         warn!(
             "syslog spool {}: dropping a partly written last message",
             path.display()
         );
-        data.truncate(keep);
-        file.set_len(keep as u64).map_err(err(&path))?;
+        file.set_len(keep).map_err(err(&path))?;
+        len = keep;
         SyslogStats::add(&stats.dropped, 1);
     }
-    let mut pos_text = String::new();
-    File::open(&sent_path)
-        .and_then(|mut f| f.read_to_string(&mut pos_text))
-        .map_err(err(&sent_path))?;
-    let len = data.len() as u64;
-    let mut pos = pos_text.trim().parse::<u64>().unwrap_or(0);
-    if pos > len || (pos > 0 && data[pos as usize - 1] != b'\n') {
+    let ino = file.metadata().map_err(err(&path))?.ino();
+    let (mut pos, saved_ino) = read_sent(&sent_path);
+    if saved_ino.is_some_and(|i| i != ino) {
+        // Saved for the spool a compaction replaced (a crash between the
+        // rename and the saving): nothing of this one was sent.
+        pos = 0;
+    }
+    if pos > len || (pos > 0 && byte_at(&file, pos - 1).map_err(err(&path))? != b'\n') {
         warn!(
             "syslog spool {}: {} does not match it; sending the whole spool (some messages may be sent twice)",
             path.display(),
@@ -1089,21 +1326,19 @@ fn open_spool(
     if pos == len && len > 0 {
         file.set_len(0).map_err(err(&path))?;
         pos = 0;
-        data.clear();
+        len = 0;
     }
-    let backlog = data[pos as usize..]
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count() as u64;
+    let backlog = copy_lines(&file, pos, len, None, SPOOL_CHUNK).map_err(err(&path))?;
     stats.backlog.store(backlog, Ordering::Relaxed);
-    let len = data.len() as u64;
     let mut rf = File::open(&path).map_err(err(&path))?;
     rf.seek(SeekFrom::Start(pos)).map_err(err(&path))?;
     let reader = SpoolReader {
-        reader: BufReader::with_capacity(1 << 16, rf),
+        reader: BufReader::with_capacity(SPOOL_CHUNK, rf),
+        path: path.clone(),
         pos,
         read_to: pos,
         sent,
+        ino,
     };
     reader.save_pos();
     if backlog > 0 {
@@ -1112,17 +1347,62 @@ fn open_spool(
             path.display()
         );
     }
+    if len > max {
+        warn!(
+            "syslog spool {}: {len} bytes, more than output.syslog.spool_max ({}): all are kept and sent, and new messages are dropped (scanwatch_syslog_spool_dropped_total) until the spool is below it",
+            path.display(),
+            Size(max)
+        );
+    }
     Ok((
         SpoolWriter {
             file,
             path,
             len,
+            max,
             active: pos < len,
             failed: false,
+            full_dropped: 0,
         },
         reader,
         lock,
     ))
+}
+
+/// Compact the spool while the sender runs: copy its unsent part
+/// (`r.pos..`) to `syslog.spool.tmp` in pieces, without the lock (callers
+/// only append past it), then under the lock what they appended meanwhile,
+/// and rename it over the spool. The caller waits only for that last part.
+fn compact_spool(shared: &Shared, r: &mut SpoolReader) -> io::Result<()> {
+    let src = File::open(&r.path)?;
+    let (mut out, tmp) = create_tmp(&r.path)?;
+    let res = (|| {
+        let pos = r.pos;
+        let snap = shared.spool_len.load(Ordering::Acquire);
+        copy_lines(&src, pos, snap, Some(&mut out), SPOOL_CHUNK)?;
+        out.sync_data()?;
+        // Opened before the rename, so that nothing can fail after it.
+        let appender = OpenOptions::new().append(true).open(&tmp)?;
+        let reading = File::open(&tmp)?;
+        let ino = out.metadata()?.ino();
+        let mut g = shared.lock();
+        let w = g.as_mut().ok_or_else(|| io::Error::other("no spool"))?;
+        copy_lines(&src, snap, w.len, Some(&mut out), SPOOL_CHUNK)?;
+        fs::rename(&tmp, &r.path)?;
+        w.file = appender;
+        w.len -= pos;
+        shared.spool_len.store(w.len, Ordering::Release);
+        r.reader = BufReader::with_capacity(SPOOL_CHUNK, reading);
+        r.pos = 0;
+        r.read_to = 0;
+        r.ino = ino;
+        r.save_pos();
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
 }
 
 // ---------------------------------------------------------------------------
@@ -1490,6 +1770,11 @@ struct Worker {
     failing: bool,
     /// When a TLS session ended with an error was last logged.
     tls_warned: Option<Instant>,
+    /// `spool_max`: the sender compacts the spool once what it sent of it
+    /// is half of this.
+    spool_max: u64,
+    /// After a compaction failed, none before this.
+    no_compact_before: Option<Instant>,
     /// Kept to hold the spool's lock until the sender ends.
     _lock: Option<File>,
 }
@@ -1508,7 +1793,7 @@ impl Worker {
                 }
             }
             match self.deliver_head() {
-                Delivery::Sent | Delivery::Dropped => {}
+                Delivery::Sent | Delivery::Dropped => self.maybe_compact(),
                 Delivery::Failed => {
                     self.park_head();
                     let stop = select! {
@@ -1626,6 +1911,35 @@ impl Worker {
         w.active = false;
         self.stats.backlog.store(0, Ordering::Relaxed);
         true
+    }
+
+    /// Give back the disk the sent part of the spool takes, once it is half
+    /// of `spool_max` and at least as large as the unsent rest (which is
+    /// what a compaction copies: at most as much as was sent). Without this
+    /// a spool that is never quite empty (alerts come as fast as they are
+    /// sent) would only grow, and refuse new messages with little unsent.
+    fn maybe_compact(&mut self) {
+        let Some(r) = self.reader.as_mut() else {
+            return;
+        };
+        let len = self.shared.spool_len.load(Ordering::Acquire);
+        if self.head.is_some()
+            || r.pos == 0
+            || r.read_to != r.pos
+            || r.pos < self.spool_max / 2
+            || r.pos < len.saturating_sub(r.pos)
+            || self.no_compact_before.is_some_and(|t| Instant::now() < t)
+        {
+            return;
+        }
+        if let Err(e) = compact_spool(&self.shared, r) {
+            warn!(
+                "syslog spool {}: cannot compact it ({e}); trying again in {}s",
+                r.path.display(),
+                COMPACT_RETRY.as_secs()
+            );
+            self.no_compact_before = Some(Instant::now() + COMPACT_RETRY);
+        }
     }
 
     /// Send the held message; on success account for it.
@@ -1774,7 +2088,8 @@ impl Worker {
             return;
         }
         w.active = true;
-        if self.shared.append(w, m) {
+        // A full spool leaves it in memory, first to be sent, not dropped.
+        if w.has_room(m.len()) && self.shared.append(w, m) {
             self.head = None;
         }
         self.shared.activate(w, &self.rx);
@@ -1809,9 +2124,11 @@ impl Worker {
     }
 
     /// Write what was not sent back to the spool, oldest first: the held
-    /// message, the spool's unsent lines, the queue.
+    /// message, the spool's unsent lines, the queue; the spool's lines all,
+    /// the others as far as `spool_max` leaves room (the rest is dropped
+    /// and counted). The spool is copied in pieces, never held in memory.
     fn persist(&mut self) {
-        let mut queued: Vec<String> = self.rx.try_iter().collect();
+        let queued: Vec<String> = self.rx.try_iter().collect();
         let memory = match self.head.take() {
             Some(Held::Memory(m)) => Some(m),
             _ => None, // a spool line is still in the spool (pos not moved)
@@ -1827,65 +2144,84 @@ impl Worker {
             return;
         };
         if memory.is_none() && r.pos == 0 {
-            for m in queued.drain(..) {
-                shared.append(w, &m);
+            for m in &queued {
+                shared.append(w, m);
             }
             let _ = w.file.sync_all();
-        } else {
-            // Compact: the held message first, then the unsent rest.
-            let tmp = w.path.with_extension("spool.tmp");
-            let res = (|| -> io::Result<u64> {
-                let mut rest = Vec::new();
-                let mut f = File::open(&w.path)?;
-                f.seek(SeekFrom::Start(r.pos))?;
-                f.read_to_end(&mut rest)?;
-                let mut out = Vec::with_capacity(rest.len() + 4096);
-                let mut n = 0u64;
-                for m in memory.iter().map(String::as_str) {
-                    out.extend_from_slice(m.as_bytes());
-                    out.push(b'\n');
-                    n += 1;
+            return;
+        }
+        // Compact: the held message first, then the unsent rest, then the
+        // queue, each message if it fits under the cap.
+        let mut room = w.max.saturating_sub(w.len - r.pos);
+        let mut fits = |m: &&String| {
+            let n = m.len() as u64 + 1;
+            let ok = n <= room;
+            if ok {
+                room -= n;
+            }
+            ok
+        };
+        let first: Vec<&String> = memory.iter().filter(&mut fits).collect();
+        let last: Vec<&String> = queued.iter().filter(&mut fits).collect();
+        let added = (first.len() + last.len()) as u64;
+        let full = (queued.len() + usize::from(memory.is_some())) as u64 - added;
+        let res = (|| -> io::Result<(u64, u64, File, u64)> {
+            let src = File::open(&w.path)?;
+            let (t, tmp) = create_tmp(&w.path)?;
+            let res = (|| {
+                let mut out = io::BufWriter::with_capacity(SPOOL_CHUNK, &t);
+                for m in &first {
+                    out.write_all(m.as_bytes())?;
+                    out.write_all(b"\n")?;
                 }
-                n += rest
-                    .split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .count() as u64;
-                out.extend_from_slice(&rest);
-                for m in &queued {
-                    out.extend_from_slice(m.as_bytes());
-                    out.push(b'\n');
-                    n += 1;
+                let n = copy_lines(&src, r.pos, w.len, Some(&mut out), SPOOL_CHUNK)?;
+                for m in &last {
+                    out.write_all(m.as_bytes())?;
+                    out.write_all(b"\n")?;
                 }
-                let mut t = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                t.write_all(&out)?;
+                out.flush()?;
+                drop(out);
                 t.sync_all()?;
+                let meta = t.metadata()?;
+                let appender = OpenOptions::new().append(true).open(&tmp)?;
                 fs::rename(&tmp, &w.path)?;
-                r.pos = 0;
-                r.save_pos();
-                Ok(n)
+                Ok((n + added, meta.len(), appender, meta.ino()))
             })();
-            match res {
-                Ok(n) => {
-                    let added = queued.len() as u64 + u64::from(memory.is_some());
-                    SyslogStats::add(&self.stats.spooled, added);
-                    self.stats.backlog.store(n, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    // The spool and its offset are as they were: only the
-                    // messages held in memory are lost.
-                    let lost = queued.len() + usize::from(memory.is_some());
+            if res.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            res
+        })();
+        match res {
+            Ok((n, len, appender, ino)) => {
+                w.file = appender;
+                w.len = len;
+                shared.spool_len.store(len, Ordering::Release);
+                r.pos = 0;
+                r.read_to = 0;
+                r.ino = ino;
+                r.save_pos();
+                SyslogStats::add(&self.stats.spooled, added);
+                self.stats.backlog.store(n, Ordering::Relaxed);
+                if full > 0 {
                     warn!(
-                        "syslog spool {}: cannot compact it ({e}): {lost} messages lost",
-                        w.path.display()
+                        "syslog spool {}: {full} messages not kept at exit: the spool is full (output.syslog.spool_max {})",
+                        w.path.display(),
+                        Size(w.max)
                     );
-                    let _ = fs::remove_file(&tmp);
-                    SyslogStats::add(&self.stats.dropped, lost as u64);
+                    SyslogStats::add(&self.stats.dropped, full);
+                    SyslogStats::add(&self.stats.spool_dropped, full);
                 }
+            }
+            Err(e) => {
+                // The spool and its offset are as they were: only the
+                // messages held in memory are lost.
+                let lost = queued.len() + usize::from(memory.is_some());
+                warn!(
+                    "syslog spool {}: cannot compact it ({e}): {lost} messages lost",
+                    w.path.display()
+                );
+                SyslogStats::add(&self.stats.dropped, lost as u64);
             }
         }
     }
@@ -1907,7 +2243,8 @@ pub enum Outcome {
     Queued,
     /// Written to the spool, to be sent when the server is back.
     Spooled,
-    /// Lost (too long, or no room and no spool); counted.
+    /// Lost (too long, or no room and no spool, or the spool full);
+    /// counted.
     Dropped,
 }
 
@@ -1929,8 +2266,9 @@ pub struct SyslogSink {
 
 impl SyslogSink {
     /// Start the sender thread. With `spool_dir`, messages that cannot be
-    /// sent are kept in `spool_dir/syslog.spool`, and whatever an earlier run
-    /// left there is sent first. An unreachable server is not an error here.
+    /// sent are kept in `spool_dir/syslog.spool` (up to `spool_max` bytes),
+    /// and whatever an earlier run left there is sent first. An unreachable
+    /// server is not an error here.
     pub fn start(cfg: &SyslogConfig, spool_dir: Option<&Path>) -> Result<SyslogSink, SyslogError> {
         // validate() less its reading of the TLS files, done once here.
         cfg.check_values()?;
@@ -1938,7 +2276,7 @@ impl SyslogSink {
         let stats = Arc::new(SyslogStats::default());
         let (writer, reader, lock) = match spool_dir {
             Some(d) => {
-                let (w, r, l) = open_spool(d, &stats)?;
+                let (w, r, l) = open_spool(d, &cfg.address, cfg.spool_max.0, &stats)?;
                 (Some(w), Some(r), Some(l))
             }
             None => (None, None, None),
@@ -1973,6 +2311,8 @@ impl SyslogSink {
             fresh: false,
             failing: false,
             tls_warned: None,
+            spool_max: cfg.spool_max.0,
+            no_compact_before: None,
             _lock: lock,
         };
         let thread = std::thread::Builder::new()

@@ -801,3 +801,389 @@ fn a_trickling_tls_server_cannot_stretch_the_handshake() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     server.join().unwrap();
 }
+
+// --- The spool's cap, its pieces, its directory --------------------------
+
+/// A sink with a small spool: `spool_max` bytes, messages of 600 at most.
+fn capped_cfg(sock: &Path, spool_max: u64) -> SyslogConfig {
+    SyslogConfig {
+        max_message: 600,
+        tcp_max_message: 600,
+        spool_max: Size(spool_max),
+        flush_timeout: Dur(Duration::from_millis(200)),
+        ..test_cfg(sock)
+    }
+}
+
+/// The sequence numbers of a spool's lines.
+fn spool_seqs(dir: &Path) -> Vec<u64> {
+    let text = fs::read_to_string(dir.join(SPOOL_FILE)).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(&l[l.find('{').unwrap()..]).unwrap();
+            v["seq"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+/// With the server away, the spool stops at `spool_max`: the newest
+/// messages are dropped and counted (`spool_dropped`, and in `dropped`),
+/// the oldest kept in order, and once they are sent it takes messages again.
+#[test]
+fn a_full_spool_drops_the_newest_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    let spool = dir.path().join("spool");
+    let sink = SyslogSink::start(&capped_cfg(&sock, 2000), Some(&spool)).unwrap();
+    let stats = sink.stats();
+    // The first fails and switches to the spool; the rest go there from
+    // `send` itself, as far as there is room.
+    send_seq(&sink, 0);
+    wait_for("the first spooled", || stats.snapshot().backlog == 1);
+    let outcomes: Vec<Outcome> = (1..100).map(|i| send_seq(&sink, i)).collect();
+    let s = stats.snapshot();
+    assert_eq!(s.backlog + s.spool_dropped, 100, "{s:?}");
+    let len = fs::metadata(spool.join(SPOOL_FILE)).unwrap().len();
+    assert!(len <= 2000, "the spool grew to {len} bytes");
+    let s = stats.snapshot();
+    let kept = s.backlog;
+    // Each line is ~120 bytes: 2000 hold more than 10, far from 100.
+    assert!((10..30).contains(&kept), "{s:?}");
+    assert_eq!(s.dropped, s.spool_dropped);
+    assert!(outcomes.contains(&Outcome::Dropped));
+    assert_eq!(
+        spool_seqs(&spool),
+        (0..kept).collect::<Vec<_>>(),
+        "the oldest"
+    );
+    // The server comes: the kept ones go, and new ones are taken again.
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    assert_eq!(receive(&rx, kept as usize), (0..kept).collect::<Vec<_>>());
+    wait_for("an empty spool", || {
+        fs::metadata(spool.join(SPOOL_FILE)).unwrap().len() == 0
+    });
+    assert_eq!(send_seq(&sink, 100), Outcome::Queued);
+    assert_eq!(receive(&rx, 1), vec![100]);
+    let s = sink.close();
+    assert_eq!((s.sent, s.backlog), (kept + 1, 0));
+    assert_eq!((s.dropped, s.spool_dropped), (100 - kept, 100 - kept));
+}
+
+/// A partly sent spool that meets its cap: new messages are dropped while
+/// it is full, and the compaction at close keeps every unsent line of the
+/// spool, in order, within the cap.
+#[test]
+fn close_keeps_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    let cfg = SyslogConfig {
+        queue: 64,
+        ..capped_cfg(&sock, 1000)
+    };
+    // A partly sent spool (so that close compacts it) of 6 lines, 2 sent.
+    let f = fmt(SyslogFormat::Rfc5424, true);
+    let lines: Vec<String> = (0..6).map(|i| spool_line(&f, i)).collect();
+    let sent_to: usize = lines[..2].iter().map(|l| l.len() + 1).sum();
+    fs::write(
+        dir.path().join(SPOOL_FILE),
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    fs::write(dir.path().join(SPOOL_SENT_FILE), format!("{sent_to}\n")).unwrap();
+    let sink = SyslogSink::start(&cfg, Some(dir.path())).unwrap();
+    for i in 6..40 {
+        send_seq(&sink, i);
+    }
+    let s = sink.close();
+    let kept = spool_seqs(dir.path());
+    assert_eq!(kept[..4], [2, 3, 4, 5], "every unsent line of the spool");
+    assert_eq!(
+        kept,
+        (2..2 + kept.len() as u64).collect::<Vec<_>>(),
+        "then the oldest that fit, in order"
+    );
+    assert!(fs::metadata(dir.path().join(SPOOL_FILE)).unwrap().len() <= 1000);
+    assert_eq!(s.backlog as usize, kept.len());
+    assert_eq!(s.spool_dropped, 40 - 2 - kept.len() as u64);
+    assert_eq!(s.dropped, s.spool_dropped);
+}
+
+/// One spool line for message `seq`, as the sink writes it.
+fn spool_line(f: &Formatter, seq: u64) -> String {
+    let j = msg_json(seq as usize);
+    let Fit::Whole(l) = f.fit(
+        &Message {
+            kind: MsgKind::Alert,
+            ts_ns: TS,
+            severity: SyslogSeverity::Warning,
+            sd: &[],
+            json: &j,
+        },
+        8192,
+    ) else {
+        panic!()
+    };
+    l
+}
+
+/// A spool sent past half its cap while it is sent is compacted (a file
+/// of the unsent rest replaces it), and sending goes on from the right
+/// line: every message once, in order, with new ones behind.
+#[test]
+fn a_spool_is_compacted_while_it_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    let f = fmt(SyslogFormat::Rfc5424, true);
+    let lines: Vec<String> = (0..40).map(|i| spool_line(&f, i)).collect();
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let cap = text.len() as u64 + 1000;
+    // The first 25 were sent before a restart: more than half the cap,
+    // more than the 15 left.
+    let sent_to: usize = lines[..25].iter().map(|l| l.len() + 1).sum();
+    assert!(sent_to as u64 >= cap / 2);
+    fs::write(dir.path().join(SPOOL_FILE), &text).unwrap();
+    fs::write(dir.path().join(SPOOL_SENT_FILE), format!("{sent_to}\n")).unwrap();
+    let before = fs::metadata(dir.path().join(SPOOL_FILE)).unwrap().ino();
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    let sink = SyslogSink::start(&capped_cfg(&sock, cap), Some(dir.path())).unwrap();
+    for i in 40..45 {
+        send_seq(&sink, i);
+    }
+    assert_eq!(receive(&rx, 20), (25..45).collect::<Vec<_>>());
+    let s = sink.close();
+    assert_eq!((s.sent, s.backlog, s.dropped), (20, 0, 0));
+    let after = fs::metadata(dir.path().join(SPOOL_FILE)).unwrap().ino();
+    assert_ne!(before, after, "the spool was not compacted");
+}
+
+/// The compaction itself: the unsent rest moves to the front, what callers
+/// append goes to the new file, the offset is 0 with the new file's inode,
+/// and the room the sent part took is free again.
+#[test]
+fn compaction_keeps_the_unsent_rest_and_frees_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = Arc::new(SyslogStats::default());
+    let addr: SyslogAddr = "tcp:siem.example.org:514".parse().unwrap();
+    let (w, mut r, _lock) = open_spool(dir.path(), &addr, 100, &stats).unwrap();
+    let shared = Shared {
+        spool: Mutex::new(Some(w)),
+        spool_len: AtomicU64::new(0),
+        stats: Arc::clone(&stats),
+    };
+    let mut g = shared.lock();
+    for m in ["one", "two", "three", "four"] {
+        assert!(shared.append(g.as_mut().unwrap(), &m.repeat(5)));
+    }
+    // 4 lines of 16, 16, 26, 21 bytes: 79; 22 more do not fit.
+    assert!(!shared.append(g.as_mut().unwrap(), &"x".repeat(21)));
+    assert_eq!(stats.snapshot().spool_dropped, 1);
+    drop(g);
+    // The first two were sent.
+    r.pos = 32;
+    r.read_to = 32;
+    compact_spool(&shared, &mut r).unwrap();
+    let path = dir.path().join(SPOOL_FILE);
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        format!("{}\n{}\n", "three".repeat(5), "four".repeat(5))
+    );
+    assert_eq!((r.pos, r.read_to), (0, 0));
+    let ino = fs::metadata(&path).unwrap().ino();
+    assert_eq!(r.ino, ino);
+    assert_eq!(
+        fs::read_to_string(dir.path().join(SPOOL_SENT_FILE)).unwrap(),
+        format!("{:020} {ino:020}\n", 0)
+    );
+    let mut g = shared.lock();
+    assert_eq!(g.as_ref().unwrap().len, 47);
+    assert!(shared.append(g.as_mut().unwrap(), &"x".repeat(21)));
+    drop(g);
+    assert_eq!(shared.spool_len.load(Ordering::Relaxed), 69);
+    let mut first = String::new();
+    r.reader.read_line(&mut first).unwrap();
+    assert_eq!(first, format!("{}\n", "three".repeat(5)));
+    assert!(
+        fs::read_to_string(&path)
+            .unwrap()
+            .ends_with(&format!("{}\n", "x".repeat(21)))
+    );
+    assert!(!dir.path().join("syslog.spool.tmp").exists());
+}
+
+/// The sent offset carries the spool's inode: a resumed spool starts where
+/// sending stopped, and an offset saved for a spool that has since been
+/// replaced (a crash between a compaction's rename and the saving of its
+/// offset) is not applied to the new one.
+#[test]
+fn the_sent_offset_belongs_to_its_spool() {
+    let f = fmt(SyslogFormat::Rfc5424, true);
+    let text: String = (0..4).map(|i| format!("{}\n", spool_line(&f, i))).collect();
+    let second_end = text.match_indices('\n').nth(1).unwrap().0 + 1;
+    for (same_file, want) in [(true, vec![2, 3]), (false, vec![0, 1, 2, 3])] {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("log.sock");
+        fs::write(dir.path().join(SPOOL_FILE), &text).unwrap();
+        let ino = fs::metadata(dir.path().join(SPOOL_FILE)).unwrap().ino();
+        let saved = if same_file { ino } else { ino + 1 };
+        fs::write(
+            dir.path().join(SPOOL_SENT_FILE),
+            format!("{second_end:020} {saved:020}\n"),
+        )
+        .unwrap();
+        let rx = UnixDatagram::bind(&sock).unwrap();
+        let sink = SyslogSink::start(&test_cfg(&sock), Some(dir.path())).unwrap();
+        assert_eq!(receive(&rx, want.len()), want, "same file: {same_file}");
+        let s = sink.close();
+        assert_eq!((s.sent, s.backlog), (want.len() as u64, 0));
+    }
+}
+
+/// The pieces the spool is read in give what reading it whole gives: the
+/// last complete line, the lines between two offsets and their count, for
+/// pieces smaller and larger than a line, lines longer than a piece, empty
+/// lines and a torn end.
+#[test]
+fn the_spool_read_in_pieces_is_the_spool_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut text = Vec::new();
+    for i in 0..200usize {
+        let n = (i * 37) % 150; // 0 (an empty line) to 149 bytes
+        text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, n));
+        text.push(b'\n');
+    }
+    let whole_len = text.len();
+    text.extend_from_slice(b"torn, no newline");
+    fs::write(&path, &text).unwrap();
+    let f = File::open(&path).unwrap();
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            text.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .filter(|&i| i <= whole_len)
+        .collect();
+    let naive_count = |a: usize, b: usize| {
+        text[a..b]
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .count() as u64
+            - u64::from(b > a && text[b - 1] != b'\n')
+    };
+    for chunk in [1, 2, 3, 7, 64, 149, 150, 151, 4096, SPOOL_CHUNK] {
+        assert_eq!(
+            last_line_end(&f, text.len() as u64, chunk).unwrap(),
+            whole_len as u64,
+            "chunk {chunk}"
+        );
+        assert_eq!(last_line_end(&f, 0, chunk).unwrap(), 0);
+        let in_40 = text[..40]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        assert_eq!(last_line_end(&f, 40, chunk).unwrap(), in_40 as u64);
+        for (a, b) in [
+            (0, whole_len),
+            (starts[5], starts[150]),
+            (starts[7], starts[7]),
+        ] {
+            let mut out = Vec::new();
+            let n = copy_lines(&f, a as u64, b as u64, Some(&mut out), chunk).unwrap();
+            assert_eq!(out, &text[a..b], "chunk {chunk}, {a}..{b}");
+            assert_eq!(n, naive_count(a, b), "chunk {chunk}, {a}..{b}");
+            assert_eq!(copy_lines(&f, a as u64, b as u64, None, chunk).unwrap(), n);
+        }
+    }
+    // 200 lines, of which 200 / gcd(37, 150)... those of length 0 are empty.
+    let empty = (0..200usize).filter(|i| (i * 37) % 150 == 0).count() as u64;
+    assert_eq!(
+        copy_lines(&f, 0, whole_len as u64, None, 7).unwrap(),
+        200 - empty
+    );
+}
+
+/// A spool directory is named after its destination: readable, safe as a
+/// file name, different for addresses that read alike once made safe, and
+/// the same in every version (a change would strand every backlog).
+#[test]
+fn spool_directories_are_named_after_their_destination() {
+    let name = |s: &str| spool_dir_name(&s.parse().unwrap());
+    assert_eq!(
+        name("tcp:siem.example.org:6514"),
+        name("tcp:siem.example.org:6514")
+    );
+    let n = name("tcp:siem.example.org:6514");
+    assert!(n.starts_with("syslog-tcp_siem.example.org_6514-"), "{n}");
+    assert_eq!(n, "syslog-tcp_siem.example.org_6514-e78343617fec");
+    let all = [
+        "unix:/dev/log",
+        "unix:/dev_log",
+        "udp:127.0.0.1:514",
+        "tcp:127.0.0.1:514",
+        "tls:127.0.0.1:514",
+        "tcp:[::1]:514",
+        "tcp:[::1]:515",
+    ];
+    let names: std::collections::HashSet<String> = all.iter().map(|a| name(a)).collect();
+    assert_eq!(names.len(), all.len(), "{names:?}");
+    let long = format!("unix:/{}", "d/".repeat(200));
+    for n in names.iter().chain([&name(&long)]) {
+        assert!(n.len() <= 7 + 64 + 13, "{n}");
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+            "{n}"
+        );
+        // Never a name of the old kind (syslog-0, syslog-1, ...).
+        assert!(!n["syslog-".len()..].starts_with(|c: char| c.is_ascii_digit()));
+    }
+}
+
+/// `spool_max` is a size, with its unit or in bytes, checked against the
+/// longest message.
+#[test]
+fn spool_max_is_a_size() {
+    assert_eq!(SyslogConfig::default().spool_max, Size(256 << 20));
+    for (text, bytes) in [
+        ("spool_max = \"256MiB\"", 256 << 20),
+        ("spool_max = \"1 GiB\"", 1 << 30),
+        ("spool_max = \"500MB\"", 500_000_000),
+        ("spool_max = \"70kb\"", 70_000),
+        ("spool_max = 100000", 100_000),
+        ("spool_max = \"100_000\"", 100_000),
+    ] {
+        let c: SyslogConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.spool_max, Size(bytes), "{text}");
+        let again: SyslogConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c, "{text}");
+    }
+    for (text, says) in [
+        ("spool_max = \"lots\"", "not a size"),
+        ("spool_max = \"5 PB\"", "not a size"),
+        ("spool_max = -1", "cannot be negative"),
+        ("spool_max = \"99999999999TiB\"", "out of range"),
+    ] {
+        let e = toml::from_str::<SyslogConfig>(text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{text}: {e}");
+    }
+    // Room for one message of the longest allowed, at least; 0 is no spool
+    // size (there is no spool without a state directory).
+    for bad in [0, 65_536] {
+        let c = SyslogConfig {
+            spool_max: Size(bad),
+            ..SyslogConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("spool_max") && e.contains("65537 bytes"), "{e}");
+        assert!(SyslogSink::start(&c, None).is_err());
+    }
+    let c = SyslogConfig {
+        spool_max: Size(65_537),
+        ..SyslogConfig::default()
+    };
+    c.validate().unwrap();
+}
