@@ -673,6 +673,13 @@ pub struct Analytics {
     /// last alert ([`Source::owed`]), by when that period ends: judged
     /// again then. At most one entry a source; rebuilt after a load.
     owed: BinaryHeap<Reverse<(i64, Addr)>>,
+    /// The windows of the training period that had records (the sensor
+    /// observed them), oldest first; `None` until the first window closes
+    /// or a state saved before they were kept is loaded (then the calendar
+    /// since the first record stands in for them).
+    pub(crate) data_windows: Option<VecDeque<i64>>,
+    /// The current window has had a record.
+    pub(crate) window_had_data: bool,
 }
 
 /// The reorder buffer with its clock: records in as they are decided,
@@ -770,6 +777,8 @@ impl Analytics {
             evidence: 0,
             reorder: Reorderer::new(0),
             owed: BinaryHeap::new(),
+            data_windows: Some(VecDeque::new()),
+            window_had_data: false,
         }
     }
 
@@ -861,6 +870,7 @@ impl Analytics {
     /// it happened).
     fn handle(&mut self, p: Pending) {
         self.advance(p.0);
+        self.window_had_data = true;
         match p.2 {
             Held::Alive { addr, ts, how } => self.inv.alive(addr, ts, how),
             Held::Contact { src, dst } => self.contact(src, dst),
@@ -934,9 +944,22 @@ impl Analytics {
     fn close_window(&mut self, next: i64) {
         let closing = self.window;
         let keep = self.training_windows();
+        // Windows the sensor has observed within the training period: those
+        // with records, so that days the sensor was down (or a capture's
+        // gap) do not count as days a sanctioned scanner was not seen.
         let first_window = self.window_of(self.first_ts.unwrap_or(0));
-        // Windows the sensor has observed within the training period.
-        let observed = (next - first_window).clamp(0, keep.max(0)) as u32;
+        let had_data = std::mem::take(&mut self.window_had_data);
+        let data = self.data_windows.get_or_insert_with(|| {
+            // A state from before: every window since the first record.
+            (first_window.max(closing.saturating_sub(keep))..closing).collect()
+        });
+        if had_data {
+            data.push_back(closing);
+        }
+        while data.front().is_some_and(|&w| w < next.saturating_sub(keep)) {
+            data.pop_front();
+        }
+        let observed = (data.len() as i64).clamp(0, keep.max(0)) as u32;
         let mut counts: Vec<u32> = Vec::new();
         let min_days = self.cfg.scanner_min_days;
         let share = self.cfg.scanner_min_share;

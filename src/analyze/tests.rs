@@ -677,6 +677,40 @@ fn a_nightly_scanner_is_learned_and_a_new_one_is_alerted() {
     assert_eq!(f.alerts_for("10.0.2.66").len(), 1);
 }
 
+/// Days the sensor saw nothing (it was down, or the captures have a gap)
+/// are not days a sanctioned scanner was absent: after 14 nightly scans, a
+/// 12-day outage, and three more nights, it is still learned and not
+/// alerted. (Counted by the calendar, 14 of 29 days fell below 60%, and it
+/// was alerted every night after the outage.)
+#[test]
+fn an_outage_does_not_unlearn_a_sanctioned_scanner() {
+    let c = cfg(&[
+        "detector.training_period=30d",
+        "detector.activation_period=10d",
+        "detector.scanner_min_days=7",
+    ]);
+    let mut f = Feed::new(c);
+    let nightly = a([10, 0, 9, 9]);
+    for day in (0..14i64).chain(26..29) {
+        // Other traffic through the day, as a sensor sees.
+        for h in 0..24 {
+            f.alive(day * D + h * H, a([10, 0, 1, 1]));
+        }
+        for i in 0..=255u8 {
+            f.fail(
+                day * D + 2 * H + i64::from(i),
+                nightly,
+                a([10, 4, 0, i]),
+                22,
+                Reason::Unanswered,
+            );
+        }
+    }
+    f.alive(29 * D + H, a([10, 0, 1, 1]));
+    assert_eq!(f.a.learned_scanners().len(), 1, "{:?}", f.alerts);
+    assert!(f.alerts_for("10.0.9.9").is_empty(), "{:?}", f.alerts);
+}
+
 #[test]
 fn a_reset_source_is_a_new_one() {
     // A source with something in every part: failures to never-seen and

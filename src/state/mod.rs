@@ -560,6 +560,18 @@ impl StateDb {
         if let Some(v) = self.meta("window")? {
             a.window = v.parse().map_err(|e| self.damaged("window", e))?;
         }
+        // Absent from a state saved before they were kept: the calendar
+        // since the first record stands in (see `Analytics::close_window`).
+        a.data_windows = match self.meta("data_windows")? {
+            Some(v) => Some(
+                serde_json::from_str::<Vec<i64>>(&v)
+                    .map_err(|e| self.damaged("data_windows", e))?
+                    .into(),
+            ),
+            None if a.first_ts.is_some() => None,
+            None => a.data_windows.take(),
+        };
+        a.window_had_data = self.meta("window_had_data")?.is_none_or(|v| v == "1");
         if let Some(v) = self.meta("population")? {
             let p: Vec<PopWindow> =
                 serde_json::from_str(&v).map_err(|e| self.damaged("population", e))?;
@@ -727,6 +739,19 @@ impl StateDb {
                 .map_err(e)?;
             m.execute(params!["window", a.window.to_string()])
                 .map_err(e)?;
+            if let Some(d) = &a.data_windows {
+                let d: Vec<i64> = d.iter().copied().collect();
+                m.execute(params![
+                    "data_windows",
+                    serde_json::to_string(&d).expect("serialises")
+                ])
+                .map_err(e)?;
+            }
+            m.execute(params![
+                "window_had_data",
+                if a.window_had_data { "1" } else { "0" }
+            ])
+            .map_err(e)?;
             let pop: Vec<PopWindow> = a.population.iter().copied().collect();
             m.execute(params![
                 "population",
