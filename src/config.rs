@@ -657,6 +657,25 @@ impl Config {
                 crate::track::PARTITIONS
             ));
         }
+        if self.capture.buffer_size == 0 {
+            // libpcap would quietly take its own default (2 MiB): a SPAN
+            // port's bursts need the ring asked for.
+            return bad(
+                "capture.buffer_size must be above 0 (bytes of kernel ring per capture thread)"
+                    .into(),
+            );
+        }
+        // Each capture thread has its own ring, in locked kernel memory.
+        let rings = (self.capture.threads.max(1) as u64).saturating_mul(self.capture.buffer_size);
+        if let Some(total) = physical_memory()
+            && rings > total / 2
+        {
+            return bad(format!(
+                "capture.threads x capture.buffer_size is {} MiB of kernel ring, more than half of this machine's {} MiB of memory",
+                rings >> 20,
+                total >> 20
+            ));
+        }
         if let Some(f) = self.capture.bpf.as_deref().filter(|f| !f.trim().is_empty()) {
             // Compiled for Ethernet, what a SPAN or TAP port delivers: a
             // typo should stop check-config, not the sensor after it opened
@@ -674,6 +693,18 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
     }
+}
+
+/// The machine's physical memory in bytes, if the system says.
+fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions; a negative answer is an error.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && size > 0).then(|| (pages as u64).saturating_mul(size as u64))
 }
 
 /// `section.key=value`: the value is read as TOML (numbers, booleans, arrays),
@@ -895,11 +926,23 @@ mod tests {
                 "capture.bpf=tcp and frobnicate",
                 "capture.bpf (--bpf) does not compile",
             ),
+            (
+                "capture.buffer_size=0",
+                "capture.buffer_size must be above 0",
+            ),
         ] {
             let c = Config::from_toml("x.toml", "", &[set.into()]).unwrap();
             let e = c.validate_capture().unwrap_err().to_string();
             assert!(e.contains(says), "{set}: {e}");
         }
+        // 64 rings of almost 2 GiB: 119 GiB of locked kernel memory.
+        let sets = [
+            "capture.threads=64".into(),
+            "capture.buffer_size=2000000000".into(),
+        ];
+        let c = Config::from_toml("x.toml", "", &sets).unwrap();
+        let e = c.validate_capture().unwrap_err().to_string();
+        assert!(e.contains("MiB of kernel ring, more than half"), "{e}");
         for fine in [
             "tracker.max_pending=1",
             "capture.threads=64",

@@ -472,32 +472,68 @@ fn check_paths(a: &ReplayArgs) -> Result<(), UsageError> {
     if let [(_, x), (_, y)] = outputs.as_slice()
         && !(*x == stdin && *y == stdin)
     {
-        // Not created yet: the same name (its directory resolved) is the
-        // same file.
-        let named = |p: &Path| {
-            let dir = match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            Some((std::fs::canonicalize(dir).ok()?, p.file_name()?.to_owned()))
-        };
         let same = match (id(x, 1), id(y, 1)) {
             (Some(i), Some(j)) => i == j,
-            _ => {
-                *x != stdin
-                    && *y != stdin
-                    && !x.exists()
-                    && named(x).is_some()
-                    && named(x) == named(y)
-            }
+            _ => *x != stdin && *y != stdin && same_new_file(x, y),
         };
         if same {
-            return Err(UsageError::Args(format!(
-                "--alerts '{}' and --events '{}' are the same file: give each its own",
-                x.display(),
-                y.display()
-            )));
+            return Err(same_outputs(x, y));
         }
+    }
+    Ok(())
+}
+
+/// Two output paths name one file not created yet: the same name, its
+/// directory resolved.
+fn same_new_file(x: &Path, y: &Path) -> bool {
+    let named = |p: &Path| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some((std::fs::canonicalize(dir).ok()?, p.file_name()?.to_owned()))
+    };
+    !x.exists() && named(x).is_some() && named(x) == named(y)
+}
+
+fn same_outputs(x: &Path, y: &Path) -> UsageError {
+    UsageError::Args(format!(
+        "--alerts '{}' and --events '{}' are the same file: give each its own",
+        x.display(),
+        y.display()
+    ))
+}
+
+/// Whether this process may create files in `dir`.
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+/// Live's outputs (appended to, "" for none, "-" for stdout): one file for
+/// both is refused, as in replay (alerts would be buried among events).
+fn check_live_outputs(alerts: &str, events: &str) -> Result<(), UsageError> {
+    use std::os::unix::fs::MetadataExt;
+    if alerts.is_empty() || events.is_empty() || alerts == "-" || events == "-" {
+        return Ok(());
+    }
+    let (x, y) = (Path::new(alerts), Path::new(events));
+    let id = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let same = match (id(x), id(y)) {
+        (Some(i), Some(j)) => i == j,
+        _ => same_new_file(x, y),
+    };
+    if same {
+        return Err(same_outputs(x, y));
     }
     Ok(())
 }
@@ -545,6 +581,12 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     use scanwatch::pipeline::{Gauges, Source, run};
     use std::sync::atomic::{AtomicBool, AtomicU64};
 
+    // SIGHUP first: a logrotate's postrotate signal during the start (the
+    // state's load can take seconds) would otherwise kill the sensor, and
+    // systemd counts death by SIGHUP as a clean exit (no restart). The
+    // signal is taken now and acted on once the outputs are open.
+    let mut hup = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .context("cannot handle SIGHUP")?;
     let mut config = load_config(&a.config)?;
     let c = &mut config.capture;
     if let Some(i) = a.interface {
@@ -569,6 +611,7 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         .and_then(|()| config.validate_capture())
         .map_err(UsageError::Config)?;
     check_syslog_flags(&a.syslog)?;
+    check_live_outputs(&config.output.alerts, &config.output.events)?;
     if config.capture.interface.is_empty() {
         return Err(UsageError::Config(ConfigError::Invalid(
             "no interface: give --interface or capture.interface".into(),
@@ -648,6 +691,23 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         Some(u) => tracing::info!("capturing on {} as user {u}", capture.interface()),
         None => tracing::info!("capturing on {}", capture.interface()),
     }
+    // A rotated file is reopened by name after SIGHUP, as the user the
+    // sensor now runs as: said now, not at the first rotation.
+    for path in [&config.output.alerts, &config.output.events] {
+        if path.is_empty() || path == "-" {
+            continue;
+        }
+        let dir = match Path::new(path).parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !writable(dir) {
+            tracing::warn!(
+                "'{}' is not writable by the user the sensor runs as: after a rotation, SIGHUP cannot reopen '{path}' and its lines go on to the moved file; give the directory to that user (the unit's LogsDirectory= does)",
+                dir.display()
+            );
+        }
+    }
     // 4. Signals, workers, stats.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -655,8 +715,6 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     {
         let generation = generation.clone();
-        let mut hup = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
-            .context("cannot handle SIGHUP")?;
         std::thread::spawn(move || {
             for _ in hup.forever() {
                 generation.fetch_add(1, Ordering::Relaxed);
@@ -734,16 +792,19 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     for c in captures {
         let _ = c.join();
     }
-    let last = match reporter.join() {
-        Ok((gauges, syslog_stats)) => stats_line(
-            &live_stats,
-            &gauges,
-            &health,
-            config.tracker.max_pending,
-            &syslog_stats,
-            &lost,
+    let (last, syslog_end) = match reporter.join() {
+        Ok((gauges, syslog_stats)) => (
+            stats_line(
+                &live_stats,
+                &gauges,
+                &health,
+                config.tracker.max_pending,
+                &syslog_stats,
+                &lost,
+            ),
+            Some(syslog_stats),
         ),
-        Err(_) => "(the stats reporter failed)".to_string(),
+        Err(_) => ("(the stats reporter failed)".to_string(), None),
     };
     let mut outcome = result?;
     this_runs_counts(&mut outcome, &stats_at_start);
@@ -757,6 +818,13 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     if !quiet {
         eprint!("{}", summary_for("live", &outcome, threads, &health));
+        if let Some(l) = syslog_end.as_ref().and_then(|s| s.summary()) {
+            eprintln!("  {l}");
+        }
+    }
+    // Lost to syslog is said even with -q, as in replay.
+    if let Some(w) = syslog_end.as_ref().and_then(|s| s.losses()) {
+        tracing::warn!("{w}");
     }
     // A capture that failed (the interface disappeared, a driver reset)
     // stopped the sensor: exit 1, so that systemd's Restart=on-failure
@@ -1103,10 +1171,15 @@ fn summary_for(
     let (d, t) = (&s.decode, &s.track);
     let secs = s.wall.as_secs_f64().max(1e-9);
     let mut out = String::new();
+    // A live capture reads no file.
+    let files = if what == "live" {
+        String::new()
+    } else {
+        format!("{} file(s), ", s.files)
+    };
     let _ = writeln!(
         out,
-        "scanwatch {what}: {} file(s), {} packets, {} bytes captured ({} on the wire), {:.3} s, {:.0} packets/s, {} thread(s)",
-        s.files,
+        "scanwatch {what}: {files}{} packets, {} bytes captured ({} on the wire), {:.3} s, {:.0} packets/s, {} thread(s)",
         d.packets,
         d.bytes_captured,
         d.bytes_wire,

@@ -301,6 +301,19 @@ fn outputs_that_would_erase_a_capture_or_each_other_are_refused() {
         assert!(stderr(&o).contains("same file"), "{}", stderr(&o));
     }
     assert_eq!(std::fs::read(&out).unwrap(), b"kept\n");
+    // Live appends, but one file for both is refused there too, before
+    // any capture is opened (no interface named `nonexistent0` is needed).
+    let o = scanwatch(&[
+        "live",
+        "-i",
+        "nonexistent0",
+        "--events",
+        p(&out),
+        "--alerts",
+        &other,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("same file"), "{}", stderr(&o));
     let o = scanwatch(&["replay", "-", "-"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("only once"), "{}", stderr(&o));

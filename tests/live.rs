@@ -269,6 +269,21 @@ fn live_sensor_sees_a_real_scan_exactly() {
     ] {
         assert!(last.contains(m), "{m} in: {last}");
     }
+    // The last line comes after the final flush: nothing is pending.
+    assert!(last.contains("stopped:"), "{last}");
+    assert!(
+        last.split_whitespace()
+            .any(|t| t == "scanwatch_pending_attempts=0"),
+        "{last}"
+    );
+    // The summary says what syslog took, as replay's does.
+    assert!(
+        log()
+            .lines()
+            .any(|l| l.trim_start().starts_with("syslog: alerts 2 sent")),
+        "{}",
+        log()
+    );
     // No cap hit either, and the line says so.
     for m in [
         "pending_refused",
@@ -844,6 +859,48 @@ fn a_full_disk_loses_only_what_came_while_it_was_full() {
         let e: serde_json::Value = serde_json::from_str(line).expect("whole JSON lines");
         assert_ne!(e["dest_port"], 7, "{line}");
     }
+}
+
+/// Started as root, the sensor runs as an unprivileged user: an output in
+/// a directory only root may write cannot be reopened after a rotation,
+/// and the sensor says so when it starts, not at the first SIGHUP.
+#[test]
+fn an_output_directory_the_capture_user_cannot_write_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let ns = Ns::new("swlw");
+    let dir = open_tempdir();
+    let root_only = dir.path().join("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let alerts = root_only.join("alerts.json");
+    let log = dir.path().join("log");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut sensor = live_sensor(
+        &ns.0,
+        &["--interface", "lo", "--alerts", alerts.to_str().unwrap()],
+        &log,
+    );
+    let status = sensor.term(20);
+    assert!(status.success(), "{}", text());
+    assert!(
+        text().contains("is not writable by the user the sensor runs as"),
+        "{}",
+        text()
+    );
+    // A directory it may write: nothing said.
+    let log2 = dir.path().join("log2");
+    let ok = dir.path().join("alerts.json");
+    let mut sensor = live_sensor(
+        &ns.0,
+        &["--interface", "lo", "--alerts", ok.to_str().unwrap()],
+        &log2,
+    );
+    assert!(sensor.term(20).success());
+    assert!(
+        !std::fs::read_to_string(&log2)
+            .unwrap()
+            .contains("not writable")
+    );
 }
 
 /// An interface that disappears under the sensor (a driver reset, a VLAN

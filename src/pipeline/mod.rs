@@ -1383,6 +1383,9 @@ fn shard(
                     order_shard_events(&mut o.events);
                     t.drain_evidence(&mut o.alive, &mut o.contacts);
                     if part + 1 == PARTITIONS {
+                        // Every attempt is decided now: the last stats
+                        // line must not show them pending.
+                        gauges.pending.fetch_sub(reported, Ordering::Relaxed);
                         let _ = out.send(ToOutput::End(o, t.stats.clone()));
                         return;
                     }
