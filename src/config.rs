@@ -175,6 +175,13 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn contains(&self, a: &Addr) -> bool {
+        // IPv4 addresses are kept IPv4-mapped (::ffff:a.b.c.d): an IPv6
+        // network wider than /96 (`::/0`) would hold all of IPv4 too,
+        // which no one writing it means. (IPv4-mapped addresses on the wire
+        // are skipped by the decoder.)
+        if !self.text_v4 && self.bits < 96 && a.is_v4() {
+            return false;
+        }
         let n = u128::from_be_bytes(self.net.0);
         let x = u128::from_be_bytes(a.0);
         let mask = if self.bits == 0 {
@@ -976,8 +983,12 @@ mod tests {
             ])),
             "IPv4 /0 is IPv4 only"
         );
+        // And IPv6 /0 is IPv6 only, though IPv4 is kept IPv4-mapped; the
+        // mapped range itself, written so, holds IPv4.
         let all6: Cidr = "::/0".parse().unwrap();
-        assert!(all6.contains(&Addr::v4([8, 8, 8, 8])) && all6.contains(&Addr::v6([0x20; 16])));
+        assert!(!all6.contains(&Addr::v4([8, 8, 8, 8])) && all6.contains(&Addr::v6([0x20; 16])));
+        let mapped: Cidr = "::ffff:0:0/96".parse().unwrap();
+        assert!(mapped.contains(&Addr::v4([8, 8, 8, 8])));
         assert!("300.1.1.1".parse::<Cidr>().is_err());
     }
 
