@@ -1150,6 +1150,16 @@ struct Shared {
     stats: Arc<SyslogStats>,
 }
 
+/// What [`Shared::try_append`] did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Appended {
+    Yes,
+    /// The spool is at its cap: dropped and counted.
+    Full,
+    /// The write failed: not counted, the caller drops or keeps it.
+    Failed,
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Option<SpoolWriter>> {
         self.spool.lock().unwrap_or_else(PoisonError::into_inner)
@@ -1158,6 +1168,19 @@ impl Shared {
     /// Append one message as one line; false (and counted as dropped) when
     /// the spool is full or the write failed.
     fn append(&self, w: &mut SpoolWriter, msg: &str) -> bool {
+        match self.try_append(w, msg) {
+            Appended::Yes => true,
+            Appended::Full => false,
+            Appended::Failed => {
+                SyslogStats::add(&self.stats.dropped, 1);
+                false
+            }
+        }
+    }
+
+    /// [`Shared::append`], for a caller that keeps the message when the write
+    /// fails (so that is no drop); a full spool still drops and counts.
+    fn try_append(&self, w: &mut SpoolWriter, msg: &str) -> Appended {
         if !w.has_room(msg.len()) {
             if w.full_dropped == 0 {
                 warn!(
@@ -1170,7 +1193,7 @@ impl Shared {
             w.full_dropped += 1;
             SyslogStats::add(&self.stats.dropped, 1);
             SyslogStats::add(&self.stats.spool_dropped, 1);
-            return false;
+            return Appended::Full;
         }
         let mut line = Vec::with_capacity(msg.len() + 1);
         line.extend_from_slice(msg.as_bytes());
@@ -1190,7 +1213,7 @@ impl Shared {
                     );
                     w.full_dropped = 0;
                 }
-                true
+                Appended::Yes
             }
             Err(e) => {
                 // Take back a partial line, so the next one starts a line.
@@ -1199,8 +1222,7 @@ impl Shared {
                     warn!("syslog spool {}: {e}: dropping messages", w.path.display());
                     w.failed = true;
                 }
-                SyslogStats::add(&self.stats.dropped, 1);
-                false
+                Appended::Failed
             }
         }
     }
@@ -2089,7 +2111,8 @@ impl Worker {
         }
         w.active = true;
         // A full spool leaves it in memory, first to be sent, not dropped.
-        if w.has_room(m.len()) && self.shared.append(w, m) {
+        // A failed write keeps it in memory too: no drop to count.
+        if w.has_room(m.len()) && self.shared.try_append(w, m) == Appended::Yes {
             self.head = None;
         }
         self.shared.activate(w, &self.rx);
