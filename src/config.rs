@@ -607,6 +607,14 @@ impl Config {
                     .into(),
             );
         }
+        if !d.forget_hosts_after.0.is_zero() && d.forget_hosts_after.0 < d.inactive_after.0 {
+            // It would forget hosts still active: failures to them would
+            // count as to never-seen hosts.
+            return bad(format!(
+                "detector.forget_hosts_after ({}) must be 0 (never) or at least detector.inactive_after ({})",
+                d.forget_hosts_after, d.inactive_after
+            ));
+        }
         if d.home_net.is_empty() {
             return bad("detector.home_net is empty: no target would be tracked".into());
         }
@@ -673,7 +681,12 @@ impl Config {
             );
         }
         // Each capture thread has its own ring, in locked kernel memory.
-        let rings = (self.capture.threads.max(1) as u64).saturating_mul(self.capture.buffer_size);
+        // 0 threads: one a CPU, at most 16, as live takes it.
+        let threads = match self.capture.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(16)),
+            n => n,
+        };
+        let rings = (threads as u64).saturating_mul(self.capture.buffer_size);
         if let Some(total) = physical_memory()
             && rings > total / 2
         {
@@ -912,6 +925,10 @@ mod tests {
                 "detector.max_hosts must be at least 1",
             ),
             ("detector.max_targets_per_source=0", "must be at least 1"),
+            (
+                "detector.forget_hosts_after=1h",
+                "must be 0 (never) or at least detector.inactive_after",
+            ),
             (
                 "tracker.max_pending=18446744073709551615",
                 "18446744073709551615 is out of range",

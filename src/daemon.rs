@@ -92,7 +92,10 @@ fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     if !p.exists() {
         return Ok(());
     }
-    let own = |q: &Path| std::os::unix::fs::chown(q, Some(uid), Some(gid));
+    // lchown: a link planted in the directory (it belongs to the capture
+    // user after the first run) must not hand its target over at the next
+    // start as root.
+    let own = |q: &Path| std::os::unix::fs::lchown(q, Some(uid), Some(gid));
     own(p)?;
     if p.is_dir() {
         for e in std::fs::read_dir(p)? {
@@ -101,6 +104,7 @@ fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
                 continue;
             }
             own(&e.path())?;
+            // The entry's own type: a link to a directory is not descended.
             if e.file_type()?.is_dir() {
                 for f in std::fs::read_dir(e.path())? {
                     own(&f?.path())?;
@@ -131,7 +135,18 @@ mod tests {
         std::fs::create_dir(d.join("syslog-0")).unwrap();
         std::fs::write(d.join("syslog-0/spool"), b"").unwrap();
         std::fs::write(d.join("notes.txt"), b"").unwrap();
+        // Links planted by the capture user, to files of root's.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("root-file"), b"").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("root-file"), d.join("scanwatch.db-x"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("root-file"), d.join("syslog-0/evil"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.join("syslog-link")).unwrap();
         chown_tree(d, 65534, 65534).unwrap();
+        let root_file = std::fs::metadata(outside.path().join("root-file")).unwrap();
+        assert_eq!(root_file.uid(), 0, "a link's target keeps its owner");
+        assert_eq!(std::fs::metadata(outside.path()).unwrap().uid(), 0);
         let uid = |p: &str| std::fs::metadata(d.join(p)).unwrap().uid();
         assert_eq!(std::fs::metadata(d).unwrap().uid(), 65534);
         for ours in ["scanwatch.db", "syslog-0", "syslog-0/spool"] {

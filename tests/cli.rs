@@ -605,7 +605,36 @@ fn a_state_directory_of_other_files_is_refused() {
     let mode = std::fs::metadata(&other).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o755);
     assert!(!other.join("scanwatch.db").exists());
-    // An empty directory, or one scanwatch made, is a state directory.
+    // An empty directory, or one scanwatch made, is a state directory: one
+    // with a database moved aside (and, say, an operator's notes) starts
+    // afresh with --reset-state; a file system's lost+found is no one's.
+    let aside = dir.path().join("aside");
+    std::fs::create_dir(&aside).unwrap();
+    std::fs::write(aside.join("scanwatch.db.damaged-1700000000"), b"junk").unwrap();
+    std::fs::write(aside.join("notes.txt"), b"mine").unwrap();
+    let o = scanwatch(&[
+        "-q",
+        "replay",
+        "--state",
+        p(&aside),
+        "--reset-state",
+        "--alerts",
+        "/dev/null",
+        p(&real("nmap-syn-scan-evilfingers.pcap")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mount = dir.path().join("mount");
+    std::fs::create_dir_all(mount.join("lost+found")).unwrap();
+    let o = scanwatch(&[
+        "-q",
+        "replay",
+        "--state",
+        p(&mount),
+        "--alerts",
+        "/dev/null",
+        p(&real("nmap-syn-scan-evilfingers.pcap")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     for _ in 0..2 {

@@ -292,7 +292,11 @@ fn live_sensor_sees_a_real_scan_exactly() {
         "target_sets_full",
         "evidence_cap_hits",
         "hosts_forgotten",
+        "hosts_forgotten_active",
         "reorder_overflow",
+        "alerts_lost",
+        "events_lost",
+        "syslog_spool_dropped",
     ] {
         let token = format!("scanwatch_{m}_total=0");
         assert!(

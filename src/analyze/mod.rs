@@ -669,9 +669,10 @@ pub struct Analytics {
     /// The reorder buffer of [`Analytics::process_until`]; the pipeline
     /// runs its own [`Reorderer`] in a thread of its own instead.
     reorder: Reorderer,
-    /// Sources whose window fired a rule during the dedup period of their
-    /// last alert ([`Source::owed`]), by when that period ends: judged
-    /// again then. At most one entry a source; rebuilt after a load.
+    /// Sources whose window fired a rule on new evidence during the dedup
+    /// period of their last alert ([`Source::owed`]), by when that period
+    /// ends: judged again then. At most one entry a source and alert
+    /// (`LastAlert::owed_queued`); rebuilt after a load.
     owed: BinaryHeap<Reverse<(i64, Addr)>>,
     /// The windows of the training period that had records (the sensor
     /// observed them), oldest first; `None` until the first window closes
@@ -816,9 +817,8 @@ impl Analytics {
         self.owed = self
             .sources
             .iter()
-            .filter(|(_, s)| s.owed)
             .filter_map(|(a, s)| {
-                let l = s.last_alert.as_ref()?;
+                let l = s.last_alert.as_ref().filter(|l| l.owed_queued)?;
                 Some(Reverse((l.ts.saturating_add(dedup), *a)))
             })
             .collect();
@@ -1214,14 +1214,21 @@ impl Analytics {
             Some(&mut stats.suppressed_external)
         } else if s.learned {
             Some(&mut stats.suppressed_learned_scanner)
-        } else if let Some(l) = s
+        } else if s
             .last_alert
             .as_ref()
-            .filter(|l| decided < l.ts.saturating_add(cfg.dedup_period.ns()))
+            .is_some_and(|l| decided < l.ts.saturating_add(cfg.dedup_period.ns()))
         {
-            if !s.owed {
+            // Judged again when the period ends, if there is more than the
+            // last alert said (with a dedup period shorter than the window,
+            // the rest of the same sweep would otherwise be alerted again).
+            if !s.owed && s.new_since_alert() {
                 s.owed = true;
-                owed.push(Reverse((l.ts.saturating_add(cfg.dedup_period.ns()), src)));
+                let l = s.last_alert.as_mut().expect("checked");
+                if !l.owed_queued {
+                    l.owed_queued = true;
+                    owed.push(Reverse((l.ts.saturating_add(cfg.dedup_period.ns()), src)));
+                }
             }
             Some(&mut stats.suppressed_dedup)
         } else {

@@ -39,6 +39,10 @@ type Set<T> = Tiny<T, HashSet<T, Seeded<9>>>;
 /// A sorted set holding its first element inline.
 type Ordered<T> = Tiny<T, BTreeSet<T>>;
 
+fn no_window() -> i64 {
+    i64::MIN
+}
+
 /// The /24 (IPv4) or /64 (IPv6) of an address.
 pub fn subnet(a: &Addr) -> Addr {
     let mut b = a.0;
@@ -199,6 +203,15 @@ pub struct LastAlert {
     /// states saved before it was kept.
     #[serde(default)]
     pub at: Option<i64>,
+    /// The window it was raised in: a later window's evidence is new, for
+    /// the dedup's deferral (absent in states saved before: every window is
+    /// new then).
+    #[serde(default = "no_window")]
+    pub win: i64,
+    /// A judgement at the end of its dedup period is queued (once an
+    /// alert: the queue holds one entry a source at most).
+    #[serde(default)]
+    pub owed_queued: bool,
     pub subnets: Vec<Addr>,
     pub ports: Vec<u16>,
 }
@@ -684,6 +697,19 @@ impl Source {
             || self.max_active_ports >= cfg.vertical_min_ports
     }
 
+    /// Evidence beyond what the last alert reported: a later window, or a
+    /// new subnet or port (more hosts of the subnets and ports it named are
+    /// the rest of the sweep it was raised on, not a new attack: the
+    /// sequential test alerts on a sweep's fourth probe).
+    pub fn new_since_alert(&self) -> bool {
+        let Some(l) = &self.last_alert else {
+            return true;
+        };
+        l.win != self.win
+            || self.subnets.iter().any(|n| !l.subnets.contains(n))
+            || self.ports.iter().any(|p| !l.ports.contains(p))
+    }
+
     /// Alerted with `timestamp` `at`, decided at `ts`.
     pub fn alerted(&mut self, at: i64, ts: i64) {
         self.alerted_in_window = true;
@@ -691,6 +717,8 @@ impl Source {
         self.last_alert = Some(Box::new(LastAlert {
             ts,
             at: Some(at),
+            win: self.win,
+            owed_queued: false,
             subnets: self.subnets.iter().copied().collect(),
             ports: self.ports.iter().copied().collect(),
         }));

@@ -344,6 +344,56 @@ fn an_attack_held_back_by_dedup_is_alerted_when_the_period_ends() {
     }
     f.alive(D + 2 * H, other);
     assert_eq!(f.alerts.len(), 1, "{:?}", f.alerts);
+
+    // A dedup period shorter than the window: the rest of the sweep an
+    // alert was raised on is not alerted again when the period ends; a
+    // new subnet during it is.
+    let mut f = Feed::new(cfg(&["detector.dedup_period=1h"]));
+    for i in 0..10u8 {
+        f.timed_out(H + i64::from(i), a(SCANNER), a([10, 2, 0, i]), 445);
+    }
+    f.alive(3 * H, other);
+    assert_eq!(f.alerts.len(), 1, "{:?}", f.alerts);
+    // The first alert's period ended at 2:00:40: a new subnet at 3:10 is
+    // alerted at once.
+    f.timed_out(3 * H + 10 * M, a(SCANNER), a([10, 2, 9, 1]), 445);
+    assert_eq!(f.alerts.len(), 2, "{:?}", f.alerts);
+    assert_eq!(f.alerts[1]["evidence"]["deferred_by_dedup"], false);
+    // Within the period of that second alert (decided at 3:10:40, so until
+    // 4:10:40): another new subnet waits for its end.
+    f.timed_out(3 * H + 30 * M, a(SCANNER), a([10, 2, 8, 1]), 445);
+    assert_eq!(f.alerts.len(), 2, "{:?}", f.alerts);
+    f.alive(5 * H, other);
+    assert_eq!(f.alerts.len(), 3, "{:?}", f.alerts);
+    let f_alerts = &f.alerts[1..];
+    assert_eq!(f_alerts[1]["evidence"]["deferred_by_dedup"], true);
+    assert_eq!(f_alerts[1]["timestamp"], "1970-01-01T04:10:40.000000Z");
+    assert_eq!(
+        f_alerts[1]["previous_alert"]["new_subnets"],
+        serde_json::json!(["10.2.8.0/24"])
+    );
+}
+
+/// The deferral queue holds one entry a source and alert, however many
+/// windows fire during a long dedup period.
+#[test]
+fn the_dedup_queue_holds_one_entry_a_source() {
+    let mut f = Feed::new(cfg(&[
+        "detector.test_period=1h",
+        "detector.dedup_period=30d",
+    ]));
+    for h in 0..200i64 {
+        for i in 0..5u8 {
+            f.timed_out(
+                h * H + i64::from(i),
+                a(SCANNER),
+                a([10, 3, h as u8, i]),
+                445,
+            );
+        }
+    }
+    assert_eq!(f.alerts.len(), 1);
+    assert_eq!(f.a.owed.len(), 1);
 }
 
 /// A window the source was alerted in is no baseline of its normal: a

@@ -5,9 +5,11 @@
 //! host sends:
 //! * a SYN-ACK (it accepted a connection);
 //! * an ACK or data segment, or a FIN, of a connection (it holds state);
-//! * an ARP request or reply with its address as sender (it is on the link);
-//! * as the responder of a pending SYN whose initiator goes on with the
-//!   connection though no SYN-ACK was captured (it answered).
+//! * an ARP request or reply with its address as sender (it is on the link).
+//!
+//! Not proof either: the initiator going on with a connection whose SYN-ACK
+//! was not captured (a capture gap). It proves the initiator, but any source
+//! can send a SYN and then an ACK, so a scanner could mark its targets alive.
 //!
 //! Not proof: a SYN (anyone can send one, with any source address: SYN floods
 //! spoof millions), a RST (firewalls reset on behalf of addresses that do not
@@ -156,14 +158,22 @@ impl Minutes {
     }
 }
 
-/// The sweep's key of a host: its last minute, then the low 32 bits of its
-/// address (the whole of an IPv4 one), so the hosts forgotten depend only on
-/// what the table holds, not on its layout: the same after a restart, for
-/// any thread count, on any machine.
+/// The sweep's key of a host: its last minute, then 32 bits of its address
+/// (the whole of an IPv4 one; a fixed fold of all 128 bits of an IPv6 one,
+/// since a flood's addresses can share their low bits and a cut through a
+/// run of equal keys would forget them all), so the hosts forgotten depend
+/// only on what the table holds, not on its layout: the same after a
+/// restart, for any thread count, on any machine.
 #[inline]
 fn sweep_key(a: &Addr, m: &Minutes) -> u64 {
     let last = (i64::from(m.last) - i64::from(i32::MIN)) as u64;
-    let low = u32::from_be_bytes([a.0[12], a.0[13], a.0[14], a.0[15]]);
+    let low = if a.is_v4() {
+        u32::from_be_bytes([a.0[12], a.0[13], a.0[14], a.0[15]])
+    } else {
+        let x = u128::from_be_bytes(a.0);
+        let folded = (x as u64 ^ (x >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (folded >> 32) as u32
+    };
     (last << 32) | u64::from(low)
 }
 
@@ -644,6 +654,25 @@ mod tests {
         b.alive(v6(1 << 30), late, Seen::Data);
         assert_eq!(a.sorted(), b.sorted());
         assert_eq!(a.len(), 64 - 8 + 1);
+    }
+
+    /// IPv6 hosts that share their low 32 bits, all seen in one minute (a
+    /// flood's forged sources): a sweep forgets about an eighth of them,
+    /// not every host tied at the cut.
+    #[test]
+    fn a_sweep_of_hosts_alike_in_their_low_bits_forgets_an_eighth() {
+        let mut i = v6_inv(64);
+        let alike = |n: u8| {
+            let mut b = [0u8; 16];
+            b[0] = 0xfd;
+            b[1] = n;
+            b[12..].copy_from_slice(&[1, 2, 3, 4]);
+            Addr(b)
+        };
+        for n in 0..65u8 {
+            i.alive(alike(n), 0, Seen::Data);
+        }
+        assert!((56..=58).contains(&i.len()), "{} held", i.len());
     }
 
     #[test]

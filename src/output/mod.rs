@@ -321,6 +321,9 @@ impl Reopen {
         if self.buf.is_empty() {
             return;
         }
+        // The newline ending a line a failure cut short: not a line of its
+        // own (that one was counted lost when it was cut).
+        let prefix = usize::from(self.torn);
         if self.torn {
             self.buf.insert(0, b'\n');
         }
@@ -353,7 +356,10 @@ impl Reopen {
                 }
             }
             Err(e) => {
-                let cut = self.buf[done..].iter().filter(|&&b| b == b'\n').count();
+                let cut = self.buf[done.max(prefix)..]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
                 self.lost
                     .fetch_add(cut as u64, std::sync::atomic::Ordering::Relaxed);
                 if !self.failing {
@@ -785,6 +791,12 @@ mod reopen_tests {
             3,
             "each later write tries and counts"
         );
+        // Still full, with a line cut short before: its ending newline is
+        // not one more line lost.
+        w.torn = true;
+        w.write_all(b"{\"a\":3.5}\n").unwrap();
+        w.flush().unwrap();
+        assert_eq!(lost.load(Ordering::Relaxed), 4);
         // Room again, after a failure that left half a line behind.
         let path = dir.path().join("out.json");
         std::fs::write(&path, b"{\"a\":0}\n{\"cu").unwrap();
@@ -798,7 +810,7 @@ mod reopen_tests {
             std::fs::read_to_string(&path).unwrap(),
             "{\"a\":0}\n{\"cu\n{\"a\":4}\n{\"a\":5}\n"
         );
-        assert_eq!(lost.load(Ordering::Relaxed), 3);
+        assert_eq!(lost.load(Ordering::Relaxed), 4);
     }
 
     #[test]

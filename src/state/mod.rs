@@ -225,12 +225,19 @@ pub fn is_ours(name: &str) -> bool {
     name.starts_with(DB_FILE) || name.starts_with("syslog-")
 }
 
-/// An entry of `dir` that scanwatch does not make, if any.
+/// An entry of `dir` that scanwatch does not make, if `dir` holds nothing
+/// scanwatch made (then it is no state directory). A database moved aside,
+/// or a spool, make it one; a file system's `lost+found` is no one's.
 fn foreign_entry(dir: &Path) -> Option<String> {
-    std::fs::read_dir(dir)
+    let names: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok()?.file_name().into_string().ok().or(Some("?".into())))
-        .find(|n| !is_ours(n))
+        .filter(|n| n != "lost+found")
+        .collect();
+    if names.iter().any(|n| is_ours(n)) {
+        return None;
+    }
+    names.into_iter().next()
 }
 
 /// The newest database an earlier start moved aside as damaged

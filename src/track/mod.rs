@@ -202,26 +202,16 @@ pub enum Seen {
     Data = 2,
     Fin = 4,
     Arp = 8,
-    /// Its SYN-ACK was not captured, but the initiator went on with the
-    /// connection (a capture gap): only an answer makes a host do that.
-    Answered = 16,
 }
 
 impl Seen {
-    pub const ALL: [Seen; 5] = [
-        Seen::SynAck,
-        Seen::Data,
-        Seen::Fin,
-        Seen::Arp,
-        Seen::Answered,
-    ];
+    pub const ALL: [Seen; 4] = [Seen::SynAck, Seen::Data, Seen::Fin, Seen::Arp];
     pub fn name(self) -> &'static str {
         match self {
             Seen::SynAck => "syn_ack",
             Seen::Data => "data",
             Seen::Fin => "fin",
             Seen::Arp => "arp",
-            Seen::Answered => "answered",
         }
     }
     /// Names of the kinds set in `mask`.
@@ -1674,10 +1664,10 @@ impl Tracker {
             self.filter_dec(hash);
             self.stats.successes += 1;
             self.stats.capture_gaps += 1;
-            // The responder answered (its SYN-ACK went by another path, or
-            // the capture has one direction only): alive, or every
-            // server of a one-way capture stays "never seen".
-            self.seen_alive(a.key.dst, ts, Seen::Answered, order);
+            // Not proof that the responder is alive: any source can send
+            // a SYN and then an ACK on the same 5-tuple, so a scanner could
+            // mark each target alive before its real probes and have their
+            // failures counted on "active" hosts (a review found it).
             self.contact(&a.key, ts, order);
         }
     }

@@ -432,12 +432,13 @@ fn capture_gap_ack_from_initiator_is_success() {
     assert_eq!(ev.len(), 1);
 }
 
-/// A capture gap proves the responder alive (`answered`) as well as the
-/// initiator: in a capture of one direction, or where SYN-ACKs take
-/// another path, servers are otherwise never seen alive, and every failure
-/// to them counts as one to a never-seen host.
+/// A capture gap (the initiator's ACK after its SYN, no SYN-ACK captured)
+/// proves the initiator alive and is a success, but not the responder:
+/// any source can send a SYN and then an ACK, and a scanner that did so
+/// for each target first would have its real probes' failures counted on
+/// "active" hosts.
 #[test]
-fn a_capture_gap_proves_the_responder_alive() {
+fn a_capture_gap_is_no_proof_of_the_responder() {
     let k = key(1, 2, 40000, 80, Proto::Tcp);
     let mut t = Tracker::new(TrackConfig::default(), 0, 1);
     t.begin_block(0, i64::MIN);
@@ -452,22 +453,9 @@ fn a_capture_gap_proves_the_responder_alive() {
     );
     t.end_block();
     let (alive, contacts) = evidence(&mut t);
-    assert_eq!(alive, vec![(a4(1), Seen::Data), (a4(2), Seen::Answered)]);
+    assert_eq!(alive, vec![(a4(1), Seen::Data)]);
     assert_eq!(contacts, vec![(a4(1), a4(2))]);
-    // Data of a connection with no pending attempt says nothing of the
-    // other side.
-    let other = key(3, 4, 40000, 80, Proto::Tcp);
-    t.begin_block(1, S);
-    t.established(
-        partition_of(&other),
-        other.src,
-        flow_hash(&other),
-        S,
-        true,
-        order_at(2),
-    );
-    t.end_block();
-    assert_eq!(evidence(&mut t).0, vec![(a4(3), Seen::Data)]);
+    assert_eq!(t.stats.capture_gaps, 1);
 }
 
 #[test]
