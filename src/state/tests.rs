@@ -527,3 +527,76 @@ fn hosts_idle_longer_than_forget_hosts_after_are_forgotten_at_window_close() {
         assert_eq!(a.inventory().hosts_forgotten_active, 0);
     }
 }
+
+/// An attack held back by the dedup period is alerted when the period
+/// ends, across a checkpoint and restart in between, as in one run.
+#[test]
+fn a_deferred_alert_survives_a_restart() {
+    let sets = [
+        "detector.activation_period=0s".to_string(),
+        "detector.training_period=3d".to_string(),
+        "detector.dedup_period=1d".to_string(),
+    ];
+    let c = Config::from_toml("t", "", &sets).unwrap().detector;
+    let mut n = 0;
+    let mut rec = |ts: i64, dst: Option<[u8; 4]>| {
+        n += 1;
+        let order = Order {
+            block: 0,
+            phase: 1,
+            at: n,
+        };
+        match dst {
+            Some(d) => {
+                let key = FlowKey {
+                    src: Addr::v4([10, 0, 2, 66]),
+                    dst: Addr::v4(d),
+                    sport: 1,
+                    dport: 445,
+                    proto: Proto::Tcp,
+                };
+                Record::Failed(Event::syn_failure(key, Reason::Unanswered, ts, order))
+            }
+            None => Record::Alive(Alive {
+                addr: Addr::v4([10, 1, 0, 1]),
+                ts,
+                how: Seen::SynAck,
+                order,
+            }),
+        }
+    };
+    let first: Vec<Record> = (0..10u8)
+        .map(|i| rec(22 * H + i64::from(i), Some([10, 5, 0, i])))
+        .collect();
+    let second: Vec<Record> = (0..10u8)
+        .map(|i| rec(D + 10 * H + i64::from(i), Some([10, 6, 0, i])))
+        .collect();
+    let later = vec![rec(D + 23 * H, None)];
+    let mut whole = Analytics::new(c.clone());
+    let mut expected = Vec::new();
+    for r in [&first, &second, &later] {
+        whole.process(r);
+        expected.extend(alerts(&mut whole));
+    }
+    assert_eq!(expected.len(), 2, "{expected:?}");
+    assert!(
+        expected[1].contains("\"deferred_by_dedup\":true"),
+        "{}",
+        expected[1]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut got = Vec::new();
+    {
+        let mut db = StateDb::open(dir.path()).unwrap();
+        let mut a = db.load(c.clone()).unwrap();
+        a.process(&first);
+        a.process(&second);
+        got.extend(alerts(&mut a));
+        db.save(&a).unwrap();
+    }
+    let db = StateDb::open(dir.path()).unwrap();
+    let mut a = db.load(c).unwrap();
+    a.process(&later);
+    got.extend(alerts(&mut a));
+    assert_eq!(got, expected);
+}
