@@ -483,15 +483,22 @@ fn check_paths(a: &ReplayArgs) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// The directory a file path is in (`.` for a bare name).
+fn dir_of(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// Two output paths name one file not created yet: the same name, its
 /// directory resolved.
 fn same_new_file(x: &Path, y: &Path) -> bool {
     let named = |p: &Path| {
-        let dir = match p.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        Some((std::fs::canonicalize(dir).ok()?, p.file_name()?.to_owned()))
+        Some((
+            std::fs::canonicalize(dir_of(p)).ok()?,
+            p.file_name()?.to_owned(),
+        ))
     };
     !x.exists() && named(x).is_some() && named(x) == named(y)
 }
@@ -697,10 +704,7 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         if path.is_empty() || path == "-" {
             continue;
         }
-        let dir = match Path::new(path).parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = dir_of(Path::new(path));
         if !writable(dir) {
             tracing::warn!(
                 "'{}' is not writable by the user the sensor runs as: after a rotation, SIGHUP cannot reopen '{path}' and its lines go on to the moved file; give the directory to that user (the unit's LogsDirectory= does)",
@@ -899,8 +903,8 @@ fn stats_line(
         pending_cap,
         r(&g.evicted),
         r(&g.hosts),
-        r(&g.hosts_forgotten),
-        r(&g.hosts_forgotten_active),
+        r(&g.caps.hosts_forgotten),
+        r(&g.caps.hosts_forgotten_active),
         r(&g.sources),
         r(&g.events),
         r(&g.alerts),

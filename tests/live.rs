@@ -680,6 +680,17 @@ fn capture_needs_cap_net_raw_and_says_so() {
     assert!(status.success(), "{}", text());
 }
 
+/// A connection to 127.0.0.1:`port` in namespace `ns`, refused (nothing
+/// listens there): one failed-connection event.
+fn refused(ns: &Ns, port: u16) {
+    let _ = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3", "-c"])
+        .arg(format!(
+            "import socket\ntry: socket.create_connection(('127.0.0.1',{port}),1)\nexcept OSError: pass"
+        ))
+        .status();
+}
+
 /// `scanwatch live ARGS --set capture.stats_interval=1s` in namespace `ns`,
 /// its log in `log`, once it has logged its first stats line.
 fn live_sensor(ns: &str, args: &[&str], log: &Path) -> Proc {
@@ -713,13 +724,7 @@ fn sighup_reopens_output_files() {
         &log,
     );
     // A refused connection on loopback: one failed-connection event.
-    let refused = |port: u16| {
-        let _ = Command::new("ip")
-            .args(["netns", "exec", &ns.0, "python3", "-c"])
-            .arg(format!("import socket\ntry: socket.create_connection(('127.0.0.1',{port}),1)\nexcept OSError: pass"))
-            .status();
-    };
-    refused(7);
+    refused(&ns, 7);
     wait_for("the first event", 10, text, || {
         std::fs::read_to_string(&events)
             .unwrap_or_default()
@@ -733,7 +738,7 @@ fn sighup_reopens_output_files() {
     wait_for("the reopen to be logged", 10, text, || {
         text().contains("reopening")
     });
-    refused(9);
+    refused(&ns, 9);
     wait_for("the second event in a new file", 10, text, || {
         std::fs::read_to_string(&events)
             .unwrap_or_default()
@@ -769,14 +774,8 @@ fn a_cap_hit_shows_in_the_live_stats_line() {
         "detector.max_targets_per_source=1",
     ];
     let mut sensor = live_sensor(&ns.0, &[&args[..], &QUICK_LIVE[..]].concat(), &log);
-    let refused = |port: u16| {
-        let _ = Command::new("ip")
-            .args(["netns", "exec", &ns.0, "python3", "-c"])
-            .arg(format!("import socket\ntry: socket.create_connection(('127.0.0.1',{port}),1)\nexcept OSError: pass"))
-            .status();
-    };
-    refused(7);
-    refused(9);
+    refused(&ns, 7);
+    refused(&ns, 9);
     wait_for("the cap hit in a stats line", 20, text, || {
         text().lines().any(|l| {
             l.contains("stats:")
@@ -824,24 +823,18 @@ fn a_full_disk_loses_only_what_came_while_it_was_full() {
         alerts.to_str().unwrap(),
     ];
     let mut sensor = live_sensor(&ns.0, &[&args[..], &QUICK_LIVE[..]].concat(), &log);
-    let refused = |port: u16| {
-        let _ = Command::new("ip")
-            .args(["netns", "exec", &ns.0, "python3", "-c"])
-            .arg(format!("import socket\ntry: socket.create_connection(('127.0.0.1',{port}),1)\nexcept OSError: pass"))
-            .status();
-    };
     let filler = small.join("filler");
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=4096"])
         .arg(format!("of={}", filler.display()))
         .stderr(Stdio::null())
         .status();
-    refused(7);
+    refused(&ns, 7);
     wait_for("the write failure to be logged", 10, text, || {
         text().contains("cannot write to")
     });
     std::fs::remove_file(&filler).unwrap();
-    refused(9);
+    refused(&ns, 9);
     let written = || std::fs::read_to_string(&events).unwrap_or_default();
     wait_for("the next event in the file", 10, written, || {
         written().contains("\"dest_port\":9")

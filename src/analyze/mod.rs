@@ -679,8 +679,6 @@ pub struct Analytics {
     /// or a state saved before they were kept is loaded (then the calendar
     /// since the first record stands in for them).
     pub(crate) data_windows: Option<VecDeque<i64>>,
-    /// The current window has had a record.
-    pub(crate) window_had_data: bool,
 }
 
 /// The reorder buffer with its clock: records in as they are decided,
@@ -779,7 +777,6 @@ impl Analytics {
             reorder: Reorderer::new(0),
             owed: BinaryHeap::new(),
             data_windows: Some(VecDeque::new()),
-            window_had_data: false,
         }
     }
 
@@ -870,7 +867,6 @@ impl Analytics {
     /// it happened).
     fn handle(&mut self, p: Pending) {
         self.advance(p.0);
-        self.window_had_data = true;
         match p.2 {
             Held::Alive { addr, ts, how } => self.inv.alive(addr, ts, how),
             Held::Contact { src, dst } => self.contact(src, dst),
@@ -947,15 +943,14 @@ impl Analytics {
         // Windows the sensor has observed within the training period: those
         // with records, so that days the sensor was down (or a capture's
         // gap) do not count as days a sanctioned scanner was not seen.
+        // A window becomes current only with a record in it, so the one
+        // closing had records; windows skipped over had none.
         let first_window = self.window_of(self.first_ts.unwrap_or(0));
-        let had_data = std::mem::take(&mut self.window_had_data);
         let data = self.data_windows.get_or_insert_with(|| {
             // A state from before: every window since the first record.
             (first_window.max(closing.saturating_sub(keep))..closing).collect()
         });
-        if had_data {
-            data.push_back(closing);
-        }
+        data.push_back(closing);
         while data.front().is_some_and(|&w| w < next.saturating_sub(keep)) {
             data.pop_front();
         }

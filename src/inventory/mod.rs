@@ -280,7 +280,7 @@ impl Inventory {
 
     /// A full table: forget the `len / SWEEP_SHARE` hosts (at least one)
     /// last seen alive longest ago, as [`sweep_key`] orders them (a few more
-    /// only where hosts share the low 32 bits of their address and their
+    /// only where hosts share the 32 bits of their key's address part and their
     /// last minute, at the cut). `ts` (ns): now, to tell the still active.
     fn sweep(&mut self, ts: i64) {
         let n = self.hosts.len();

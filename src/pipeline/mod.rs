@@ -424,10 +424,6 @@ pub struct Gauges {
     /// Hosts in the inventory, sources with state.
     pub hosts: AtomicU64,
     pub sources: AtomicU64,
-    /// Hosts the inventory forgot this run, and those of them still active
-    /// (`Inventory::hosts_forgotten`, `hosts_forgotten_active`).
-    pub hosts_forgotten: AtomicU64,
-    pub hosts_forgotten_active: AtomicU64,
     /// Attempts decided early because the pending table was full.
     pub evicted: AtomicU64,
     /// Records analysed more than a test period older than the detector's
@@ -450,6 +446,11 @@ pub struct AnalyticsCaps {
     pub target_sets_full: AtomicU64,
     pub evidence_cap_hits: AtomicU64,
     pub reorder_overflow: AtomicU64,
+    /// Hosts the inventory forgot this run, and those of them still active
+    /// (`Inventory::hosts_forgotten`, `hosts_forgotten_active`: not saved
+    /// with the state, so this run's already).
+    pub hosts_forgotten: AtomicU64,
+    pub hosts_forgotten_active: AtomicU64,
 }
 
 impl AnalyticsCaps {
@@ -461,6 +462,10 @@ impl AnalyticsCaps {
         self.target_sets_full.store(st.targets_cap_hit, o);
         self.evidence_cap_hits.store(st.evidence_cap_hit, o);
         self.reorder_overflow.store(st.reorder_overflow, o);
+        let inv = a.inventory();
+        self.hosts_forgotten.store(inv.hosts_forgotten, o);
+        self.hosts_forgotten_active
+            .store(inv.hosts_forgotten_active, o);
     }
 }
 
@@ -1181,8 +1186,7 @@ fn analyze(
     let mut written = 0u64;
     let mut err = None;
     let mut cp_errors = Vec::new();
-    // Saved with the state: this run's count is what it adds.
-    let behind_at_start = a.analytics.stats.behind_clock;
+    // Saved with the state: this run's counts are what it adds.
     let stats_at_start = a.analytics.stats.clone();
     let mut schedule = a
         .checkpoint
@@ -1226,19 +1230,14 @@ fn analyze(
         if records.capacity() <= POOLED_CAPACITY {
             let _ = pool.try_send(records);
         }
-        let inv = a.analytics.inventory();
-        gauges.hosts.store(inv.len() as u64, Ordering::Relaxed);
         gauges
-            .hosts_forgotten
-            .store(inv.hosts_forgotten, Ordering::Relaxed);
-        gauges
-            .hosts_forgotten_active
-            .store(inv.hosts_forgotten_active, Ordering::Relaxed);
+            .hosts
+            .store(a.analytics.inventory().len() as u64, Ordering::Relaxed);
         gauges
             .sources
             .store(a.analytics.sources_len() as u64, Ordering::Relaxed);
         gauges.caps.store(&a.analytics, &stats_at_start);
-        let behind = a.analytics.stats.behind_clock - behind_at_start;
+        let behind = a.analytics.stats.behind_clock - stats_at_start.behind_clock;
         // Said when it starts, not only at exit: a live sensor whose clock
         // was set back would run for weeks with its windows, dedup and
         // activation stuck at the later time.

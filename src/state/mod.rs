@@ -578,7 +578,6 @@ impl StateDb {
             None if a.first_ts.is_some() => None,
             None => a.data_windows.take(),
         };
-        a.window_had_data = self.meta("window_had_data")?.is_none_or(|v| v == "1");
         if let Some(v) = self.meta("population")? {
             let p: Vec<PopWindow> =
                 serde_json::from_str(&v).map_err(|e| self.damaged("population", e))?;
@@ -754,11 +753,6 @@ impl StateDb {
                 ])
                 .map_err(e)?;
             }
-            m.execute(params![
-                "window_had_data",
-                if a.window_had_data { "1" } else { "0" }
-            ])
-            .map_err(e)?;
             let pop: Vec<PopWindow> = a.population.iter().copied().collect();
             m.execute(params![
                 "population",

@@ -510,20 +510,7 @@ fn a_partly_sent_spool_resumes_where_it_stopped() {
     let f = fmt(SyslogFormat::Rfc5424, true);
     let mut text = String::new();
     for i in 0..4 {
-        let j = msg_json(i);
-        let Fit::Whole(l) = f.fit(
-            &Message {
-                kind: MsgKind::Alert,
-                ts_ns: TS,
-                severity: SyslogSeverity::Warning,
-                sd: &[],
-                json: &j,
-            },
-            8192,
-        ) else {
-            panic!()
-        };
-        text.push_str(&l);
+        text.push_str(&spool_line(&f, i));
         text.push('\n');
     }
     let second_end = text.match_indices('\n').nth(1).unwrap().0 + 1;
