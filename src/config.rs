@@ -317,10 +317,12 @@ pub struct DetectorSection {
     /// Sources never alerted (sanctioned scanners, monitoring systems).
     pub allowlist: Vec<Cidr>,
     /// The monitored networks: only targets inside are tracked in the
-    /// inventory, and by default only sources inside are alerted on.
+    /// inventory, and by default only sources inside are analysed.
     pub home_net: Vec<Cidr>,
-    /// Alert on sources outside `home_net` too (internet scanners against a
-    /// DMZ). Off by default: internet background noise would drown the rest.
+    /// Analyse and alert on sources outside `home_net` too (internet
+    /// scanners against a DMZ). Off by default: internet background noise
+    /// would drown the rest, and a spoofed-source flood would fill the
+    /// analytics' tables (`analyze::SourceScope`).
     pub alert_external_sources: bool,
     /// Distinct failed targets (host, protocol, port) to inactive or
     /// never-seen hosts in one test window that count as an abnormally large

@@ -893,7 +893,7 @@ fn stats_line(
     let (ev_sent, ev_dropped) = syslog.events_sent_dropped();
     let syslog = &syslog.alerts;
     format!(
-        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_hosts_forgotten_total={} scanwatch_hosts_forgotten_active_total={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_spool_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={} scanwatch_pending_refused_total={} scanwatch_sources_refused_total={} scanwatch_sources_evicted_total={} scanwatch_target_sets_full_total={} scanwatch_evidence_cap_hits_total={} scanwatch_reorder_overflow_total={} scanwatch_alerts_lost_total={} scanwatch_events_lost_total={}",
+        "stats: scanwatch_packets_received_total={} scanwatch_packets_captured_total={} scanwatch_kernel_dropped_total={} scanwatch_interface_dropped_total={} scanwatch_queue_dropped_total={} scanwatch_pending_attempts={} scanwatch_pending_attempts_cap={} scanwatch_pending_evicted_total={} scanwatch_hosts={} scanwatch_hosts_forgotten_total={} scanwatch_hosts_forgotten_active_total={} scanwatch_sources={} scanwatch_events_total={} scanwatch_alerts_total={} scanwatch_syslog_sent_total={} scanwatch_syslog_backlog={} scanwatch_syslog_dropped_total={} scanwatch_syslog_spool_dropped_total={} scanwatch_syslog_events_sent_total={ev_sent} scanwatch_syslog_events_dropped_total={ev_dropped} scanwatch_records_behind_clock_total={} scanwatch_checkpoint_errors_total={} scanwatch_pending_refused_total={} scanwatch_sources_refused_total={} scanwatch_sources_evicted_total={} scanwatch_target_sets_full_total={} scanwatch_evidence_cap_hits_total={} scanwatch_reorder_overflow_total={} scanwatch_external_failures_total={} scanwatch_alerts_lost_total={} scanwatch_events_lost_total={}",
         r(&l.received),
         r(&l.packets),
         r(&l.kernel_dropped),
@@ -920,6 +920,7 @@ fn stats_line(
         r(&g.caps.target_sets_full),
         r(&g.caps.evidence_cap_hits),
         r(&g.caps.reorder_overflow),
+        r(&g.external_failures),
         r(&lost.alerts),
         r(&lost.events),
     )
@@ -1232,17 +1233,24 @@ fn summary_for(
         let st = &a.stats;
         let _ = writeln!(
             out,
-            "  alerts: {} ({} low, {} informational); not sent: {} before activation, {} allowlisted, {} external, {} learned scanners, {} deduplicated; inventory: {} hosts",
+            "  alerts: {} ({} low, {} informational); not sent: {} before activation, {} allowlisted, {} learned scanners, {} deduplicated; inventory: {} hosts",
             st.alerts,
             st.alerts_low,
             st.alerts_informational,
             st.suppressed_activation,
             st.suppressed_allowlist,
-            st.suppressed_external,
             st.suppressed_learned_scanner,
             st.suppressed_dedup,
             a.inventory().len()
         );
+        let x = s.external;
+        if x.failures + x.contacts > 0 {
+            let _ = writeln!(
+                out,
+                "  not analysed: {} failures and {} successful connections of sources outside home_net (in the events; detector.alert_external_sources = true judges them too)",
+                x.failures, x.contacts
+            );
+        }
         let inv = a.inventory();
         if st.sources_cap_dropped
             + st.sources_evicted

@@ -225,3 +225,33 @@ fn alerts_are_identical_for_1_and_4_threads() {
         );
     }
 }
+
+/// A source outside `home_net` is judged only with
+/// `detector.alert_external_sources`. Without it its failures and successful
+/// connections stay in the event log, are counted, and never reach the
+/// analytics: no state, no alert. The scanner here, 172.16.0.8, probes 1,000
+/// ports of the one host the monitored network holds.
+#[test]
+fn sources_outside_home_net_are_judged_only_when_asked() {
+    let file = real("nmap-syn-scan-1000ports-mostly-filtered-chrissanders.pcapng");
+    let mut sets: Vec<&str> = ZERO.to_vec();
+    sets.push("detector.home_net=[\"64.13.134.52/32\"]");
+    let (out, alerts) = run_alerts(std::slice::from_ref(&file), 2, &sets);
+    assert!(events(&alerts).is_empty());
+    let x = out.stats.external;
+    assert!(x.failures > 900 && x.contacts > 0, "{x:?}");
+    let a = out.analytics.as_ref().unwrap();
+    assert_eq!(a.sources_len(), 0);
+    assert_eq!(a.stats.suppressed_external, 0);
+
+    sets.push("detector.alert_external_sources=true");
+    let (judged, alerts) = run_alerts(&[file], 2, &sets);
+    let alerted: Vec<_> = events(&alerts)
+        .iter()
+        .map(|a| a["src_ip"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(alerted, ["172.16.0.8"]);
+    assert_eq!(judged.stats.external, Default::default());
+    // The same events either way.
+    assert_eq!(judged.stats.events, out.stats.events);
+}

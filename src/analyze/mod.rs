@@ -534,25 +534,63 @@ pub fn sort_records(v: &mut [Record]) {
 /// sorted from the output already; sorting them again with the block's
 /// contacts and liveness, 120 bytes a record, was 3% of all samples on a
 /// flood.
-pub fn merge_records(sorted: &[Record], failed: &[Event], into: &mut Vec<Record>) {
+///
+/// Only the failures `keep` accepts are merged; returns how many it left out.
+pub fn merge_records(
+    sorted: &[Record],
+    failed: &[Event],
+    keep: impl Fn(&Event) -> bool,
+    into: &mut Vec<Record>,
+) -> u64 {
     debug_assert!(sorted.is_sorted_by(|a, b| cmp_records(a, b).is_le()));
     into.reserve(sorted.len() + failed.len());
-    let (mut i, mut j) = (0, 0);
-    while i < sorted.len() && j < failed.len() {
-        let f = Record::Failed(failed[j]);
+    let mut left_out = 0;
+    let mut i = 0;
+    for e in failed {
+        if !keep(e) {
+            left_out += 1;
+            continue;
+        }
+        let f = Record::Failed(*e);
         // Never equal: a failure ranks before a contact or liveness of its
         // packet.
-        if cmp_records(&sorted[i], &f).is_lt() {
+        while i < sorted.len() && cmp_records(&sorted[i], &f).is_lt() {
             into.push(sorted[i]);
             i += 1;
-        } else {
-            into.push(f);
-            j += 1;
         }
+        into.push(f);
     }
     into.extend_from_slice(&sorted[i..]);
-    into.extend(failed[j..].iter().copied().map(Record::Failed));
     debug_assert!(into.is_sorted_by(|a, b| cmp_records(a, b).is_le()));
+    left_out
+}
+
+/// The sources the rules judge: those in `home_net`, or every source with
+/// `detector.alert_external_sources`. The pipeline leaves the failures and
+/// successful contacts of the others out before the reorder buffer (they
+/// stay in the event log): no rule may alert on them, and a spoofed-source
+/// flood from the internet, a new source a packet, would otherwise fill the
+/// reorder buffer and the source table, evict the home network's one-off
+/// sources, and take two thirds of the CPU the flood costs.
+#[derive(Clone, Debug)]
+pub struct SourceScope {
+    home_net: Vec<crate::config::Cidr>,
+    all: bool,
+}
+
+impl SourceScope {
+    pub fn new(cfg: &DetectorSection) -> SourceScope {
+        SourceScope {
+            home_net: cfg.home_net.clone(),
+            all: cfg.alert_external_sources,
+        }
+    }
+
+    /// Whether the rules judge source `a`.
+    #[inline]
+    pub fn judges(&self, a: &Addr) -> bool {
+        self.all || in_any(&self.home_net, a)
+    }
 }
 
 /// Counters of the analytics, for the summary and stats.
@@ -790,6 +828,11 @@ impl Analytics {
     /// thread has a [`Reorderer`] of its own, made with the same delay.
     pub fn set_delay(&mut self, delay: i64) {
         self.reorder.delay = delay.max(0);
+    }
+
+    /// The sources its rules judge (see [`SourceScope`]).
+    pub fn source_scope(&self) -> SourceScope {
+        SourceScope::new(&self.cfg)
     }
 
     pub fn inventory(&self) -> &Inventory {

@@ -1063,6 +1063,7 @@ mod merge {
         fn merging_sorted_failures_equals_sorting_everything(
             failed in prop::collection::vec((0u8..2, 0i64..6, 0u8..4, 0i64..3, 0usize..3), 0..80),
             others in prop::collection::vec((0u8..2, 0i64..6, 0u8..4, any::<bool>()), 0..40),
+            drop_odd in any::<bool>(),
         ) {
             let mut events: Vec<Event> = failed
                 .iter()
@@ -1099,12 +1100,16 @@ mod merge {
                     }
                 })
                 .collect();
+            // Failures to odd hosts are left out (as a source outside
+            // home_net's would be): the rest merge as if they were alone.
+            let keep = |e: &Event| e.key.dst.0[15].is_multiple_of(2) || !drop_odd;
             let mut all: Vec<Record> = rest.clone();
-            all.extend(events.iter().copied().map(Record::Failed));
+            all.extend(events.iter().copied().filter(keep).map(Record::Failed));
             sort_records(&mut all);
             sort_records(&mut rest);
             let mut merged = Vec::new();
-            merge_records(&rest, &events, &mut merged);
+            let left_out = merge_records(&rest, &events, keep, &mut merged);
+            prop_assert_eq!(left_out as usize, events.len() - events.iter().filter(|e| keep(e)).count());
             prop_assert_eq!(
                 merged.iter().map(id).collect::<Vec<_>>(),
                 all.iter().map(id).collect::<Vec<_>>()

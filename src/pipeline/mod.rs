@@ -91,6 +91,10 @@ pub struct RunStats {
     pub decode: WorkerStats,
     pub track: TrackStats,
     pub events: u64,
+    /// Failures and successful contacts of sources the rules do not judge
+    /// (outside `home_net`, without `detector.alert_external_sources`), left
+    /// out of the analytics (see `analyze::SourceScope`).
+    pub external: External,
     pub wall: Duration,
     /// Records whose captured length exceeds the file's snaplen (accepted).
     pub oversize_records: u64,
@@ -102,6 +106,13 @@ pub struct RunStats {
     /// faster than its packets in that thread's CPU time, whatever the
     /// core count.
     pub cpu: Vec<(String, Duration)>,
+}
+
+/// See [`RunStats::external`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct External {
+    pub failures: u64,
+    pub contacts: u64,
 }
 
 impl RunStats {
@@ -432,6 +443,9 @@ pub struct Gauges {
     /// New attempts refused: the pending table was full and nothing could
     /// be decided early (`TrackStats::pending_cap_dropped`).
     pub pending_refused: AtomicU64,
+    /// Failures of sources outside `home_net` left out of the analytics
+    /// (`RunStats::external`).
+    pub external_failures: AtomicU64,
     /// The analytics' cap hits this run, so that a live sensor shows them
     /// while it runs, not only in the summary at exit.
     pub caps: AnalyticsCaps,
@@ -506,6 +520,7 @@ pub fn run(
     let mut outcome = RunOutcome::default();
     let mut wstats = Vec::new();
     let mut events_written = 0u64;
+    let mut external = External::default();
     let mut track = TrackStats::default();
     let mut oversize = 0u64;
     let cpu_log = CpuLog::default();
@@ -599,6 +614,7 @@ pub fn run(
         let (rel_tx, rel_rx) = bounded::<Released>(QUEUE_DEPTH * 2);
         let (rel_pool_tx, rel_pool_rx) = bounded::<Vec<Pending>>(QUEUE_DEPTH * 2 + 2);
         let mut analysis = analysis;
+        let scope = analysis.as_ref().map(|a| a.analytics.source_scope());
         let mut event_sinks = analysis
             .as_mut()
             .map(|a| std::mem::take(&mut a.event_sinks))
@@ -703,8 +719,14 @@ pub fn run(
                     Err(_) => break 'blocks,
                 };
                 watermark = watermark.max(out.watermark);
-                if rec_tx.is_some() {
-                    records.extend(out.contacts.drain(..).map(Record::Contact));
+                if let Some(scope) = &scope {
+                    for c in out.contacts.drain(..) {
+                        if scope.judges(&c.src) {
+                            records.push(Record::Contact(c));
+                        } else {
+                            external.contacts += 1;
+                        }
+                    }
                     records.extend(out.alive.drain(..).map(Record::Alive));
                 }
                 out.alive.clear();
@@ -746,7 +768,17 @@ pub fn run(
                 // with its failures (sorted above).
                 sort_records(&mut records);
                 let mut merged = rec_pool_rx.try_recv().unwrap_or_default();
-                merge_records(&records, &block_events, &mut merged);
+                let scope = scope.as_ref().expect("analytics on");
+                let left_out = merge_records(
+                    &records,
+                    &block_events,
+                    |e| scope.judges(&e.key.src),
+                    &mut merged,
+                );
+                external.failures += left_out;
+                gauges
+                    .external_failures
+                    .fetch_add(left_out, Ordering::Relaxed);
                 records.clear();
                 if records.capacity() > POOLED_CAPACITY {
                     records = Vec::new();
@@ -819,6 +851,7 @@ pub fn run(
     }
     s.track = track;
     s.events = events_written;
+    s.external = external;
     s.oversize_records = oversize;
     s.wall = start.elapsed();
     let mut cpu = cpu_log.into_inner().unwrap_or_default();
