@@ -238,9 +238,9 @@ record "scanwatch replay --threads 1" "$SECS" "$RSS_KB"
 result 1
 record "scanwatch replay --threads 2" "$SECS" "$RSS_KB"
 result 2
-record "the same, every source judged, --threads 1" "$SECS" "$RSS_KB"
+record "every source judged, --threads 1" "$SECS" "$RSS_KB"
 result 3
-record "the same, every source judged, --threads 2" "$SECS" "$RSS_KB"
+record "every source judged, --threads 2" "$SECS" "$RSS_KB"
 if [ "${COMPARE_FLOOD_ARGUS:-0}" = 1 ]; then
     result 4
     record "argus -X -w /dev/null" "$SECS" "$RSS_KB"
