@@ -756,10 +756,14 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         );
         let every = config.capture.stats_interval.0;
         let cap = config.tracker.max_pending;
+        let mut watchdog = sd_notify::watchdog_enabled().map(Watchdog::new);
         std::thread::spawn(move || {
             let mut last = std::time::Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
+                if let Some(w) = watchdog.as_mut() {
+                    w.tick(gauges.progress.load(Ordering::Relaxed));
+                }
                 if last.elapsed() >= every {
                     last = std::time::Instant::now();
                     tracing::info!(
@@ -878,6 +882,59 @@ fn open_live_state(
 struct LostLines {
     alerts: Arc<std::sync::atomic::AtomicU64>,
     events: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// systemd's watchdog (`WatchdogSec=` in the unit): fed every half period,
+/// but only while the pipeline moves (`Gauges::progress`), so that a hung
+/// stage (a write blocked on a dead NFS mount or a full pipe, a deadlock)
+/// gets the sensor restarted instead of leaving it capturing into a queue
+/// nobody empties, dropping everything for good. A stats thread that merely
+/// runs proves nothing.
+struct Watchdog {
+    half: Duration,
+    last_ping: std::time::Instant,
+    /// The progress count at the last ping, and when it last moved.
+    seen: u64,
+    moved: std::time::Instant,
+    warned: bool,
+}
+
+impl Watchdog {
+    fn new(period: Duration) -> Watchdog {
+        let now = std::time::Instant::now();
+        Watchdog {
+            half: period / 2,
+            last_ping: now,
+            seen: 0,
+            moved: now,
+            warned: false,
+        }
+    }
+
+    fn tick(&mut self, progress: u64) {
+        let now = std::time::Instant::now();
+        if progress != self.seen {
+            self.seen = progress;
+            self.moved = now;
+            if self.warned {
+                self.warned = false;
+                tracing::warn!("the pipeline moves again: feeding systemd's watchdog again");
+            }
+        }
+        if now.duration_since(self.last_ping) < self.half {
+            return;
+        }
+        if now.duration_since(self.moved) < self.half {
+            self.last_ping = now;
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else if !self.warned {
+            self.warned = true;
+            tracing::error!(
+                "the pipeline has not moved for {:.1} s (a stage hangs: an output that cannot be written?); systemd's watchdog is not fed and will restart the sensor",
+                now.duration_since(self.moved).as_secs_f64()
+            );
+        }
+    }
 }
 
 /// One stats line, metric names after Vector's conventions.

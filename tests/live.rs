@@ -1028,3 +1028,113 @@ fn namespaces_of_killed_test_runs_are_reaped() {
     assert!(kept, "{foreign} was reaped: {names:?}");
     assert!(names.contains(&ours.0), "{} was reaped: {names:?}", ours.0);
 }
+
+/// Messages on the notify socket `sock` for `d`: (what, when).
+fn notifications(sock: &std::os::unix::net::UnixDatagram, d: Duration) -> Vec<String> {
+    let end = Instant::now() + d;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).trim_end().to_string());
+        }
+    }
+    got
+}
+
+/// systemd's watchdog (`WatchdogSec=` in the unit) is fed while the
+/// pipeline moves, and not while a stage hangs: here the output thread,
+/// blocked writing events into a FIFO that its reader stopped reading. The
+/// log says why; once the FIFO is read again the feeding resumes.
+#[test]
+fn the_watchdog_is_fed_only_while_the_pipeline_moves() {
+    use std::os::unix::fs::OpenOptionsExt;
+    need(&["python3"]);
+    let ns = Ns::new("swlg");
+    let dir = open_tempdir();
+    let log = dir.path().join("log");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let notify = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    // The sensor sends as the user it drops to, as to systemd's socket.
+    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let fifo = dir.path().join("events");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Opened for reading before the sensor opens it for writing (which
+    // waits for a reader), and not read yet.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_scanwatch"),
+            "live",
+        ])
+        .args(["--interface", "lo", "--alerts", ""])
+        .args(["--events", fifo.to_str().unwrap()])
+        .args(QUICK_LIVE)
+        .env("NOTIFY_SOCKET", &notify)
+        // Fed every 0.3 s.
+        .env("WATCHDOG_USEC", "600000")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut sensor = Proc(Some(child));
+    let first = notifications(&sock, Duration::from_secs(3));
+    assert!(
+        first.iter().any(|m| m == "READY=1"),
+        "{first:?}\n{}",
+        text()
+    );
+    let pings = |v: &[String]| v.iter().filter(|m| *m == "WATCHDOG=1").count();
+    assert!(pings(&first) >= 4, "{first:?}\n{}", text());
+
+    // ~600 refused connections: more event lines than the FIFO holds.
+    ns.python(
+        "import socket\nfor p in range(2000, 2600):\n    try: socket.create_connection(('127.0.0.1', p), 1)\n    except OSError: pass",
+    );
+    wait_for("the stall to be logged", 20, text, || {
+        text().contains("has not moved")
+    });
+    // What was sent before the stall was logged, then nothing.
+    let _ = notifications(&sock, Duration::from_millis(100));
+    let during = notifications(&sock, Duration::from_secs(2));
+    assert_eq!(pings(&during), 0, "{during:?}\n{}", text());
+
+    // Read the FIFO again, to its end (the sensor closes it at exit).
+    let drain = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut reader = reader;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0usize;
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return total,
+                Ok(n) => total += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    wait_for("the pipeline to move again", 20, text, || {
+        text().contains("moves again")
+    });
+    let after = notifications(&sock, Duration::from_secs(2));
+    assert!(pings(&after) >= 3, "{after:?}\n{}", text());
+    let status = sensor.term(20);
+    assert!(status.success(), "{}", text());
+    // Every refused connection's event came through.
+    let total = drain.join().unwrap();
+    assert!(total > 600 * 300, "{total} bytes of events");
+}

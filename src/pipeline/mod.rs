@@ -443,6 +443,11 @@ pub struct Gauges {
     /// New attempts refused: the pending table was full and nothing could
     /// be decided early (`TrackStats::pending_cap_dropped`).
     pub pending_refused: AtomicU64,
+    /// Messages the analytics thread has taken, the last stage: a live
+    /// pipeline passes at least one every 100 ms even on an idle link (the
+    /// sequencer's empty blocks), so a count that stands still means a
+    /// stage hangs (what systemd's watchdog is fed by).
+    pub progress: AtomicU64,
     /// Failures of sources outside `home_net` left out of the analytics
     /// (`RunStats::external`).
     pub external_failures: AtomicU64,
@@ -1256,6 +1261,7 @@ fn analyze(
         input_end,
     }) = rx.recv()
     {
+        gauges.progress.fetch_add(1, Ordering::Relaxed);
         complete |= input_end;
         // Any piece of the block with records counts as a change.
         had_records |= !records.is_empty();
