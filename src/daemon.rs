@@ -13,6 +13,11 @@ use std::path::Path;
 pub enum DaemonError {
     #[error("cannot switch to user '{user}': {detail}")]
     User { user: String, detail: String },
+    #[error("cannot give up capabilities ({what}): {source}")]
+    Capabilities {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("cannot hand '{path}' to user '{user}': {source}")]
     Chown {
         path: String,
@@ -71,6 +76,66 @@ pub fn drop_privileges(user: &str, owned: &[&Path]) -> Result<Option<String>, Da
         }
     }
     Ok(Some(name))
+}
+
+/// Give up every capability, when not root: a `DynamicUser=` service (or
+/// `setpriv --ambient-caps=+net_raw`) starts unprivileged with CAP_NET_RAW,
+/// which only opening the capture needs. Kept, it would let a compromised
+/// sensor open raw sockets on any interface for the rest of its life. Call
+/// it once the capture is open and before any thread starts: capabilities
+/// belong to each thread, and a thread started later inherits the empty
+/// sets. (As root, `drop_privileges`' switch of user clears them in every
+/// thread.) Returns whether any capability was held.
+pub fn drop_capabilities() -> Result<bool, DaemonError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(false);
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default, PartialEq)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let err = |what: &'static str| DaemonError::Capabilities {
+        what,
+        source: std::io::Error::last_os_error(),
+    };
+    let mut h = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut held = [Data::default(); 2];
+    let none = [Data::default(); 2];
+    // SAFETY: capget and capset with a version 3 header and room for its two
+    // data words, as capget(2) describes; prctl with the ambient-set
+    // arguments it documents. They only change this thread's capabilities.
+    unsafe {
+        if libc::syscall(libc::SYS_capget, &mut h as *mut Header, held.as_mut_ptr()) != 0 {
+            return Err(err("capget"));
+        }
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        ) != 0
+        {
+            return Err(err("clearing the ambient set"));
+        }
+        if libc::syscall(libc::SYS_capset, &mut h as *mut Header, none.as_ptr()) != 0 {
+            return Err(err("capset"));
+        }
+    }
+    Ok(held != none)
 }
 
 fn lookup(user: &str) -> Option<(libc::uid_t, libc::gid_t)> {

@@ -634,8 +634,17 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         filter: config.capture.bpf.clone(),
         promisc: config.capture.promisc,
     };
-    // 1. Open the capture (the only step that needs CAP_NET_RAW).
+    // 1. Open the capture (the only step that needs CAP_NET_RAW), and give
+    // up the capability at once when not root (root gives up everything at
+    // step 3): no thread has started yet, so none keeps it.
     let capture = LiveCapture::open(&live_cfg)?;
+    match scanwatch::daemon::drop_capabilities() {
+        Ok(true) => tracing::debug!("capabilities given up once the capture was open"),
+        Ok(false) => {}
+        // A system-call filter that forbids capset (the shipped unit
+        // allows it): the sensor runs, with the capability, and says so.
+        Err(e) => tracing::warn!("{e}; the sensor keeps CAP_NET_RAW while it runs"),
+    }
     // 2. Open state and outputs.
     let generation = Arc::new(AtomicU64::new(0));
     let mut db = match &a.state {

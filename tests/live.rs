@@ -676,6 +676,20 @@ fn capture_needs_cap_net_raw_and_says_so() {
         text,
         || text().contains("stats:"),
     );
+    // Once the capture is open the capability is given up, in every thread:
+    // a compromised sensor could open no other capture, and it still
+    // captures.
+    for task in std::fs::read_dir(format!("/proc/{}/task", c.pid())).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+            let line = status.lines().find(|l| l.starts_with(set)).unwrap();
+            assert!(line.ends_with("0000000000000000"), "{line}");
+        }
+    }
+    refused(&ns, 7);
+    wait_for("the refused connection captured", 15, text, || {
+        last_stat(&text(), "scanwatch_packets_captured_total").is_some_and(|n| n > 0)
+    });
     let status = c.term(20);
     assert!(status.success(), "{}", text());
 }
