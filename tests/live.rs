@@ -1152,3 +1152,65 @@ fn the_watchdog_is_fed_only_while_the_pipeline_moves() {
     let total = drain.join().unwrap();
     assert!(total > 600 * 300, "{total} bytes of events");
 }
+
+/// A SIGHUP while the sensor starts (logrotate's postrotate, while a large
+/// state loads) must not kill it: SIGHUP's default action ends a process,
+/// and systemd counts that death as a clean exit, so nothing would restart
+/// the sensor. Here the start is held in the open of the alerts file, a
+/// FIFO nobody reads yet; the signal comes then, and once the FIFO is read
+/// the sensor starts, captures, and exits 0 at SIGTERM.
+#[test]
+fn a_sighup_during_the_start_does_not_kill_the_sensor() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let ns = Ns::new("swle");
+    let dir = open_tempdir();
+    let log = dir.path().join("log");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let fifo = dir.path().join("alerts");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_scanwatch"),
+            "live",
+        ])
+        .args(["--interface", "lo", "--alerts", fifo.to_str().unwrap()])
+        .args(["--set", "capture.stats_interval=1s"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut sensor = Proc(Some(child));
+    let pid = sensor.pid();
+    // Blocked in the FIFO's open: past the capture's open, before the
+    // outputs are.
+    wait_for("the sensor to wait in the FIFO's open", 15, text, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stack"))
+            .unwrap_or_default()
+            .contains("fifo_open")
+    });
+    signal(pid, libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    let died = sensor.0.as_mut().unwrap().try_wait().unwrap();
+    assert!(
+        died.is_none(),
+        "the sensor died while starting ({died:?}):\n{}",
+        text()
+    );
+    // Read the FIFO (opened without waiting for its writer): the start goes
+    // on.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    wait_for("a stats line after the start", 15, text, || {
+        text().contains("stats:")
+    });
+    let status = sensor.term(20);
+    assert!(status.success(), "{}", text());
+    drop(reader);
+}

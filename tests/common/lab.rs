@@ -157,9 +157,9 @@ pub struct Ns(pub String);
 /// modulo 100,000 and, in the live lab, one of [`NS_HOSTS`]. The reaper
 /// deletes names of this form only: a developer's own namespaces are never
 /// touched. A new test adds its prefix here ([`Ns::named`] checks).
-const NS_PREFIXES: [&str; 13] = [
-    "swl", "swo", "swlc", "swlh", "swlk", "swld", "swlf", "swlw", "swlg", "swsr", "swst", "swf",
-    "swzt",
+const NS_PREFIXES: [&str; 14] = [
+    "swl", "swo", "swlc", "swlh", "swlk", "swld", "swlf", "swlw", "swlg", "swle", "swsr", "swst",
+    "swf", "swzt",
 ];
 /// The live lab's hosts (`tests/live.rs`).
 const NS_HOSTS: [&str; 5] = ["", "sensor", "scan", "client", "tgt"];
