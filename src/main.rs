@@ -902,7 +902,7 @@ struct LostLines {
 struct Watchdog {
     half: Duration,
     last_ping: std::time::Instant,
-    /// The progress count at the last ping, and when it last moved.
+    /// The progress count last read, and when it last moved.
     seen: u64,
     moved: std::time::Instant,
     warned: bool,
