@@ -98,10 +98,12 @@
 //! # Length
 //!
 //! A message longer than the transport takes (`max_message` for unix and UDP,
-//! `tcp_max_message` for TCP) is shortened by removing entries from the end of
-//! the alert's `evidence.sample` array and serialising the JSON again, down to
-//! an empty array; the JSON is never cut. A message still too long is dropped
-//! and counted in [`SyslogStats::dropped`].
+//! `tcp_max_message` for TCP) is shortened by removing entries from the ends
+//! of the alert's lists ([`TRIMMABLE`]: the sample first, then what the
+//! previous alert did not name, the live hosts, the subnets and the ports)
+//! and serialising the JSON again, with `trimmed_for_syslog` saying how many
+//! entries each list lost; the JSON is never cut. A message still too long
+//! with every list empty is dropped and counted in [`SyslogStats::dropped`].
 //!
 //! # Delivery
 //!
@@ -405,7 +407,8 @@ pub struct SyslogConfig {
     pub format: SyslogFormat,
     pub facility: Facility,
     /// Longest message, in bytes, over unix and UDP; longer ones lose
-    /// `evidence.sample` entries, and are dropped if that is not enough.
+    /// entries of their lists ([`TRIMMABLE`]), and are dropped if that is
+    /// not enough.
     pub max_message: usize,
     /// The same for TCP and TLS.
     pub tcp_max_message: usize,
@@ -704,12 +707,12 @@ pub struct Message<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fit {
     Whole(String),
-    /// `removed` entries of `evidence.sample` were taken out.
+    /// `removed` list entries were taken out (see [`TRIMMABLE`]).
     Trimmed {
         line: String,
         removed: usize,
     },
-    /// Too long even without sample entries (the length it had).
+    /// Too long even with every list emptied (the length it had).
     TooLong(usize),
 }
 
@@ -788,8 +791,12 @@ impl Formatter {
         }
     }
 
-    /// The message if it is at most `max` bytes, else with fewer
-    /// `evidence.sample` entries (as many as fit), else [`Fit::TooLong`].
+    /// The message if it is at most `max` bytes, else with the alert's lists
+    /// shortened from their ends ([`TRIMMABLE`], in that order: each is
+    /// emptied before the next is touched, and the last one touched keeps
+    /// as many entries as fit), else [`Fit::TooLong`]. A shortened alert
+    /// says what it lost in `trimmed_for_syslog` (list → entries removed);
+    /// the alerts file has it whole.
     pub fn fit(&self, m: &Message<'_>, max: usize) -> Fit {
         let mut line = String::with_capacity(m.json.len() + 256);
         self.format(m, &mut line);
@@ -797,46 +804,78 @@ impl Formatter {
             return Fit::Whole(line);
         }
         let too_long = Fit::TooLong(line.len());
-        let Ok(mut v) = serde_json::from_str::<Value>(m.json) else {
+        let Ok(v) = serde_json::from_str::<Value>(m.json) else {
             return too_long;
         };
-        let Some(total) = sample(&mut v).map(|s| s.len()) else {
-            return too_long;
-        };
-        let v = v;
-        // Fewer entries, shorter line: find the most that fit by bisection.
-        let try_keep = |v: &Value, keep: usize| -> Option<String> {
+        let totals: Vec<usize> = TRIMMABLE
+            .iter()
+            .map(|p| v.pointer(p).and_then(Value::as_array).map_or(0, Vec::len))
+            .collect();
+        // The line with list `i` cut to `keep[i]` entries.
+        let try_keep = |keep: &[usize]| -> Option<String> {
             let mut w = v.clone();
-            sample(&mut w)?.truncate(keep);
+            let mut lost = serde_json::Map::new();
+            for ((p, &total), &k) in TRIMMABLE.iter().zip(&totals).zip(keep) {
+                if k < total {
+                    w.pointer_mut(p)?.as_array_mut()?.truncate(k);
+                    lost.insert(p.to_string(), Value::from(total - k));
+                }
+            }
+            w.as_object_mut()?
+                .insert("trimmed_for_syslog".into(), Value::Object(lost));
             let json = serde_json::to_string(&w).ok()?;
             let mut line = String::with_capacity(json.len() + 256);
             self.format(&Message { json: &json, ..*m }, &mut line);
             (line.len() <= max).then_some(line)
         };
-        let Some(mut best) = try_keep(&v, 0) else {
-            return too_long;
-        };
-        let (mut lo, mut hi) = (0, total); // lo fits, hi does not
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2;
-            match try_keep(&v, mid) {
-                Some(l) => {
-                    lo = mid;
-                    best = l;
-                }
-                None => hi = mid,
+        let mut keep = totals.clone();
+        for i in 0..TRIMMABLE.len() {
+            if totals[i] == 0 {
+                continue;
             }
+            // Too long with list `i` whole (the lists before it empty).
+            keep[i] = 0;
+            let Some(mut best) = try_keep(&keep) else {
+                continue;
+            };
+            // Fewer entries, shorter line: the most that fit, by bisection.
+            let (mut lo, mut hi) = (0, totals[i]); // lo fits, hi does not
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2;
+                keep[i] = mid;
+                match try_keep(&keep) {
+                    Some(l) => {
+                        lo = mid;
+                        best = l;
+                    }
+                    None => hi = mid,
+                }
+            }
+            keep[i] = lo;
+            return Fit::Trimmed {
+                line: best,
+                removed: totals.iter().zip(&keep).map(|(t, k)| t - k).sum(),
+            };
         }
-        Fit::Trimmed {
-            line: best,
-            removed: total - lo,
-        }
+        too_long
     }
 }
 
-fn sample(v: &mut Value) -> Option<&mut Vec<Value>> {
-    v.pointer_mut("/evidence/sample")?.as_array_mut()
-}
+/// The alert's lists a syslog message may shorten, least needed first: the
+/// sample attempts, what the previous alert did not name, the live hosts of
+/// a vertical scan, then the subnets and ports themselves (their counts,
+/// `distinct_ports` and the summary's, stay). A sweep of hundreds of /24s or
+/// /64s, reported again the next day with as many new ones, made an alert
+/// longer than an 8 KiB datagram even without its sample: it was dropped
+/// for that destination (until 2026-12-07 only the sample was shortened).
+pub const TRIMMABLE: [&str; 6] = [
+    "/evidence/sample",
+    "/previous_alert/new_subnets",
+    "/previous_alert/new_ports",
+    "/evidence/active_hosts",
+    "/evidence/subnets",
+    "/evidence/ports",
+];
 
 /// The JSON without its trailing newline, and with any other CR or LF (only
 /// possible as whitespace between tokens) turned into spaces: one message
@@ -930,12 +969,12 @@ pub struct SyslogStats {
     pub spooled: AtomicU64,
     /// Messages in the spool not yet sent.
     pub backlog: AtomicU64,
-    /// Messages lost: too long even without sample entries, or no spool to
+    /// Messages lost: too long even with every list emptied, or no spool to
     /// take them, or the spool full or not writable.
     pub dropped: AtomicU64,
     /// Of `dropped`, those the spool had no room for (`spool_max`).
     pub spool_dropped: AtomicU64,
-    /// Messages shortened by removing `evidence.sample` entries.
+    /// Messages shortened by removing list entries ([`TRIMMABLE`]).
     pub trimmed: AtomicU64,
     /// Connections made again after a failure or a closed connection.
     pub reconnects: AtomicU64,
@@ -2374,7 +2413,7 @@ impl SyslogSink {
             Fit::Whole(l) => l,
             Fit::Trimmed { line, removed } => {
                 SyslogStats::add(&self.stats.trimmed, 1);
-                tracing::debug!("syslog: {removed} sample entries removed to fit");
+                tracing::debug!("syslog: {removed} list entries removed to fit");
                 line
             }
             Fit::TooLong(n) => {

@@ -323,11 +323,16 @@ fn trimming_keeps_valid_json() {
     assert_eq!(v["alert"], orig["alert"]);
     assert_eq!(v["evidence"]["sample"][0], orig["evidence"]["sample"][0]);
     assert!(j.starts_with("{\"timestamp\":"));
+    assert_eq!(
+        v["trimmed_for_syslog"],
+        json!({ "/evidence/sample": removed })
+    );
     // Down to none.
     let header = whole.len() - json.len();
     let empty = serde_json::to_string(&{
         let mut o = orig.clone();
         o["evidence"]["sample"] = json!([]);
+        o["trimmed_for_syslog"] = json!({ "/evidence/sample": 10 });
         o
     })
     .unwrap();
@@ -336,7 +341,8 @@ fn trimming_keeps_valid_json() {
     };
     assert_eq!(removed, 10);
     assert!(line.ends_with(&empty));
-    // Not even then: too long.
+    // Not even then: too long (emptying the one port would save less than
+    // saying so costs).
     assert_eq!(
         f.fit(&m, header + empty.len() - 1),
         Fit::TooLong(whole.len())
@@ -345,6 +351,81 @@ fn trimming_keeps_valid_json() {
     let plain = format!("{{\"a\":\"{}\"}}", "y".repeat(1000));
     let m = Message { json: &plain, ..m };
     assert!(matches!(f.fit(&m, 900), Fit::TooLong(_)));
+}
+
+/// A sweep of 256 /64s, reported the next day with 256 new ones: too long
+/// for an 8 KiB datagram even without its sample. The lists go in
+/// [`TRIMMABLE`]'s order, each emptied before the next is touched, the last
+/// one touched keeps as many entries as fit, and the alert says what it
+/// lost; what no list holds is untouched.
+#[test]
+fn a_sweep_of_many_subnets_is_trimmed_list_by_list_not_dropped() {
+    let f = fmt(SyslogFormat::Rfc3164, true);
+    let nets = |base: u32| -> Vec<Value> {
+        (0..256)
+            .map(|i| json!(format!("2001:db8:{base:04x}:{i:04x}::/64")))
+            .collect()
+    };
+    let orig = json!({"timestamp": "2024-03-16T10:00:00.034000Z", "event_type": "alert",
+        "src_ip": "fd00::66", "alert": {"signature": "Failed Connections"},
+        "summary": "a sweep",
+        "evidence": {"failed_targets": 900, "distinct_ports": 2,
+            "sample": serde_json::from_str::<Value>(&big_alert(5)).unwrap()["evidence"]["sample"],
+            "subnets": nets(0xaaaa), "ports": [22, 445], "active_hosts": []},
+        "previous_alert": {"timestamp": "2024-03-15T10:00:00.000000Z",
+            "failed_attempts_since": 800, "new_subnets": nets(0xbbbb), "new_ports": [445]}});
+    let json = orig.to_string();
+    let m = Message {
+        kind: MsgKind::Alert,
+        ts_ns: TS,
+        severity: SyslogSeverity::Warning,
+        sd: &[],
+        json: &json,
+    };
+    // An 8 KiB datagram: without its sample it is still too long; the
+    // previous alert's new subnets give way, as many as needed.
+    assert!(json.len() > 8192);
+    let Fit::Trimmed { line, .. } = f.fit(&m, 8192) else {
+        panic!("trimmed, not dropped")
+    };
+    assert!(line.len() <= 8192 && line.len() > 8192 - 40);
+    let v: Value = serde_json::from_str(&line[line.find(": {").unwrap() + 2..]).unwrap();
+    let len = |v: &Value, p: &str| v.pointer(p).unwrap().as_array().unwrap().len();
+    assert_eq!(len(&v, "/evidence/sample"), 0);
+    let new = len(&v, "/previous_alert/new_subnets");
+    assert!(new > 0 && new < 256, "{new}");
+    assert_eq!(len(&v, "/evidence/subnets"), 256);
+    // 6,000 bytes: the subnets themselves must give way.
+    let Fit::Trimmed { line, removed } = f.fit(&m, 6000) else {
+        panic!("trimmed, not dropped")
+    };
+    assert!(line.len() <= 6000 && line.len() > 6000 - 40);
+    let v: Value = serde_json::from_str(&line[line.find(": {").unwrap() + 2..]).unwrap();
+    let len = |p: &str| len(&v, p);
+    // The sample and the previous alert's lists went first, whole; then the
+    // subnets, down to what fits; the ports were not needed.
+    assert_eq!(len("/evidence/sample"), 0);
+    assert_eq!(len("/previous_alert/new_subnets"), 0);
+    assert_eq!(len("/previous_alert/new_ports"), 0);
+    let kept = len("/evidence/subnets");
+    assert!(kept > 100 && kept < 256, "{kept}");
+    assert_eq!(v["evidence"]["ports"], orig["evidence"]["ports"]);
+    assert_eq!(
+        v["trimmed_for_syslog"],
+        json!({"/evidence/sample": 5, "/previous_alert/new_subnets": 256,
+               "/previous_alert/new_ports": 1, "/evidence/subnets": 256 - kept})
+    );
+    assert_eq!(removed, 5 + 256 + 1 + 256 - kept);
+    // The subnets kept are the first ones; the rest of the alert is as it was.
+    assert_eq!(
+        v["evidence"]["subnets"][kept - 1],
+        orig["evidence"]["subnets"][kept - 1]
+    );
+    for k in ["timestamp", "src_ip", "alert", "summary"] {
+        assert_eq!(v[k], orig[k]);
+    }
+    assert_eq!(v["evidence"]["failed_targets"], 900);
+    assert_eq!(v["previous_alert"]["failed_attempts_since"], 800);
 }
 
 // --- The sink, against a unix datagram socket of our own -----------------
