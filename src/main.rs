@@ -755,9 +755,14 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let live_stats = Arc::new(LiveStats::default());
     let captures = capture.start(tx, stop.clone(), live_stats.clone());
     let gauges = Arc::new(Gauges::default());
+    // Set once the pipeline has drained after the stop: until then the
+    // watchdog is fed (a drain and final checkpoint that move are not a hang,
+    // and a SIGTERM from outside systemd leaves its watchdog running).
+    let drained = Arc::new(AtomicBool::new(false));
     let reporter = {
-        let (stop, live_stats, gauges, health, lost) = (
+        let (stop, drained, live_stats, gauges, health, lost) = (
             stop.clone(),
+            drained.clone(),
             live_stats.clone(),
             gauges.clone(),
             health.clone(),
@@ -768,12 +773,12 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         let mut watchdog = sd_notify::watchdog_enabled().map(Watchdog::new);
         std::thread::spawn(move || {
             let mut last = std::time::Instant::now();
-            while !stop.load(Ordering::Relaxed) {
+            while !drained.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
                 if let Some(w) = watchdog.as_mut() {
                     w.tick(gauges.progress.load(Ordering::Relaxed));
                 }
-                if last.elapsed() >= every {
+                if !stop.load(Ordering::Relaxed) && last.elapsed() >= every {
                     last = std::time::Instant::now();
                     tracing::info!(
                         "{}",
@@ -803,6 +808,7 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stop.store(true, Ordering::Relaxed);
+    drained.store(true, Ordering::Relaxed);
     // Each capture thread reads the kernel's counters one last time as it
     // ends: the last stats line must come after that, or it would miss up
     // to a second of drops, those of an overloaded sensor above all.
