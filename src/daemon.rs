@@ -81,7 +81,10 @@ pub fn drop_privileges(user: &str, owned: &[&Path]) -> Result<Option<String>, Da
 /// Give up every capability, when not root: a `DynamicUser=` service (or
 /// `setpriv --ambient-caps=+net_raw`) starts unprivileged with CAP_NET_RAW,
 /// which only opening the capture needs. Kept, it would let a compromised
-/// sensor open raw sockets on any interface for the rest of its life. Call
+/// sensor open new raw sockets for the rest of its life. (The capture
+/// handles already open stay usable: the kernel checks the capability when
+/// a packet socket is made, not when it is bound to another interface or
+/// sent on.) Call
 /// it once the capture is open and before any thread starts: capabilities
 /// belong to each thread, and a thread started later inherits the empty
 /// sets. (As root, `drop_privileges`' switch of user clears them in every
@@ -121,6 +124,12 @@ pub fn drop_capabilities() -> Result<bool, DaemonError> {
         if libc::syscall(libc::SYS_capget, &mut h as *mut Header, held.as_mut_ptr()) != 0 {
             return Err(err("capget"));
         }
+        if held == none {
+            // Nothing to give up (the ambient set is within the permitted).
+            return Ok(false);
+        }
+        // Kernels before 4.3 have no ambient set (EINVAL): capset below
+        // is all there is to do.
         if libc::prctl(
             libc::PR_CAP_AMBIENT,
             libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
@@ -128,6 +137,7 @@ pub fn drop_capabilities() -> Result<bool, DaemonError> {
             0 as libc::c_ulong,
             0 as libc::c_ulong,
         ) != 0
+            && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
         {
             return Err(err("clearing the ambient set"));
         }
@@ -135,7 +145,7 @@ pub fn drop_capabilities() -> Result<bool, DaemonError> {
             return Err(err("capset"));
         }
     }
-    Ok(held != none)
+    Ok(true)
 }
 
 fn lookup(user: &str) -> Option<(libc::uid_t, libc::gid_t)> {

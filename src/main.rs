@@ -756,8 +756,11 @@ fn live_cmd(a: LiveArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let captures = capture.start(tx, stop.clone(), live_stats.clone());
     let gauges = Arc::new(Gauges::default());
     // Set once the pipeline has drained after the stop: until then the
-    // watchdog is fed (a drain and final checkpoint that move are not a hang,
-    // and a SIGTERM from outside systemd leaves its watchdog running).
+    // watchdog is fed while the drain moves (a SIGTERM from outside systemd
+    // leaves its watchdog running). A checkpoint moves nothing while it
+    // saves: one that takes longer than the watchdog's period (~1 s for
+    // 200,000 sources on local disk; state on slow network storage) gets
+    // the sensor restarted like any other hang.
     let drained = Arc::new(AtomicBool::new(false));
     let reporter = {
         let (stop, drained, live_stats, gauges, health, lost) = (
@@ -936,12 +939,12 @@ impl Watchdog {
                 tracing::warn!("the pipeline moves again: feeding systemd's watchdog again");
             }
         }
-        if now.duration_since(self.last_ping) < self.half {
-            return;
-        }
-        if now.duration_since(self.moved) < self.half {
-            self.last_ping = now;
-            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        let still = now.duration_since(self.moved) >= self.half;
+        if !still {
+            if now.duration_since(self.last_ping) >= self.half {
+                self.last_ping = now;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
         } else if !self.warned {
             self.warned = true;
             tracing::error!(
@@ -1319,7 +1322,7 @@ fn summary_for(
         if x.failures + x.contacts > 0 {
             let _ = writeln!(
                 out,
-                "  not analysed: {} failures and {} successful connections of sources outside home_net (in the events; detector.alert_external_sources = true judges them too)",
+                "  not analysed: {} failures, and {} successful connections to home_net hosts, of sources outside home_net (in the events; detector.alert_external_sources = true judges them too)",
                 x.failures, x.contacts
             );
         }

@@ -102,8 +102,10 @@
 //! of the alert's lists ([`TRIMMABLE`]: the sample first, then what the
 //! previous alert did not name, the live hosts, the subnets and the ports)
 //! and serialising the JSON again, with `trimmed_for_syslog` saying how many
-//! entries each list lost; the JSON is never cut. A message still too long
-//! with every list empty is dropped and counted in [`SyslogStats::dropped`].
+//! entries each list lost (a list whose emptying saves less than saying so
+//! costs is left whole; when nothing fits with that marker, the same without
+//! it); the JSON is never cut. A message still too long with every list
+//! empty is dropped and counted in [`SyslogStats::dropped`].
 //!
 //! # Delivery
 //!
@@ -795,8 +797,10 @@ impl Formatter {
     /// shortened from their ends ([`TRIMMABLE`], in that order: each is
     /// emptied before the next is touched, and the last one touched keeps
     /// as many entries as fit), else [`Fit::TooLong`]. A shortened alert
-    /// says what it lost in `trimmed_for_syslog` (list → entries removed);
-    /// the alerts file has it whole.
+    /// says what it lost in `trimmed_for_syslog` (list → entries removed),
+    /// unless only leaving that out makes it fit; a list whose emptying
+    /// would not shorten the line (the marker's entry costs more) stays
+    /// whole. The alerts file has every alert whole.
     pub fn fit(&self, m: &Message<'_>, max: usize) -> Fit {
         let mut line = String::with_capacity(m.json.len() + 256);
         self.format(m, &mut line);
@@ -811,8 +815,9 @@ impl Formatter {
             .iter()
             .map(|p| v.pointer(p).and_then(Value::as_array).map_or(0, Vec::len))
             .collect();
-        // The line with list `i` cut to `keep[i]` entries.
-        let try_keep = |keep: &[usize]| -> Option<String> {
+        // The line with list `i` cut to `keep[i]` entries, saying so when
+        // `marked`.
+        let render = |keep: &[usize], marked: bool| -> Option<String> {
             let mut w = v.clone();
             let mut lost = serde_json::Map::new();
             for ((p, &total), &k) in TRIMMABLE.iter().zip(&totals).zip(keep) {
@@ -821,41 +826,59 @@ impl Formatter {
                     lost.insert(p.to_string(), Value::from(total - k));
                 }
             }
-            w.as_object_mut()?
-                .insert("trimmed_for_syslog".into(), Value::Object(lost));
+            if marked {
+                w.as_object_mut()?
+                    .insert("trimmed_for_syslog".into(), Value::Object(lost));
+            }
             let json = serde_json::to_string(&w).ok()?;
             let mut line = String::with_capacity(json.len() + 256);
             self.format(&Message { json: &json, ..*m }, &mut line);
-            (line.len() <= max).then_some(line)
+            Some(line)
         };
-        let mut keep = totals.clone();
-        for i in 0..TRIMMABLE.len() {
-            if totals[i] == 0 {
-                continue;
-            }
-            // Too long with list `i` whole (the lists before it empty).
-            keep[i] = 0;
-            let Some(mut best) = try_keep(&keep) else {
-                continue;
-            };
-            // Fewer entries, shorter line: the most that fit, by bisection.
-            let (mut lo, mut hi) = (0, totals[i]); // lo fits, hi does not
-            while hi - lo > 1 {
-                let mid = (lo + hi) / 2;
-                keep[i] = mid;
-                match try_keep(&keep) {
-                    Some(l) => {
-                        lo = mid;
-                        best = l;
-                    }
-                    None => hi = mid,
+        // With the marker first; without it only if nothing fits with it
+        // (its ~30 bytes a list must not cost the alert: dropped, an
+        // analyst has nothing at that destination).
+        for marked in [true, false] {
+            let mut keep = totals.clone();
+            let mut len = line.len();
+            for i in 0..TRIMMABLE.len() {
+                if totals[i] == 0 {
+                    continue;
                 }
+                // Too long with list `i` whole (the lists before it empty
+                // or left whole).
+                keep[i] = 0;
+                let Some(mut best) = render(&keep, marked) else {
+                    return too_long;
+                };
+                if best.len() > max {
+                    if best.len() >= len {
+                        // Emptying it saves less than saying so costs.
+                        keep[i] = totals[i];
+                    } else {
+                        len = best.len();
+                    }
+                    continue;
+                }
+                // Fewer entries, shorter line: the most that fit, by bisection.
+                let (mut lo, mut hi) = (0, totals[i]); // lo fits, hi does not
+                while hi - lo > 1 {
+                    let mid = (lo + hi) / 2;
+                    keep[i] = mid;
+                    match render(&keep, marked).filter(|l| l.len() <= max) {
+                        Some(l) => {
+                            lo = mid;
+                            best = l;
+                        }
+                        None => hi = mid,
+                    }
+                }
+                keep[i] = lo;
+                return Fit::Trimmed {
+                    line: best,
+                    removed: totals.iter().zip(&keep).map(|(t, k)| t - k).sum(),
+                };
             }
-            keep[i] = lo;
-            return Fit::Trimmed {
-                line: best,
-                removed: totals.iter().zip(&keep).map(|(t, k)| t - k).sum(),
-            };
         }
         too_long
     }

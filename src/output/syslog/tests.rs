@@ -341,10 +341,33 @@ fn trimming_keeps_valid_json() {
     };
     assert_eq!(removed, 10);
     assert!(line.ends_with(&empty));
-    // Not even then: too long (emptying the one port would save less than
-    // saying so costs).
+    // A byte less: emptying the one port would save less than saying so
+    // costs, so it stays; without the marker the emptied sample fits (an
+    // unmarked copy beats none at all).
+    let unmarked = serde_json::to_string(&{
+        let mut o = orig.clone();
+        o["evidence"]["sample"] = json!([]);
+        o
+    })
+    .unwrap();
+    let Fit::Trimmed { line, removed } = f.fit(&m, header + empty.len() - 1) else {
+        panic!("trimmed, unmarked")
+    };
+    assert_eq!((removed, line.ends_with(&unmarked)), (10, true), "{line}");
+    // Then, unmarked, the port goes too; not even then: too long.
+    let bare = serde_json::to_string(&{
+        let mut o = orig.clone();
+        o["evidence"]["sample"] = json!([]);
+        o["evidence"]["ports"] = json!([]);
+        o
+    })
+    .unwrap();
+    let Fit::Trimmed { line, removed } = f.fit(&m, header + unmarked.len() - 1) else {
+        panic!("trimmed to no port, unmarked")
+    };
+    assert_eq!((removed, line.ends_with(&bare)), (11, true), "{line}");
     assert_eq!(
-        f.fit(&m, header + empty.len() - 1),
+        f.fit(&m, header + bare.len() - 1),
         Fit::TooLong(whole.len())
     );
     // No sample to trim.
@@ -402,20 +425,22 @@ fn a_sweep_of_many_subnets_is_trimmed_list_by_list_not_dropped() {
     assert!(line.len() <= 6000 && line.len() > 6000 - 40);
     let v: Value = serde_json::from_str(&line[line.find(": {").unwrap() + 2..]).unwrap();
     let len = |p: &str| len(&v, p);
-    // The sample and the previous alert's lists went first, whole; then the
-    // subnets, down to what fits; the ports were not needed.
+    // The sample and the previous alert's new subnets went first, whole
+    // (its one new port stays: emptying it would save less than saying so
+    // costs); then the subnets, down to what fits; the ports were not
+    // needed.
     assert_eq!(len("/evidence/sample"), 0);
     assert_eq!(len("/previous_alert/new_subnets"), 0);
-    assert_eq!(len("/previous_alert/new_ports"), 0);
+    assert_eq!(len("/previous_alert/new_ports"), 1);
     let kept = len("/evidence/subnets");
     assert!(kept > 100 && kept < 256, "{kept}");
     assert_eq!(v["evidence"]["ports"], orig["evidence"]["ports"]);
     assert_eq!(
         v["trimmed_for_syslog"],
         json!({"/evidence/sample": 5, "/previous_alert/new_subnets": 256,
-               "/previous_alert/new_ports": 1, "/evidence/subnets": 256 - kept})
+               "/evidence/subnets": 256 - kept})
     );
-    assert_eq!(removed, 5 + 256 + 1 + 256 - kept);
+    assert_eq!(removed, 5 + 256 + 256 - kept);
     // The subnets kept are the first ones; the rest of the alert is as it was.
     assert_eq!(
         v["evidence"]["subnets"][kept - 1],
