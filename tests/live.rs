@@ -705,17 +705,23 @@ fn refused(ns: &Ns, port: u16) {
         .status();
 }
 
-/// `scanwatch live ARGS --set capture.stats_interval=1s` in namespace `ns`,
-/// its log in `log`, once it has logged its first stats line.
-fn live_sensor(ns: &str, args: &[&str], log: &Path) -> Proc {
+/// `scanwatch live ARGS --set capture.stats_interval=1s` in namespace `ns`
+/// with `env` added, its log in `log`, just started.
+fn spawn_live(ns: &str, args: &[&str], env: &[(&str, &std::ffi::OsStr)], log: &Path) -> Proc {
     let child = Command::new("ip")
         .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_scanwatch"), "live"])
         .args(args)
         .args(["--set", "capture.stats_interval=1s"])
+        .envs(env.iter().copied())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let sensor = Proc(Some(child));
+    Proc(Some(child))
+}
+
+/// [`spawn_live`] without `env`, once it has logged its first stats line.
+fn live_sensor(ns: &str, args: &[&str], log: &Path) -> Proc {
+    let sensor = spawn_live(ns, args, &[], log);
     let text = || std::fs::read_to_string(log).unwrap_or_default();
     wait_for("the sensor's first stats line", 15, text, || {
         text().contains("stats:")
@@ -1043,6 +1049,24 @@ fn namespaces_of_killed_test_runs_are_reaped() {
     assert!(names.contains(&ours.0), "{} was reaped: {names:?}", ours.0);
 }
 
+/// A FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// The reading end of the FIFO at `path`, opened without waiting for a
+/// writer (a writer's open waits for a reader), not read yet.
+fn fifo_reader(path: &Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap()
+}
+
 /// Messages on the notify socket `sock` for `d`: (what, when).
 fn notifications(sock: &std::os::unix::net::UnixDatagram, d: Duration) -> Vec<String> {
     let end = Instant::now() + d;
@@ -1062,7 +1086,6 @@ fn notifications(sock: &std::os::unix::net::UnixDatagram, d: Duration) -> Vec<St
 /// log says why; once the FIFO is read again the feeding resumes.
 #[test]
 fn the_watchdog_is_fed_only_while_the_pipeline_moves() {
-    use std::os::unix::fs::OpenOptionsExt;
     need(&["python3"]);
     let ns = Ns::new("swlg");
     let dir = open_tempdir();
@@ -1074,35 +1097,23 @@ fn the_watchdog_is_fed_only_while_the_pipeline_moves() {
     std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    let fifo = dir.path().join("events");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string; mkfifo only creates the node.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    // Opened for reading before the sensor opens it for writing (which
-    // waits for a reader), and not read yet.
-    let reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&fifo)
-        .unwrap();
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            env!("CARGO_BIN_EXE_scanwatch"),
-            "live",
-        ])
-        .args(["--interface", "lo", "--alerts", ""])
-        .args(["--events", fifo.to_str().unwrap()])
-        .args(QUICK_LIVE)
-        .env("NOTIFY_SOCKET", &notify)
+    let events = dir.path().join("events");
+    mkfifo(&events);
+    let reader = fifo_reader(&events);
+    let args = [
+        "--interface",
+        "lo",
+        "--alerts",
+        "",
+        "--events",
+        events.to_str().unwrap(),
+    ];
+    let env = [
+        ("NOTIFY_SOCKET", notify.as_os_str()),
         // Fed every 0.3 s.
-        .env("WATCHDOG_USEC", "600000")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut sensor = Proc(Some(child));
+        ("WATCHDOG_USEC", "600000".as_ref()),
+    ];
+    let mut sensor = spawn_live(&ns.0, &[&args[..], &QUICK_LIVE[..]].concat(), &env, &log);
     let first = notifications(&sock, Duration::from_secs(3));
     assert!(
         first.iter().any(|m| m == "READY=1"),
@@ -1163,29 +1174,14 @@ fn the_watchdog_is_fed_only_while_the_pipeline_moves() {
 /// the sensor starts, captures, and exits 0 at SIGTERM.
 #[test]
 fn a_sighup_during_the_start_does_not_kill_the_sensor() {
-    use std::os::unix::fs::OpenOptionsExt;
     let ns = Ns::new("swle");
     let dir = open_tempdir();
     let log = dir.path().join("log");
     let text = || std::fs::read_to_string(&log).unwrap_or_default();
-    let fifo = dir.path().join("alerts");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string; mkfifo only creates the node.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            env!("CARGO_BIN_EXE_scanwatch"),
-            "live",
-        ])
-        .args(["--interface", "lo", "--alerts", fifo.to_str().unwrap()])
-        .args(["--set", "capture.stats_interval=1s"])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut sensor = Proc(Some(child));
+    let alerts = dir.path().join("alerts");
+    mkfifo(&alerts);
+    let args = ["--interface", "lo", "--alerts", alerts.to_str().unwrap()];
+    let mut sensor = spawn_live(&ns.0, &args, &[], &log);
     let pid = sensor.pid();
     // Blocked in the FIFO's open: past the capture's open, before the
     // outputs are.
@@ -1204,11 +1200,7 @@ fn a_sighup_during_the_start_does_not_kill_the_sensor() {
     );
     // Read the FIFO (opened without waiting for its writer): the start goes
     // on.
-    let reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&fifo)
-        .unwrap();
+    let reader = fifo_reader(&alerts);
     wait_for("a stats line after the start", 15, text, || {
         text().contains("stats:")
     });
