@@ -18,8 +18,9 @@
 use allocator_api2::alloc::Allocator;
 use hashbrown::HashTable;
 
+use super::hash::flow_hash_v4;
 use super::huge::TableAlloc;
-use super::{Attempt, Probe, State, flow_hash, prefetch_addr};
+use super::{Attempt, Probe, State, prefetch_addr};
 use crate::decode::{Addr, FlowKey, Proto};
 
 /// Retransmissions an attempt counts at most (what [`Packed4`] can hold):
@@ -177,15 +178,17 @@ impl Packed4 {
         }
     }
 
+    /// [`flow_hash`](super::flow_hash) of the key, without building it.
     fn hash(&self) -> u64 {
-        flow_hash(&self.key())
+        flow_hash_v4(self.src, self.dst, self.sport, self.dport, self.proto)
     }
 
-    fn unpack(&self, base: i64) -> Attempt {
-        let key = self.key();
+    /// The attempt, whose flow hash is `hash` (the caller's lookup knew it).
+    fn unpack(&self, base: i64, hash: u64) -> Attempt {
+        debug_assert_eq!(hash, self.hash());
         Attempt {
-            key,
-            hash: flow_hash(&key),
+            key: self.key(),
+            hash,
             first_ts: at_micros(self.first_us, self.first_ns(), base),
             last_ts: at_micros(self.last_us, self.last_ns(), base),
             isn: self.isn,
@@ -284,7 +287,7 @@ impl Attempts {
         if is_v4_key(key)
             && let Some(p) = self.v4.find(hash, |p| p.is(key))
         {
-            return Some(p.unpack(self.base));
+            return Some(p.unpack(self.base, hash));
         }
         if self.other.is_empty() {
             return None;
@@ -296,7 +299,7 @@ impl Attempts {
     /// only the hash; 64 bits tell a partition's entries apart).
     pub(super) fn get_by_hash(&self, hash: u64) -> Option<Attempt> {
         if let Some(p) = self.v4.find(hash, |p| p.hash() == hash) {
-            return Some(p.unpack(self.base));
+            return Some(p.unpack(self.base, hash));
         }
         if self.other.is_empty() {
             return None;
@@ -309,7 +312,7 @@ impl Attempts {
         if is_v4_key(key)
             && let Ok(e) = self.v4.find_entry(hash, |p| p.is(key))
         {
-            return Some(e.remove().0.unpack(self.base));
+            return Some(e.remove().0.unpack(self.base, hash));
         }
         if self.other.is_empty() {
             return None;
@@ -334,7 +337,7 @@ impl Attempts {
     /// Remove the entry whose flow hash is `hash` and hand it back.
     pub(super) fn take_by_hash(&mut self, hash: u64) -> Option<Attempt> {
         if let Ok(e) = self.v4.find_entry(hash, |p| p.hash() == hash) {
-            return Some(e.remove().0.unpack(self.base));
+            return Some(e.remove().0.unpack(self.base, hash));
         }
         if self.other.is_empty() {
             return None;
@@ -419,7 +422,7 @@ impl Attempts {
     /// Every entry, in no particular order (the caller sorts what it emits).
     pub(super) fn into_attempts(self) -> impl Iterator<Item = Attempt> {
         let base = self.base;
-        let v4 = self.v4.into_iter().map(move |p| p.unpack(base));
+        let v4 = self.v4.into_iter().map(move |p| p.unpack(base, p.hash()));
         v4.chain(self.other)
     }
 
@@ -441,7 +444,7 @@ impl Attempts {
         // not is left as it was (counted from `old`) and taken out.
         let moved: Vec<Packed4> = self.v4.extract_if(|p| !p.recount(old, base)).collect();
         for p in moved {
-            let a = p.unpack(old);
+            let a = p.unpack(old, p.hash());
             insert_bounded(&mut self.other, a.hash, a, room, |x| x.hash);
         }
         self.base = base;
@@ -477,6 +480,7 @@ fn is_v4_key(key: &FlowKey) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::track::flow_hash;
     use proptest::prelude::*;
 
     fn attempt(
