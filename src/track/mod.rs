@@ -1700,6 +1700,7 @@ impl Tracker {
         let table = std::mem::take(&mut p.table);
         self.len -= table.len();
         self.out.reserve(table.len());
+        let start = self.out.len();
         for a in table.into_attempts() {
             let deadline = deadline_of(&self.cfg, &a);
             let order = Order {
@@ -1712,6 +1713,11 @@ impl Tracker {
             let at_end = deadline >= watermark;
             self.finish(a, if at_end { watermark } else { deadline }, order, at_end);
         }
+        // The table lists its attempts by hash; put them in canonical order
+        // here, where no two can be equal in it (one entry per flow key), so
+        // an in-place unstable sort gives the stable sort's order without
+        // its scratch buffer (a flood's partition: 12k events, ~1.4 MB).
+        self.out[start..].sort_unstable_by(cmp_events);
     }
 
     /// Take the events emitted so far.
