@@ -995,6 +995,9 @@ impl Tracker {
             if let Some(ahead) = p.timers.get(TIMERS_AHEAD) {
                 p.table.prefetch(ahead.hash());
             }
+            if let Some(far) = p.timers.get(TIMERS_AHEAD * 3) {
+                prefetch_addr((far as *const Timer).cast());
+            }
             let hash = timer.hash();
             // Gone already (answered, replaced): a stale timer.
             let Some(a) = p.table.get_by_hash(hash) else {
@@ -1238,6 +1241,11 @@ impl Tracker {
             // evictions' entries are those of the next timers.
             if let Some(ahead) = p.timers.get(TIMERS_AHEAD) {
                 p.table.prefetch(ahead.hash());
+            }
+            // And the timers themselves, further on: the queue was written
+            // a whole partition's worth of attempts ago, long out of cache.
+            if let Some(far) = p.timers.get(TIMERS_AHEAD * 3) {
+                prefetch_addr((far as *const Timer).cast());
             }
             let Some(a) = p.table.take_by_hash(timer.hash()) else {
                 continue;
