@@ -46,6 +46,7 @@ mod huge;
 mod table;
 pub use hash::{flow_hash, flow_hash_and_partition, partition_of};
 use huge::TableAlloc;
+pub(crate) use table::PREFETCH_SLOTS;
 use table::{Attempts, NO_BASE, RETRANS_MAX};
 
 /// Number of partitions of the attempt table. Fixed (not derived from the thread

@@ -29,7 +29,7 @@ use crate::decode::{Addr, FlowKey, Proto};
 /// (`the_prefetch_covers_where_a_full_table_keeps_entries`); prefetching
 /// only the first two slots left the other 18% to miss: 9% of the tracker's
 /// time on the 5M flood.
-const PREFETCH_SLOTS: usize = 6;
+pub(crate) const PREFETCH_SLOTS: usize = 6;
 
 /// Retransmissions an attempt counts at most (what [`Packed4`] can hold):
 /// real stacks resend a SYN a handful of times, so only a sender repeating
