@@ -1304,6 +1304,13 @@ fn summary_for(
         t.pending_cap_dropped,
         t.peak_pending
     );
+    if t.carried_in + t.carried_out > 0 {
+        let _ = writeln!(
+            out,
+            "  carried through the state: {} attempts taken up from the last run, {} still undecided left to the next",
+            t.carried_in, t.carried_out
+        );
+    }
     if let Some(a) = &o.analytics {
         let st = &a.stats;
         let _ = writeln!(

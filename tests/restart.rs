@@ -1,7 +1,11 @@
 //! State survives restarts: replaying days 0-20 and then days 20-45 of a
 //! generated 45-day capture through one `--state` directory gives the same
 //! alerts as one run over all 45 days, and `scanwatch hosts` / `scanners`
-//! answer from that state.
+//! answer from that state; a capture replayed in pieces through one state
+//! gives the events of one run (the attempts pending at each cut are carried
+//! through the state).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -103,4 +107,121 @@ fn two_runs_through_one_state_equal_one_run() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("never seen alive"));
+}
+
+/// Split a classic pcap file after `k` records into two files.
+fn split_pcap(src: &Path, k: usize, a: &Path, b: &Path) -> usize {
+    let d = std::fs::read(src).unwrap();
+    let le = matches!(d[..4], [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1]);
+    let (mut x, mut y) = (d[..24].to_vec(), d[..24].to_vec());
+    let (mut off, mut n) = (24, 0);
+    while off + 16 <= d.len() {
+        let f: [u8; 4] = d[off + 8..off + 12].try_into().unwrap();
+        let caplen = if le {
+            u32::from_le_bytes(f)
+        } else {
+            u32::from_be_bytes(f)
+        } as usize;
+        let rec = &d[off..off + 16 + caplen];
+        if n < k { &mut x } else { &mut y }.extend_from_slice(rec);
+        off += 16 + caplen;
+        n += 1;
+    }
+    std::fs::write(a, x).unwrap();
+    std::fs::write(b, y).unwrap();
+    n
+}
+
+/// Replay `files` in turn through one state directory with `threads`
+/// threads; the events of all runs, sorted, and each run's summary.
+fn pieces(dir: &Path, files: &[&Path], threads: &[&str]) -> (Vec<String>, Vec<String>) {
+    let state = dir.join(format!("state-{}", files.len()));
+    let (mut events, mut summaries) = (Vec::new(), Vec::new());
+    for (i, f) in files.iter().enumerate() {
+        let ev = dir.join(format!("events-{}-{i}", files.len()));
+        let o = scanwatch(&[
+            "replay",
+            "--threads",
+            threads[i % threads.len()],
+            "--state",
+            p(&state),
+            "--events",
+            p(&ev),
+            "--alerts",
+            "/dev/null",
+            p(f),
+        ]);
+        events.extend(
+            std::fs::read_to_string(&ev)
+                .unwrap()
+                .lines()
+                .map(str::to_owned),
+        );
+        summaries.push(String::from_utf8_lossy(&o.stderr).into_owned());
+    }
+    events.sort();
+    (events, summaries)
+}
+
+/// The number before `what` in a summary line.
+fn count(summary: &str, what: &str) -> u64 {
+    let at = summary
+        .find(what)
+        .unwrap_or_else(|| panic!("no '{what}' in {summary}"));
+    summary[..at]
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A restart must not turn the handshakes and probes in flight into
+/// failures. A real nmap connect scan, cut at two places inside the scan
+/// and replayed piece by piece through one state (with 1, 3 and 2
+/// threads), writes exactly the events of one run over the whole capture
+/// (also with a state, which then keeps the attempts still undecided at
+/// its end, as the last piece's run does): the attempts pending at each
+/// cut are taken up by the next run, not decided `at_capture_end`. The
+/// first piece alone, without a state, decides them so.
+#[test]
+fn a_capture_replayed_in_pieces_through_one_state_gives_the_events_of_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let whole = common::real("nmap-connect-scan-evilfingers.pcap");
+    let (a, rest, b, c) = (
+        d.join("a.pcap"),
+        d.join("rest.pcap"),
+        d.join("b.pcap"),
+        d.join("c.pcap"),
+    );
+    let n = split_pcap(&whole, 0, &d.join("none.pcap"), &d.join("all.pcap"));
+    let first = n / 3;
+    split_pcap(&whole, first, &a, &rest);
+    split_pcap(&rest, n / 2 - first, &b, &c);
+
+    let (once, s1) = pieces(d, &[&whole], &["1"]);
+    let (split, s3) = pieces(d, &[&a, &b, &c], &["1", "3", "2"]);
+    assert!(once.len() > 1000, "{} events", once.len());
+    assert_eq!(split, once, "events of the pieces differ from one run's");
+    // Attempts did cross each cut, and the last run keeps its own.
+    assert!(count(&s3[1], "attempts taken up") > 0, "{}", s3[1]);
+    assert!(count(&s3[2], "attempts taken up") > 0, "{}", s3[2]);
+    assert_eq!(
+        count(&s3[2], "still undecided"),
+        count(&s1[0], "still undecided")
+    );
+    // Without the state, the cut decides them.
+    let ev = d.join("alone");
+    scanwatch(&["replay", "--events", p(&ev), "--alerts", "/dev/null", p(&a)]);
+    let alone = std::fs::read_to_string(&ev).unwrap();
+    let cut_short = alone
+        .lines()
+        .filter(|l| l.contains("\"at_capture_end\":true"))
+        .count();
+    assert!(
+        cut_short > 0,
+        "the first piece alone decides nothing at its end"
+    );
+    assert!(!split.iter().any(|l| l.contains("\"at_capture_end\":true")));
 }

@@ -70,7 +70,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{DetectorSection, in_any};
 use crate::decode::{Addr, FlowKey};
 use crate::inventory::{Host, Inventory, TargetState};
-use crate::track::{Alive, Contact, Event, Order, Probe, Reason, Seen};
+use crate::track::{Alive, Carried, Contact, Event, Order, Probe, Reason, Seen};
 
 pub use alert::{Alert, Severity};
 use piles::Piles;
@@ -719,6 +719,12 @@ pub struct Analytics {
     /// or a state saved before they were kept is loaded (then the calendar
     /// since the first record stands in for them).
     pub(crate) data_windows: Option<VecDeque<i64>>,
+    /// The tracker's attempts still undecided when the last run with this
+    /// state ended, in partition order: loaded with the state for the
+    /// pipeline to hand to the tracker, and filled by the pipeline just
+    /// before the final checkpoint (see [`crate::track::Carried`]). Empty
+    /// in every other checkpoint: the attempts are the tracker's then.
+    pub(crate) carried: Vec<Carried>,
 }
 
 /// The reorder buffer with its clock: records in as they are decided,
@@ -817,6 +823,7 @@ impl Analytics {
             reorder: Reorderer::new(0),
             owed: BinaryHeap::new(),
             data_windows: Some(VecDeque::new()),
+            carried: Vec::new(),
         }
     }
 

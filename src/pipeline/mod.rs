@@ -40,7 +40,7 @@ use crate::analyze::{Alert, Analytics, Pending, Record, Reorderer, merge_records
 use crate::capture::{Block, CaptureError, CaptureReader, Fill};
 use crate::output::event_json;
 use crate::track::{
-    Alive, Contact, Event, PARTITIONS, TrackConfig, TrackStats, Tracker, merge_events,
+    Alive, Carried, Contact, Event, PARTITIONS, TrackConfig, TrackStats, Tracker, merge_events,
     order_shard_events,
 };
 
@@ -522,6 +522,20 @@ pub fn run(
         (0..n).map(|_| bounded(QUEUE_DEPTH * 2 + 2)).collect();
     let (rec_pool_tx, rec_pool_rx) = bounded::<Vec<Record>>(QUEUE_DEPTH * 2 + 2);
 
+    // With a state directory, the attempts still undecided at the end go
+    // to the next run through it (`track::Carried`), and those the run
+    // before left are taken up here, before the first packet.
+    let mut analysis = analysis;
+    let carry = analysis.as_ref().is_some_and(|a| a.checkpoint.is_some());
+    let carried_in: Vec<Carried> = analysis
+        .as_mut()
+        .map(|a| std::mem::take(&mut a.analytics.carried))
+        .unwrap_or_default();
+    // By partition, so that the saved order is the same for any number of
+    // shards.
+    let carried_out: std::sync::Mutex<Vec<Vec<Carried>>> =
+        std::sync::Mutex::new(vec![Vec::new(); PARTITIONS]);
+
     let mut outcome = RunOutcome::default();
     let mut wstats = Vec::new();
     let mut events_written = 0u64;
@@ -594,9 +608,13 @@ pub fn run(
                 .name(format!("track-{j}"))
                 .spawn_scoped(sc, {
                     let (g, log) = (gauges.clone(), &cpu_log);
+                    let (carried_in, carried_out) = (&carried_in, &carried_out);
                     move || {
                         with_cpu(log, 2 << 8 | j as u32, format!("track-{j}"), || {
-                            shard(Tracker::new(tcfg, j, n), rxs, tx, pools, &g)
+                            let mut t = Tracker::new(tcfg, j, n);
+                            t.restore(carried_in);
+                            let carry = carry.then_some(carried_out);
+                            shard(t, rxs, tx, pools, &g, carry)
                         })
                     }
                 })
@@ -618,7 +636,6 @@ pub fn run(
         // the one thread more cores cannot split.
         let (rel_tx, rel_rx) = bounded::<Released>(QUEUE_DEPTH * 2);
         let (rel_pool_tx, rel_pool_rx) = bounded::<Vec<Pending>>(QUEUE_DEPTH * 2 + 2);
-        let mut analysis = analysis;
         let scope = analysis.as_ref().map(|a| a.analytics.source_scope());
         let mut event_sinks = analysis
             .as_mut()
@@ -645,10 +662,10 @@ pub fn run(
             let analytics = thread::Builder::new()
                 .name("analytics".into())
                 .spawn_scoped(sc, {
-                    let (g, log) = (gauges.clone(), &cpu_log);
+                    let (g, log, carried) = (gauges.clone(), &cpu_log, &carried_out);
                     move || {
                         with_cpu(log, 3 << 8 | 1, "analytics".into(), || {
-                            analyze(a, rel_rx, rel_pool_tx, &g)
+                            analyze(a, rel_rx, rel_pool_tx, &g, carried)
                         })
                     }
                 })
@@ -1219,6 +1236,7 @@ fn analyze(
     rx: Receiver<Released>,
     pool: Sender<Vec<Pending>>,
     gauges: &Gauges,
+    carried: &std::sync::Mutex<Vec<Vec<Carried>>>,
 ) -> (Analytics, u64, Option<std::io::Error>, Vec<String>) {
     let mut alerts = Vec::new();
     let mut written = 0u64;
@@ -1345,10 +1363,15 @@ fn analyze(
     }
     if !complete {
         tracing::error!("the reorder thread stopped before the end of input: no final checkpoint");
-    } else if let Some(cp) = a.checkpoint.as_mut()
-        && let Err(e) = (cp.save)(&a.analytics)
-    {
-        cp_errors.push(e);
+    } else if let Some(cp) = a.checkpoint.as_mut() {
+        // Every shard put its undecided attempts there before its last
+        // message, which came before the end of input did.
+        let by_part = std::mem::take(&mut *carried.lock().unwrap_or_else(|p| p.into_inner()));
+        a.analytics.carried = by_part.into_iter().flatten().collect();
+        if let Err(e) = (cp.save)(&a.analytics) {
+            cp_errors.push(e);
+        }
+        a.analytics.carried = Vec::new();
     }
     (a.analytics, written, err, cp_errors)
 }
@@ -1360,12 +1383,16 @@ struct Pools {
     outs: Receiver<ShardOut>,
 }
 
+/// `carry`: where the attempts still undecided at the end go, by
+/// partition, for the next run (with a state directory); without it they
+/// are decided `at_capture_end`.
 fn shard(
     mut t: Tracker,
     from_workers: Vec<Receiver<ToShard>>,
     out: Sender<ToOutput>,
     pools: Pools,
     gauges: &Gauges,
+    carry: Option<&std::sync::Mutex<Vec<Vec<Carried>>>>,
 ) {
     let (mut reported, mut evicted, mut refused) = (0u64, 0u64, 0u64);
     let n = from_workers.len();
@@ -1415,7 +1442,17 @@ fn shard(
                 // all of them, and the order is the same for any number of
                 // shards.
                 for part in 0..PARTITIONS {
-                    t.flush_partition(part, watermark);
+                    match carry {
+                        Some(c) => {
+                            let mut held = Vec::new();
+                            t.carry_partition(part, &mut held);
+                            if !held.is_empty() {
+                                let mut all = c.lock().unwrap_or_else(|p| p.into_inner());
+                                all[part] = held;
+                            }
+                        }
+                        None => t.flush_partition(part, watermark),
+                    }
                     o.watermark = watermark;
                     t.drain_events(&mut o.events);
                     order_shard_events(&mut o.events);

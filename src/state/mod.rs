@@ -24,6 +24,7 @@
 //! | `hosts` | address, first and last minute seen alive, how (bit set) |
 //! | `sources` | address, the source's state as JSON (current window, history, sequential test, last alert, learned flag) |
 //! | `scanners` | learned sanctioned scanners (derived from `sources`, for listing) |
+//! | `pending` | the tracker's attempts still undecided at the end of the last run, taken up by the next ([`crate::track::Carried`]); empty after any other checkpoint |
 
 use std::path::{Path, PathBuf};
 
@@ -31,11 +32,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::analyze::{Analytics, AnalyticsStats, PopWindow};
 use crate::config::DetectorSection;
-use crate::decode::Addr;
+use crate::decode::{Addr, FlowKey, Proto};
 use crate::inventory::Host;
+use crate::track::Carried;
 
 /// Version of the tables below; bump on any change, with a migration.
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2 (2026-12-08) added `pending`: a version-1 state opens and is brought to
+/// 2 with the table empty; scanwatch before it refuses a version-2 state.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// `pending.proto` for ARP, which has no IP protocol number.
+const PROTO_ARP: i64 = 256;
 
 /// File name inside the state directory.
 pub const DB_FILE: &str = "scanwatch.db";
@@ -496,7 +503,12 @@ impl StateDb {
                  CREATE TABLE IF NOT EXISTS hosts (addr TEXT PRIMARY KEY, first_alive INTEGER NOT NULL,
                                                    last_alive INTEGER NOT NULL, seen INTEGER NOT NULL);
                  CREATE TABLE IF NOT EXISTS sources (addr TEXT PRIMARY KEY, state TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS scanners (addr TEXT PRIMARY KEY, scanning_windows INTEGER NOT NULL);"
+                 CREATE TABLE IF NOT EXISTS scanners (addr TEXT PRIMARY KEY, scanning_windows INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS pending (n INTEGER PRIMARY KEY, src TEXT NOT NULL, dst TEXT NOT NULL,
+                     sport INTEGER NOT NULL, dport INTEGER NOT NULL, proto INTEGER NOT NULL,
+                     first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, isn INTEGER NOT NULL,
+                     retrans INTEGER NOT NULL, vlan0 INTEGER NOT NULL, vlan1 INTEGER NOT NULL,
+                     state INTEGER NOT NULL, probe INTEGER NOT NULL, initiator_reset INTEGER NOT NULL);"
             ))
             .map_err(|e| self.db_err(e))?;
         match self.meta("schema_version")? {
@@ -504,7 +516,14 @@ impl StateDb {
                 self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
                 Ok(())
             }
-            Some(_) => self.check_version(),
+            Some(_) => {
+                self.check_version()?;
+                // Version 1 lacked only `pending`, made above.
+                if self.meta("schema_version")?.as_deref() == Some("1") {
+                    self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -627,8 +646,73 @@ impl StateDb {
                 what.join("; and ")
             );
         }
+        a.carried = self.carried()?;
         a.recount_evidence();
         Ok(a)
+    }
+
+    /// The attempts the last run left undecided (none in a version-1 state
+    /// opened read-only, which has no table for them).
+    fn carried(&self) -> Result<Vec<Carried>, StateError> {
+        let has_table = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'pending'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.db_err(e))?
+            > 0;
+        if !has_table {
+            return Ok(Vec::new());
+        }
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT src, dst, sport, dport, proto, first_ts, last_ts, isn, retrans, vlan0, vlan1,
+                        state, probe, initiator_reset FROM pending ORDER BY n",
+            )
+            .map_err(|e| self.db_err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                let mut ints = [0i64; 12];
+                for (i, v) in ints.iter_mut().enumerate() {
+                    *v = r.get(i + 2)?;
+                }
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, ints))
+            })
+            .map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (src, dst, v) = row.map_err(|e| self.db_err(e))?;
+            let c = (|| {
+                let proto = match v[2] {
+                    PROTO_ARP => Proto::Arp,
+                    n => Proto::from_ip_number(u8::try_from(n).ok()?),
+                };
+                let c = Carried {
+                    key: FlowKey {
+                        src: parse_addr(&src)?,
+                        dst: parse_addr(&dst)?,
+                        sport: u16::try_from(v[0]).ok()?,
+                        dport: u16::try_from(v[1]).ok()?,
+                        proto,
+                    },
+                    first_ts: v[3],
+                    last_ts: v[4],
+                    isn: u32::try_from(v[5]).ok()?,
+                    retrans: u32::try_from(v[6]).ok()?,
+                    vlan: [u16::try_from(v[7]).ok()?, u16::try_from(v[8]).ok()?],
+                    state: u8::try_from(v[9]).ok()?,
+                    probe: u8::try_from(v[10]).ok()?,
+                    initiator_reset: v[11] != 0,
+                };
+                c.check().map(|()| c)
+            })()
+            .ok_or_else(|| self.damaged("pending attempt", format!("{src} -> {dst} {v:?}")))?;
+            out.push(c);
+        }
+        Ok(out)
     }
 
     /// The database file.
@@ -732,8 +816,10 @@ impl StateDb {
             error,
         };
         let tx = self.conn.transaction().map_err(e)?;
-        tx.execute_batch("DELETE FROM hosts; DELETE FROM sources; DELETE FROM scanners;")
-            .map_err(e)?;
+        tx.execute_batch(
+            "DELETE FROM hosts; DELETE FROM sources; DELETE FROM scanners; DELETE FROM pending;",
+        )
+        .map_err(e)?;
         {
             let mut m = tx
                 .prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
@@ -793,6 +879,37 @@ impl StateDb {
                 .map_err(e)?;
             for (addr, n) in a.learned_scanners() {
                 sc.execute(params![addr.to_string(), n as i64]).map_err(e)?;
+            }
+            let mut pe = tx
+                .prepare(
+                    "INSERT INTO pending (n, src, dst, sport, dport, proto, first_ts, last_ts, isn, retrans,
+                                          vlan0, vlan1, state, probe, initiator_reset)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .map_err(e)?;
+            for (n, c) in a.carried.iter().enumerate() {
+                let proto = match c.key.proto {
+                    Proto::Arp => PROTO_ARP,
+                    p => i64::from(p.number()),
+                };
+                pe.execute(params![
+                    n as i64,
+                    c.key.src.to_string(),
+                    c.key.dst.to_string(),
+                    c.key.sport,
+                    c.key.dport,
+                    proto,
+                    c.first_ts,
+                    c.last_ts,
+                    c.isn,
+                    c.retrans,
+                    c.vlan[0],
+                    c.vlan[1],
+                    c.state,
+                    c.probe,
+                    c.initiator_reset
+                ])
+                .map_err(e)?;
             }
         }
         tx.commit().map_err(e)

@@ -5,7 +5,7 @@ use super::*;
 use crate::analyze::Record;
 use crate::config::Config;
 use crate::decode::{FlowKey, Proto};
-use crate::track::{Alive, Event, Order, Reason, Seen};
+use crate::track::{Alive, Carried, Event, Order, Reason, Seen};
 
 const H: i64 = 3_600_000_000_000;
 const D: i64 = 24 * H;
@@ -592,4 +592,152 @@ fn a_deferred_alert_survives_a_restart() {
     a.process(&later);
     got.extend(alerts(&mut a));
     assert_eq!(got, expected);
+}
+
+/// Attempts left undecided by the last run come back from the state as they
+/// were saved, in order, of every kind a tracker holds (IPv4 and IPv6, ARP,
+/// other IP protocols, VLAN tags); the next checkpoint, which the tracker
+/// has taken them from, leaves none behind.
+#[test]
+fn undecided_attempts_are_carried_to_the_next_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = |src: Addr, dst: Addr, sport, dport, proto| FlowKey {
+        src,
+        dst,
+        sport,
+        dport,
+        proto,
+    };
+    let v6 = |last: u8| Addr::v6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
+    let carried = vec![
+        Carried {
+            key: key(
+                Addr::v4([10, 0, 0, 1]),
+                Addr::v4([10, 0, 0, 2]),
+                40000,
+                445,
+                Proto::Tcp,
+            ),
+            first_ts: 5 * D,
+            last_ts: 5 * D + 3_000_000_000,
+            isn: u32::MAX,
+            retrans: 2,
+            vlan: [10, 20],
+            state: 0,
+            probe: 0,
+            initiator_reset: true,
+        },
+        Carried {
+            key: key(v6(1), v6(2), 53, 53, Proto::Udp),
+            first_ts: -7,
+            last_ts: i64::MAX,
+            isn: 0,
+            retrans: 65_535,
+            vlan: [0, 0],
+            state: 3,
+            probe: 6,
+            initiator_reset: false,
+        },
+        Carried {
+            key: key(
+                Addr::v4([10, 0, 0, 1]),
+                Addr::v4([10, 0, 0, 9]),
+                0,
+                0,
+                Proto::Arp,
+            ),
+            first_ts: 1,
+            last_ts: 2,
+            isn: 0,
+            retrans: 0,
+            vlan: [4095, 0],
+            state: 2,
+            probe: 9,
+            initiator_reset: false,
+        },
+        Carried {
+            key: key(v6(3), v6(4), 0, 0, Proto::Ip(132)),
+            first_ts: 9,
+            last_ts: 9,
+            isn: 0,
+            retrans: 0,
+            vlan: [0, 0],
+            state: 3,
+            probe: 8,
+            initiator_reset: false,
+        },
+    ];
+    assert!(carried.iter().all(|c| c.check().is_some()));
+    let mut db = StateDb::open(dir.path()).unwrap();
+    let mut a = Analytics::new(cfg());
+    a.carried = carried.clone();
+    db.save(&a).unwrap();
+    let mut b = StateDb::open(dir.path()).unwrap().load(cfg()).unwrap();
+    assert_eq!(b.carried, carried);
+    // The next run took them: its checkpoints have none.
+    b.carried.clear();
+    db.save(&b).unwrap();
+    let c = StateDb::open(dir.path()).unwrap().load(cfg()).unwrap();
+    assert!(c.carried.is_empty());
+}
+
+/// A pending attempt no tracker makes (an unknown state, an ARP probe of a
+/// TCP flow, a port beyond 16 bits) makes the state damaged, as a damaged
+/// source does, rather than reaching the tracker.
+#[test]
+fn a_damaged_carried_attempt_is_refused() {
+    for (column, value) in [
+        ("state", 4),
+        ("probe", 9),
+        ("sport", 70_000),
+        ("proto", 300),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = StateDb::open(dir.path()).unwrap();
+        let mut a = Analytics::new(cfg());
+        a.carried = vec![Carried {
+            key: FlowKey {
+                src: Addr::v4([10, 0, 0, 1]),
+                dst: Addr::v4([10, 0, 0, 2]),
+                sport: 1,
+                dport: 2,
+                proto: Proto::Tcp,
+            },
+            first_ts: 1,
+            last_ts: 1,
+            isn: 1,
+            retrans: 0,
+            vlan: [0, 0],
+            state: 0,
+            probe: 0,
+            initiator_reset: false,
+        }];
+        db.save(&a).unwrap();
+        assert_eq!(db.load(cfg()).unwrap().carried, a.carried);
+        db.conn
+            .execute(&format!("UPDATE pending SET {column} = {value}"), [])
+            .unwrap();
+        let e = db.load(cfg()).err().expect("refused").to_string();
+        assert!(
+            e.contains("damaged") && e.contains("pending attempt"),
+            "{column}: {e}"
+        );
+    }
+}
+
+/// A state written before the `pending` table existed (schema 1) opens, is
+/// brought to schema 2, and carries nothing; read-only, it loads too.
+#[test]
+fn a_version_1_state_is_brought_to_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = StateDb::open(dir.path()).unwrap();
+        db.conn.execute_batch("DROP TABLE pending").unwrap();
+        db.set_meta("schema_version", "1").unwrap();
+    }
+    let ro = StateDb::open_read_only(dir.path(), "test").unwrap();
+    assert!(ro.load(cfg()).unwrap().carried.is_empty());
+    let db = StateDb::open(dir.path()).unwrap();
+    assert_eq!(db.meta("schema_version").unwrap().as_deref(), Some("2"));
+    assert!(db.load(cfg()).unwrap().carried.is_empty());
 }

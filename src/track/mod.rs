@@ -356,6 +356,12 @@ pub struct TrackStats {
     pub icmp_reordered: u64,
     /// Largest number of table entries held at once, summed at each block end.
     pub peak_pending: u64,
+    /// Attempts taken up from the state directory at the start (see
+    /// [`Carried`]).
+    pub carried_in: u64,
+    /// Attempts still undecided at the end, left to the next run through
+    /// the state directory instead of decided `at_capture_end`.
+    pub carried_out: u64,
 }
 
 impl TrackStats {
@@ -381,6 +387,8 @@ impl TrackStats {
         self.icmp_reordered += o.icmp_reordered;
         // Shards peak at different moments: the sum bounds the true peak from above.
         self.peak_pending += o.peak_pending;
+        self.carried_in += o.carried_in;
+        self.carried_out += o.carried_out;
     }
 
     pub fn failed(&self, r: Reason) -> u64 {
@@ -441,6 +449,77 @@ impl Attempt {
             probe,
             initiator_reset: false,
         }
+    }
+}
+
+/// An attempt still undecided when a run with a state directory ends, as
+/// the state keeps it: the next run takes it up where this one left it
+/// ([`Tracker::restore`]), so that a restart (or a capture replayed in
+/// pieces) does not decide a handshake that spans it as a failure. Plain
+/// fields for storage; [`Carried::check`] refuses what no tracker makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Carried {
+    pub key: FlowKey,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub isn: u32,
+    pub retrans: u32,
+    pub vlan: [u16; 2],
+    /// 0 SYN sent, 1 stealth probe sent, 2 ARP request sent, 3 failure
+    /// already reported (kept to its deadline to absorb re-sent probes).
+    pub state: u8,
+    /// [`Probe`] by its position in the order of its variants.
+    pub probe: u8,
+    pub initiator_reset: bool,
+}
+
+impl Carried {
+    fn of(a: &Attempt) -> Carried {
+        Carried {
+            key: a.key,
+            first_ts: a.first_ts,
+            last_ts: a.last_ts,
+            isn: a.isn,
+            retrans: a.retrans,
+            vlan: a.vlan,
+            state: table::STATES
+                .iter()
+                .position(|&x| x == a.state)
+                .expect("a state") as u8,
+            probe: table::PROBES
+                .iter()
+                .position(|&x| x == a.probe)
+                .expect("a probe") as u8,
+            initiator_reset: a.initiator_reset,
+        }
+    }
+
+    /// The attempt, when its fields are ones a tracker makes (a state file
+    /// can be damaged or written by hand).
+    pub fn check(&self) -> Option<()> {
+        self.attempt().map(|_| ())
+    }
+
+    fn attempt(&self) -> Option<Attempt> {
+        let state = *table::STATES.get(usize::from(self.state))?;
+        let probe = *table::PROBES.get(usize::from(self.probe))?;
+        if self.retrans > table::RETRANS_MAX
+            || (self.key.proto == Proto::Arp) != (probe == Probe::Arp)
+        {
+            return None;
+        }
+        Some(Attempt {
+            key: self.key,
+            hash: flow_hash(&self.key),
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            isn: self.isn,
+            retrans: self.retrans,
+            vlan: self.vlan,
+            state,
+            probe,
+            initiator_reset: self.initiator_reset,
+        })
     }
 }
 
@@ -1727,6 +1806,60 @@ impl Tracker {
         // an in-place unstable sort gives the stable sort's order without
         // its scratch buffer (a flood's partition: 12k events, ~1.4 MB).
         self.out[start..].sort_unstable_by(cmp_events);
+    }
+
+    /// End of input with a state directory: partition `part`'s attempts
+    /// (nothing if another shard owns it) go into `into` undecided, in
+    /// canonical order (by deadline, then key), for the next run to take up;
+    /// nothing is emitted for them. Held ICMP errors are counted unmatched,
+    /// as [`Tracker::flush_partition`] counts them.
+    pub fn carry_partition(&mut self, part: usize, into: &mut Vec<Carried>) {
+        let Some(p) = self.parts[part].as_mut() else {
+            return;
+        };
+        self.stats.icmp_unmatched += p.orphans.len() as u64;
+        p.orphans.clear();
+        p.orphans.shrink_to_fit();
+        p.orphan_queue = VecDeque::new();
+        p.timers = VecDeque::new();
+        let table = std::mem::take(&mut p.table);
+        self.len -= table.len();
+        self.stats.carried_out += table.len() as u64;
+        let mut all: Vec<Attempt> = table.into_attempts().collect();
+        all.sort_unstable_by_key(|a| (deadline_of(&self.cfg, a), a.key));
+        into.extend(all.iter().map(Carried::of));
+    }
+
+    /// Take up the attempts a run before left undecided ([`Carried`]):
+    /// those of this shard's partitions, before the first packet. They are
+    /// decided as if the runs were one: answered, rejected or timed out by
+    /// this run's packets and timers. A partition already at its cap (a
+    /// lower `tracker.max_pending` than the run before) refuses the rest,
+    /// counted as `pending_cap_dropped`; so are attempts whose fields no
+    /// tracker makes. Call it on a new tracker only.
+    pub fn restore(&mut self, carried: &[Carried]) {
+        for c in carried {
+            let part = partition_of(&c.key);
+            if self.parts[part].is_none() {
+                continue;
+            }
+            let Some(a) = c.attempt() else {
+                self.stats.pending_cap_dropped += 1;
+                continue;
+            };
+            let held = self.parts[part].as_ref().is_some_and(|p| {
+                p.table.len() >= self.cap_per_partition || p.table.get(a.hash, &a.key).is_some()
+            });
+            if held {
+                self.stats.pending_cap_dropped += 1;
+                continue;
+            }
+            if a.state == State::SynPending {
+                self.filter_inc(a.hash);
+            }
+            self.store_new(part, a);
+            self.stats.carried_in += 1;
+        }
     }
 
     /// Take the events emitted so far.

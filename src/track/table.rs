@@ -60,14 +60,14 @@ pub(super) struct Packed4 {
     flags: u8,
 }
 
-const STATES: [State; 4] = [
+pub(super) const STATES: [State; 4] = [
     State::SynPending,
     State::StealthPending,
     State::ArpPending,
     State::Reported,
 ];
 
-const PROBES: [Probe; 10] = [
+pub(super) const PROBES: [Probe; 10] = [
     Probe::Syn,
     Probe::Fin,
     Probe::Null,
