@@ -1095,6 +1095,8 @@ fn checkpoint(mut db: StateDb, interval: i64, health: Arc<CheckpointHealth>) -> 
     let mut failed_in_a_row = 0u64;
     Checkpoint {
         interval,
+        // A state opened read-only would lose them: decided at the end instead.
+        carry: db.read_only().is_none(),
         save: Box::new(move |a: &Analytics| match db.save(a) {
             Ok(()) => {
                 if failed_in_a_row > 0 {
@@ -1304,11 +1306,11 @@ fn summary_for(
         t.pending_cap_dropped,
         t.peak_pending
     );
-    if t.carried_in + t.carried_out > 0 {
+    if t.carried_in + t.carried_out + t.carried_refused > 0 {
         let _ = writeln!(
             out,
-            "  carried through the state: {} attempts taken up from the last run, {} still undecided left to the next",
-            t.carried_in, t.carried_out
+            "  carried through the state: {} attempts taken up from the last run ({} of them past their timeout at this input's start, decided at_capture_end; {} refused: later than this input's start, beyond the cap, or damaged), {} still undecided left to the next",
+            t.carried_in, t.carried_expired, t.carried_refused, t.carried_out
         );
     }
     if let Some(a) = &o.analytics {

@@ -225,3 +225,111 @@ fn a_capture_replayed_in_pieces_through_one_state_gives_the_events_of_one_run() 
     );
     assert!(!split.iter().any(|l| l.contains("\"at_capture_end\":true")));
 }
+
+/// A flood fills the attempt table (a cap of 100 attempts a partition here),
+/// so the pieces' runs evict attempts early as one run does: the attempts
+/// carried at each cut keep their eviction order, and the pieces still
+/// write exactly the events of one run.
+#[test]
+fn pieces_of_a_flood_at_the_attempt_cap_give_the_events_of_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let whole = d.join("flood.pcap");
+    let mut w = CaptureWriter::create(&whole, Format::Pcap, 96).unwrap();
+    let opts = GenOptions {
+        packets: 300_000,
+        seed: 3,
+        snaplen: 96,
+        ..GenOptions::default()
+    };
+    generate(Profile::Flood, &opts, &mut w).unwrap();
+    w.finish().unwrap();
+    let (a, rest, b, c) = (
+        d.join("a.pcap"),
+        d.join("rest.pcap"),
+        d.join("b.pcap"),
+        d.join("c.pcap"),
+    );
+    split_pcap(&whole, 120_000, &a, &rest);
+    split_pcap(&rest, 90_000, &b, &c);
+    let cfg = d.join("cap.toml");
+    std::fs::write(&cfg, "[tracker]\nmax_pending = 6400\n").unwrap();
+    let run = |files: &[&Path], tag: &str| {
+        let state = d.join(format!("state-{tag}"));
+        let (mut events, mut summaries) = (Vec::new(), Vec::new());
+        for (i, f) in files.iter().enumerate() {
+            let ev = d.join(format!("ev-{tag}-{i}"));
+            let threads = ["1", "2"][i % 2];
+            let mut args = vec!["replay", "--config", p(&cfg), "--threads", threads];
+            args.extend([
+                "--state",
+                p(&state),
+                "--events",
+                p(&ev),
+                "--alerts",
+                "/dev/null",
+                p(f),
+            ]);
+            let o = scanwatch(&args);
+            events.extend(
+                std::fs::read_to_string(&ev)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned),
+            );
+            summaries.push(String::from_utf8_lossy(&o.stderr).into_owned());
+        }
+        events.sort();
+        (events, summaries)
+    };
+    let (once, s1) = run(&[&whole], "once");
+    let (split, s3) = run(&[&a, &b, &c], "pieces");
+    assert!(
+        count(&s1[0], "attempts decided early") > 10_000,
+        "{}",
+        s1[0]
+    );
+    assert!(count(&s3[1], "attempts taken up") > 5_000, "{}", s3[1]);
+    assert_eq!(split.len(), once.len());
+    assert!(split == once, "events of the pieces differ from one run's");
+}
+
+/// Replaying a capture again through the state it left (or any capture
+/// older than the state's attempts): those attempts cannot be placed in
+/// this run's time and are refused, counted; this run's own attempts time
+/// out as usual (they used to wait forever behind the carried ones).
+#[test]
+fn a_capture_replayed_again_through_its_state_times_its_attempts_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = common::real("nmap-syn-scan-3hosts-forensicscontest-puzzle4.pcap");
+    let state = dir.path().join("state");
+    let runs: Vec<String> = (0..2)
+        .map(|_| {
+            let o = scanwatch(&[
+                "replay",
+                "--state",
+                p(&state),
+                "--events",
+                "/dev/null",
+                "--alerts",
+                "/dev/null",
+                p(&f),
+            ]);
+            String::from_utf8_lossy(&o.stderr).into_owned()
+        })
+        .collect();
+    let unanswered = |s: &str| -> u64 {
+        let at = s.find("unanswered ").expect("a failed line") + "unanswered ".len();
+        s[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(unanswered(&runs[0]) > 1000, "{}", runs[0]);
+    assert_eq!(unanswered(&runs[1]), unanswered(&runs[0]), "{}", runs[1]);
+    let left = count(&runs[0], "still undecided");
+    assert!(left > 0);
+    assert_eq!(count(&runs[1], "refused"), left, "{}", runs[1]);
+}

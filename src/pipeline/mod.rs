@@ -289,6 +289,9 @@ struct ShardBatch {
     base_idx: u64,
     /// Latest timestamp of all blocks before this one.
     watermark: i64,
+    /// The block's first record's timestamp (every block sent has one): for
+    /// block 0, when this run's input starts (see `Tracker::restore`).
+    first_ts: i64,
     routed: Routed,
 }
 
@@ -368,6 +371,11 @@ pub trait EventSink: Send {
 pub struct Checkpoint {
     pub interval: i64,
     pub save: SaveFn,
+    /// Whether the attempts still undecided at the end go into the final
+    /// checkpoint for the next run (`track::Carried`) instead of being
+    /// decided `at_capture_end`: only for a state that can be written (a
+    /// read-only one would lose them).
+    pub carry: bool,
 }
 
 /// Open every capture once to check it before any packet is processed: a typo
@@ -526,13 +534,22 @@ pub fn run(
     // to the next run through it (`track::Carried`), and those the run
     // before left are taken up here, before the first packet.
     let mut analysis = analysis;
-    let carry = analysis.as_ref().is_some_and(|a| a.checkpoint.is_some());
-    let carried_in: Vec<Carried> = analysis
+    let carry = analysis
+        .as_ref()
+        .and_then(|a| a.checkpoint.as_ref())
+        .is_some_and(|c| c.carry);
+    // By partition (in the order they were saved in each): a shard takes
+    // its own when its input starts, and the saved order is the same for
+    // any number of shards.
+    let mut by_part: Vec<Vec<Carried>> = vec![Vec::new(); PARTITIONS];
+    for c in analysis
         .as_mut()
         .map(|a| std::mem::take(&mut a.analytics.carried))
-        .unwrap_or_default();
-    // By partition, so that the saved order is the same for any number of
-    // shards.
+        .unwrap_or_default()
+    {
+        by_part[crate::track::partition_of(&c.key)].push(c);
+    }
+    let carried_in = std::sync::Mutex::new(by_part);
     let carried_out: std::sync::Mutex<Vec<Vec<Carried>>> =
         std::sync::Mutex::new(vec![Vec::new(); PARTITIONS]);
 
@@ -611,10 +628,9 @@ pub fn run(
                     let (carried_in, carried_out) = (&carried_in, &carried_out);
                     move || {
                         with_cpu(log, 2 << 8 | j as u32, format!("track-{j}"), || {
-                            let mut t = Tracker::new(tcfg, j, n);
-                            t.restore(carried_in);
+                            let t = Tracker::new(tcfg, j, n);
                             let carry = carry.then_some(carried_out);
-                            shard(t, rxs, tx, pools, &g, carry)
+                            shard(t, rxs, tx, pools, &g, carried_in, carry)
                         })
                     }
                 })
@@ -1070,13 +1086,15 @@ fn decode_worker(
         };
         batches.clear();
         batches.extend((0..n).map(|_| {
+            let first_ts = data.recs.first().map_or(i64::MIN, |r| r.ts);
             let mut b = pool.try_recv().unwrap_or_else(|_| ShardBatch {
                 block,
                 base_idx,
                 watermark,
+                first_ts,
                 routed: Routed::default(),
             });
-            (b.block, b.base_idx, b.watermark) = (block, base_idx, watermark);
+            (b.block, b.base_idx, b.watermark, b.first_ts) = (block, base_idx, watermark, first_ts);
             b
         }));
         routed.clear();
@@ -1369,6 +1387,12 @@ fn analyze(
         let by_part = std::mem::take(&mut *carried.lock().unwrap_or_else(|p| p.into_inner()));
         a.analytics.carried = by_part.into_iter().flatten().collect();
         if let Err(e) = (cp.save)(&a.analytics) {
+            if !a.analytics.carried.is_empty() {
+                tracing::error!(
+                    "{} attempts still undecided at the end were neither reported nor saved: the final checkpoint failed",
+                    a.analytics.carried.len()
+                );
+            }
             cp_errors.push(e);
         }
         a.analytics.carried = Vec::new();
@@ -1383,17 +1407,27 @@ struct Pools {
     outs: Receiver<ShardOut>,
 }
 
+/// `carried`: the attempts the run before left undecided, by partition;
+/// the shard takes its own when its input starts (`Tracker::restore`).
 /// `carry`: where the attempts still undecided at the end go, by
-/// partition, for the next run (with a state directory); without it they
-/// are decided `at_capture_end`.
+/// partition, for the next run (with a state directory that can be
+/// written); without it they are decided `at_capture_end`.
 fn shard(
     mut t: Tracker,
     from_workers: Vec<Receiver<ToShard>>,
     out: Sender<ToOutput>,
     pools: Pools,
     gauges: &Gauges,
+    carried: &std::sync::Mutex<Vec<Vec<Carried>>>,
     carry: Option<&std::sync::Mutex<Vec<Vec<Carried>>>>,
 ) {
+    let take_carried = |t: &Tracker| {
+        let mut all = carried.lock().unwrap_or_else(|p| p.into_inner());
+        (0..PARTITIONS)
+            .filter(|&p| t.owns(p))
+            .flat_map(|p| std::mem::take(&mut all[p]))
+            .collect::<Vec<Carried>>()
+    };
     let (mut reported, mut evicted, mut refused) = (0u64, 0u64, 0u64);
     let n = from_workers.len();
     let mut o = ShardOut::default();
@@ -1404,6 +1438,9 @@ fn shard(
         match msg {
             ToShard::Batch(mut batch) => {
                 debug_assert_eq!(batch.block, b);
+                if b == 0 {
+                    t.restore(&take_carried(&t), Some(batch.first_ts), 0);
+                }
                 track_block(&mut t, b, batch.base_idx, batch.watermark, &batch.routed);
                 o.watermark = batch.watermark;
                 batch.routed.clear();
@@ -1435,6 +1472,10 @@ fn shard(
                 }
             }
             ToShard::End { watermark } => {
+                if b == 0 {
+                    // No packet at all: the attempts stay as they were.
+                    t.restore(&take_carried(&t), None, 0);
+                }
                 // One round per partition, every shard taking part in each
                 // (with nothing, for partitions it does not own): the output
                 // thread merges a round at a time, so the end of a flood

@@ -499,8 +499,18 @@ impl StateDb {
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
                  PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};
-                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS hosts (addr TEXT PRIMARY KEY, first_alive INTEGER NOT NULL,
+                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            ))
+            .map_err(|e| self.db_err(e))?;
+        // A newer scanwatch's state is refused before anything is written
+        // to it.
+        let version = self.meta("schema_version")?;
+        if version.is_some() {
+            self.check_version()?;
+        }
+        self.conn
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS hosts (addr TEXT PRIMARY KEY, first_alive INTEGER NOT NULL,
                                                    last_alive INTEGER NOT NULL, seen INTEGER NOT NULL);
                  CREATE TABLE IF NOT EXISTS sources (addr TEXT PRIMARY KEY, state TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS scanners (addr TEXT PRIMARY KEY, scanning_windows INTEGER NOT NULL);
@@ -508,23 +518,14 @@ impl StateDb {
                      sport INTEGER NOT NULL, dport INTEGER NOT NULL, proto INTEGER NOT NULL,
                      first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, isn INTEGER NOT NULL,
                      retrans INTEGER NOT NULL, vlan0 INTEGER NOT NULL, vlan1 INTEGER NOT NULL,
-                     state INTEGER NOT NULL, probe INTEGER NOT NULL, initiator_reset INTEGER NOT NULL);"
-            ))
+                     state INTEGER NOT NULL, probe INTEGER NOT NULL, initiator_reset INTEGER NOT NULL);",
+            )
             .map_err(|e| self.db_err(e))?;
-        match self.meta("schema_version")? {
-            None => {
-                self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
-                Ok(())
-            }
-            Some(_) => {
-                self.check_version()?;
-                // Version 1 lacked only `pending`, made above.
-                if self.meta("schema_version")?.as_deref() == Some("1") {
-                    self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
-                }
-                Ok(())
-            }
+        // New, or version 1 (which lacked only `pending`, made above).
+        if version.as_deref() != Some(&SCHEMA_VERSION.to_string()) {
+            self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
         }
+        Ok(())
     }
 
     fn check_version(&self) -> Result<(), StateError> {

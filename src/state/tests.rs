@@ -740,4 +740,19 @@ fn a_version_1_state_is_brought_to_version_2() {
     let db = StateDb::open(dir.path()).unwrap();
     assert_eq!(db.meta("schema_version").unwrap().as_deref(), Some("2"));
     assert!(db.load(cfg()).unwrap().carried.is_empty());
+    // A newer scanwatch's state is refused before anything is written to
+    // it (here: the table it lacks is not made).
+    db.conn.execute_batch("DROP TABLE pending").unwrap();
+    db.set_meta("schema_version", "3").unwrap();
+    drop(db);
+    assert!(StateDb::open(dir.path()).is_err());
+    let raw = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let tables: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
 }

@@ -362,6 +362,11 @@ pub struct TrackStats {
     /// Attempts still undecided at the end, left to the next run through
     /// the state directory instead of decided `at_capture_end`.
     pub carried_out: u64,
+    /// Attempts of the run before not taken up (see [`Tracker::restore`]).
+    pub carried_refused: u64,
+    /// Attempts of the run before whose timeout ran out before this run's
+    /// first packet, decided at once `at_capture_end` (in `carried_in`).
+    pub carried_expired: u64,
 }
 
 impl TrackStats {
@@ -389,6 +394,8 @@ impl TrackStats {
         self.peak_pending += o.peak_pending;
         self.carried_in += o.carried_in;
         self.carried_out += o.carried_out;
+        self.carried_refused += o.carried_refused;
+        self.carried_expired += o.carried_expired;
     }
 
     pub fn failed(&self, r: Reason) -> u64 {
@@ -503,8 +510,26 @@ impl Carried {
     fn attempt(&self) -> Option<Attempt> {
         let state = *table::STATES.get(usize::from(self.state))?;
         let probe = *table::PROBES.get(usize::from(self.probe))?;
-        if self.retrans > table::RETRANS_MAX
-            || (self.key.proto == Proto::Arp) != (probe == Probe::Arp)
+        let arp = self.key.proto == Proto::Arp;
+        // What the tracker pairs: a SYN attempt with a SYN, a stealth probe
+        // with its flags, an ARP request with ARP (IPv4 on both sides).
+        let paired = match state {
+            State::SynPending => probe == Probe::Syn,
+            State::StealthPending => {
+                matches!(
+                    probe,
+                    Probe::Fin | Probe::Null | Probe::Xmas | Probe::OtherFlags
+                )
+            }
+            State::ArpPending => probe == Probe::Arp,
+            State::Reported => true,
+        };
+        if !paired
+            || arp != (probe == Probe::Arp)
+            || (arp && !(self.key.src.is_v4() && self.key.dst.is_v4()))
+            || self.retrans > table::RETRANS_MAX
+            || self.first_ts > self.last_ts
+            || self.vlan.iter().any(|&v| v > 0x0fff)
         {
             return None;
         }
@@ -1821,37 +1846,79 @@ impl Tracker {
         p.orphans.clear();
         p.orphans.shrink_to_fit();
         p.orphan_queue = VecDeque::new();
-        p.timers = VecDeque::new();
-        let table = std::mem::take(&mut p.table);
+        let timers = std::mem::take(&mut p.timers);
+        let mut table = std::mem::take(&mut p.table);
         self.len -= table.len();
         self.stats.carried_out += table.len() as u64;
-        let mut all: Vec<Attempt> = table.into_attempts().collect();
-        all.sort_unstable_by_key(|a| (deadline_of(&self.cfg, a), a.key));
-        into.extend(all.iter().map(Carried::of));
+        // In the order of their first live timer, the order a full
+        // partition evicts them in: restored in it, the next run evicts as
+        // one run would have. (Every entry has a timer; the rest, by key,
+        // is for safety.)
+        for timer in timers {
+            if let Some(a) = table.take_by_hash(timer.hash()) {
+                into.push(Carried::of(&a));
+            }
+        }
+        let mut rest: Vec<Attempt> = table.into_attempts().collect();
+        debug_assert!(rest.is_empty(), "{} entries without a timer", rest.len());
+        rest.sort_unstable_by_key(|a| a.key);
+        into.extend(rest.iter().map(Carried::of));
+    }
+
+    /// Whether this shard owns partition `part`.
+    pub fn owns(&self, part: usize) -> bool {
+        self.parts.get(part).is_some_and(|p| p.is_some())
     }
 
     /// Take up the attempts a run before left undecided ([`Carried`]):
-    /// those of this shard's partitions, before the first packet. They are
-    /// decided as if the runs were one: answered, rejected or timed out by
-    /// this run's packets and timers. A partition already at its cap (a
-    /// lower `tracker.max_pending` than the run before) refuses the rest,
-    /// counted as `pending_cap_dropped`; so are attempts whose fields no
-    /// tracker makes. Call it on a new tracker only.
-    pub fn restore(&mut self, carried: &[Carried]) {
+    /// those of this shard's partitions, before this run's first packet
+    /// (`start`, the time of the input's first packet; `None` when it has
+    /// none: they are then kept as they were). Those still within their
+    /// timeout at `start` are decided as if the runs were one: answered,
+    /// rejected or timed out by this run's packets and timers. Those whose
+    /// timeout ran out before it (the sensor was down longer) are decided
+    /// now, `unanswered` and `at_capture_end`, as the run before would
+    /// have without a state: their answer, if any, was never seen. Those
+    /// later than `start` (a state saved after this capture: captures
+    /// replayed out of order, a clock set back) cannot be placed in this
+    /// run's time and are refused, as are attempts whose fields no tracker
+    /// makes and those beyond a partition's cap (a lower
+    /// `tracker.max_pending` than the run before): counted in
+    /// `carried_refused`. Events go in block `block`'s timer phase. Call it
+    /// on a new tracker, before any packet.
+    pub fn restore(&mut self, carried: &[Carried], start: Option<i64>, block: u64) {
         for c in carried {
             let part = partition_of(&c.key);
             if self.parts[part].is_none() {
                 continue;
             }
             let Some(a) = c.attempt() else {
-                self.stats.pending_cap_dropped += 1;
+                self.stats.carried_refused += 1;
                 continue;
             };
+            if let Some(start) = start {
+                if a.last_ts > start {
+                    self.stats.carried_refused += 1;
+                    continue;
+                }
+                let deadline = deadline_of(&self.cfg, &a);
+                if deadline < start {
+                    let order = Order {
+                        block,
+                        phase: 0,
+                        at: deadline,
+                    };
+                    self.stats.carried_in += 1;
+                    self.stats.carried_expired += 1;
+                    self.finish(a, deadline, order, true);
+                    continue;
+                }
+            }
             let held = self.parts[part].as_ref().is_some_and(|p| {
                 p.table.len() >= self.cap_per_partition || p.table.get(a.hash, &a.key).is_some()
             });
             if held {
-                self.stats.pending_cap_dropped += 1;
+                self.stats.carried_refused += 1;
                 continue;
             }
             if a.state == State::SynPending {

@@ -1342,3 +1342,98 @@ mod merge {
         }
     }
 }
+
+/// Attempts carried from a run before: those within their timeout at the
+/// new input's start are taken up (a SYN-ACK of this run answers one; an
+/// unanswered one times out as in one run), those past it are decided at
+/// once `at_capture_end`, those later than the start (a state from after
+/// this capture) and those no tracker makes are refused; and what a run
+/// leaves comes out in its eviction order.
+#[test]
+fn carried_attempts_are_taken_up_decided_or_refused() {
+    let carry = |t: &mut Tracker| {
+        let mut v = Vec::new();
+        for p in 0..PARTITIONS {
+            t.carry_partition(p, &mut v);
+        }
+        v
+    };
+    // One address pair: one partition, whose eviction order is checked.
+    let (answered, silent, expired, later) = (
+        key(1, 2, 40000, 80, Proto::Tcp),
+        key(1, 2, 40001, 80, Proto::Tcp),
+        key(1, 2, 40002, 80, Proto::Tcp),
+        key(1, 2, 40003, 80, Proto::Tcp),
+    );
+    let mut first = Tracker::new(TrackConfig::default(), 0, 1);
+    first.begin_block(0, i64::MIN);
+    for (i, (k, ts)) in [
+        (expired, 0),
+        (silent, 50 * S),
+        (answered, 50 * S),
+        (later, 200 * S),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        first.packet(&tcp_summary(ts, k, SYN, 7), 0, i as u64);
+    }
+    first.end_block();
+    let mut saved = carry(&mut first);
+    let mut none = Vec::new();
+    first.drain_events(&mut none);
+    assert!(none.is_empty(), "carried, not decided: {none:?}");
+    assert_eq!((first.len(), first.stats.carried_out), (0, 4));
+    // In the order a full partition evicts them: the order they came in
+    // (not by deadline and key, which would put `answered` first of two).
+    let keys: Vec<FlowKey> = saved.iter().map(|c| c.key).collect();
+    assert_eq!(keys, [expired, silent, answered, later]);
+    // One no tracker makes: an ARP probe on a TCP flow.
+    let mut bad = saved[2];
+    bad.key.dport = 81;
+    bad.probe = 9;
+    saved.push(bad);
+
+    // The next input starts at 60 s: `expired` timed out at 40 s.
+    let mut next = Tracker::new(TrackConfig::default(), 0, 1);
+    next.restore(&saved, Some(60 * S), 0);
+    let st = next.stats.clone();
+    assert_eq!(
+        (
+            st.carried_in,
+            st.carried_expired,
+            st.carried_refused,
+            next.len()
+        ),
+        (3, 1, 2, 2)
+    );
+    next.begin_block(0, i64::MIN);
+    next.packet(
+        &tcp_summary(61 * S, answered.reversed(), SYN | ACK, 9),
+        0,
+        0,
+    );
+    next.end_block();
+    // Past `silent`'s timeout (50 s + 40 s, and the tolerance).
+    next.begin_block(1, 100 * S);
+    next.end_block();
+    let mut ev = Vec::new();
+    next.drain_events(&mut ev);
+    let got: Vec<(FlowKey, Reason, bool, i64)> = ev
+        .iter()
+        .map(|e| (e.key, e.reason, e.at_capture_end, e.decided_ts))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (expired, Reason::Unanswered, true, 40 * S),
+            (silent, Reason::Unanswered, false, 90 * S),
+        ]
+    );
+    assert_eq!(next.stats.successes, 1);
+    assert!(next.is_empty());
+    // Without a packet the attempts stay as they were, for the run after.
+    let mut idle = Tracker::new(TrackConfig::default(), 0, 1);
+    idle.restore(&saved[..4], None, 0);
+    assert_eq!(carry(&mut idle).as_slice(), &saved[..4]);
+}
