@@ -5,7 +5,7 @@
 //! every machine and every run, so partition assignment (and with it which
 //! attempts a full partition refuses) never depends on the build.
 
-use crate::decode::{Addr, FlowKey};
+use crate::decode::{Addr, FlowKey, Proto};
 
 const K: [u64; 6] = [
     0x243f_6a88_85a3_08d3,
@@ -49,10 +49,25 @@ pub fn flow_hash(k: &FlowKey) -> u64 {
     let s = addr_hash(&k.src);
     let (d0, d1) = words(&k.dst);
     let h = fold(d0 ^ s ^ K[2], d1 ^ K[3]);
-    let ports =
-        (u64::from(k.sport) << 32) | (u64::from(k.dport) << 16) | u64::from(k.proto.number());
+    let ports = (u64::from(k.sport) << 32) | (u64::from(k.dport) << 16) | proto_code(k.proto);
     fold(h ^ K[4], ports ^ K[5])
 }
+
+/// The protocol's part of a flow hash: its IP protocol number, and for ARP
+/// (which has none, and whose number reads 0) a code no IP protocol has, so
+/// that an ARP request and an IP protocol 0 probe between the same two
+/// addresses (an `nmap -sO` sweep) are not one flow to the lookups by hash
+/// alone.
+#[inline(always)]
+fn proto_code(p: Proto) -> u64 {
+    match p {
+        Proto::Arp => ARP_CODE,
+        p => u64::from(p.number()),
+    }
+}
+
+/// [`proto_code`] of ARP.
+const ARP_CODE: u64 = 0x100;
 
 /// The low word of an IPv4 address as [`Addr::v4`] lays it out (bytes
 /// 8..16 of `::ffff:a.b.c.d`, little-endian); its high word is zero.
@@ -67,10 +82,18 @@ fn v4_word(a: [u8; 4]) -> u64 {
 /// after its narrower stores (a failed store forwarding on every eviction
 /// of a flood).
 #[inline(always)]
-pub fn flow_hash_v4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, proto: u8) -> u64 {
+pub fn flow_hash_v4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    arp: bool,
+) -> u64 {
     let s = fold(K[0], v4_word(src) ^ K[1]);
     let h = fold(s ^ K[2], v4_word(dst) ^ K[3]);
-    let ports = (u64::from(sport) << 32) | (u64::from(dport) << 16) | u64::from(proto);
+    let code = if arp { ARP_CODE } else { u64::from(proto) };
+    let ports = (u64::from(sport) << 32) | (u64::from(dport) << 16) | code;
     fold(h ^ K[4], ports ^ K[5])
 }
 
@@ -81,8 +104,7 @@ pub fn flow_hash_and_partition(k: &FlowKey) -> (u64, usize) {
     let s = addr_hash(&k.src);
     let (d0, d1) = words(&k.dst);
     let h = fold(d0 ^ s ^ K[2], d1 ^ K[3]);
-    let ports =
-        (u64::from(k.sport) << 32) | (u64::from(k.dport) << 16) | u64::from(k.proto.number());
+    let ports = (u64::from(k.sport) << 32) | (u64::from(k.dport) << 16) | proto_code(k.proto);
     let sym = s.wrapping_add(fold(d0 ^ K[0], d1 ^ K[1]));
     (
         fold(h ^ K[4], ports ^ K[5]),
@@ -163,7 +185,12 @@ mod tests {
         ) {
             let mut k = key(s, d, sp, dp);
             k.proto = Proto::from_ip_number(proto);
-            proptest::prop_assert_eq!(flow_hash_v4(s, d, sp, dp, proto), flow_hash(&k));
+            proptest::prop_assert_eq!(flow_hash_v4(s, d, sp, dp, proto, false), flow_hash(&k));
+            k.proto = Proto::Arp;
+            proptest::prop_assert_eq!(flow_hash_v4(s, d, sp, dp, 0, true), flow_hash(&k));
+            // ARP is not IP protocol 0 (HOPOPT), whose number it shares.
+            let ip0 = FlowKey { proto: Proto::Ip(0), ..k };
+            proptest::prop_assert_ne!(flow_hash(&k), flow_hash(&ip0));
         }
     }
 

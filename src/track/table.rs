@@ -188,7 +188,8 @@ impl Packed4 {
 
     /// [`flow_hash`](super::flow_hash) of the key, without building it.
     fn hash(&self) -> u64 {
-        flow_hash_v4(self.src, self.dst, self.sport, self.dport, self.proto)
+        let arp = self.flags >> 7 != 0;
+        flow_hash_v4(self.src, self.dst, self.sport, self.dport, self.proto, arp)
     }
 
     /// The attempt, whose flow hash is `hash` (the caller's lookup knew it).
