@@ -1309,7 +1309,7 @@ fn summary_for(
     if t.carried_in + t.carried_out + t.carried_refused > 0 {
         let _ = writeln!(
             out,
-            "  carried through the state: {} attempts taken up from the last run ({} of them past their timeout at this input's start, decided at_capture_end; {} refused: later than this input's start, beyond the cap, or damaged), {} still undecided left to the next",
+            "  carried through the state: {} attempts taken up from the last run ({} of them past their timeout at this input's start, decided unanswered; {} refused: this input starts before the last run ended, or beyond the cap, or damaged), {} still undecided left to the next",
             t.carried_in, t.carried_expired, t.carried_refused, t.carried_out
         );
     }

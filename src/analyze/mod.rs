@@ -725,6 +725,9 @@ pub struct Analytics {
     /// before the final checkpoint (see [`crate::track::Carried`]). Empty
     /// in every other checkpoint: the attempts are the tracker's then.
     pub(crate) carried: Vec<Carried>,
+    /// The latest packet time of the run that left `carried`: the next
+    /// input must not start before it (see `Tracker::restore`).
+    pub(crate) carried_until: i64,
 }
 
 /// The reorder buffer with its clock: records in as they are decided,
@@ -824,6 +827,7 @@ impl Analytics {
             owed: BinaryHeap::new(),
             data_windows: Some(VecDeque::new()),
             carried: Vec::new(),
+            carried_until: i64::MIN,
         }
     }
 

@@ -542,6 +542,9 @@ pub fn run(
     // its own when its input starts, and the saved order is the same for
     // any number of shards.
     let mut by_part: Vec<Vec<Carried>> = vec![Vec::new(); PARTITIONS];
+    let carried_until = analysis
+        .as_ref()
+        .map_or(i64::MIN, |a| a.analytics.carried_until);
     for c in analysis
         .as_mut()
         .map(|a| std::mem::take(&mut a.analytics.carried))
@@ -550,8 +553,10 @@ pub fn run(
         by_part[crate::track::partition_of(&c.key)].push(c);
     }
     let carried_in = std::sync::Mutex::new(by_part);
-    let carried_out: std::sync::Mutex<Vec<Vec<Carried>>> =
-        std::sync::Mutex::new(vec![Vec::new(); PARTITIONS]);
+    let carried_out = std::sync::Mutex::new(CarriedOut {
+        by_part: vec![Vec::new(); PARTITIONS],
+        until: i64::MIN,
+    });
 
     let mut outcome = RunOutcome::default();
     let mut wstats = Vec::new();
@@ -630,7 +635,8 @@ pub fn run(
                         with_cpu(log, 2 << 8 | j as u32, format!("track-{j}"), || {
                             let t = Tracker::new(tcfg, j, n);
                             let carry = carry.then_some(carried_out);
-                            shard(t, rxs, tx, pools, &g, carried_in, carry)
+                            let carried = (carried_in, carried_until);
+                            shard(t, rxs, tx, pools, &g, carried, carry)
                         })
                     }
                 })
@@ -1254,7 +1260,7 @@ fn analyze(
     rx: Receiver<Released>,
     pool: Sender<Vec<Pending>>,
     gauges: &Gauges,
-    carried: &std::sync::Mutex<Vec<Vec<Carried>>>,
+    carried: &std::sync::Mutex<CarriedOut>,
 ) -> (Analytics, u64, Option<std::io::Error>, Vec<String>) {
     let mut alerts = Vec::new();
     let mut written = 0u64;
@@ -1384,8 +1390,9 @@ fn analyze(
     } else if let Some(cp) = a.checkpoint.as_mut() {
         // Every shard put its undecided attempts there before its last
         // message, which came before the end of input did.
-        let by_part = std::mem::take(&mut *carried.lock().unwrap_or_else(|p| p.into_inner()));
-        a.analytics.carried = by_part.into_iter().flatten().collect();
+        let out = std::mem::take(&mut *carried.lock().unwrap_or_else(|p| p.into_inner()));
+        a.analytics.carried = out.by_part.into_iter().flatten().collect();
+        a.analytics.carried_until = out.until;
         if let Err(e) = (cp.save)(&a.analytics) {
             if !a.analytics.carried.is_empty() {
                 tracing::error!(
@@ -1398,6 +1405,14 @@ fn analyze(
         a.analytics.carried = Vec::new();
     }
     (a.analytics, written, err, cp_errors)
+}
+
+/// The attempts still undecided at the end, by partition, and the latest
+/// packet time of the input ([`Analytics::carried_until`]).
+#[derive(Default)]
+struct CarriedOut {
+    by_part: Vec<Vec<Carried>>,
+    until: i64,
 }
 
 /// Where a shard returns emptied vectors: batches to the worker that filled
@@ -1418,9 +1433,12 @@ fn shard(
     out: Sender<ToOutput>,
     pools: Pools,
     gauges: &Gauges,
-    carried: &std::sync::Mutex<Vec<Vec<Carried>>>,
-    carry: Option<&std::sync::Mutex<Vec<Vec<Carried>>>>,
+    (carried, until): (&std::sync::Mutex<Vec<Vec<Carried>>>, i64),
+    carry: Option<&std::sync::Mutex<CarriedOut>>,
 ) {
+    // Taken up with the first block that has packets (a live sensor's
+    // idle ticks have none, and no time to place them in).
+    let mut restored = false;
     let take_carried = |t: &Tracker| {
         let mut all = carried.lock().unwrap_or_else(|p| p.into_inner());
         (0..PARTITIONS)
@@ -1438,8 +1456,9 @@ fn shard(
         match msg {
             ToShard::Batch(mut batch) => {
                 debug_assert_eq!(batch.block, b);
-                if b == 0 {
-                    t.restore(&take_carried(&t), Some(batch.first_ts), 0);
+                if !restored && batch.first_ts != i64::MIN {
+                    t.restore(&take_carried(&t), Some((batch.first_ts, until)), b);
+                    restored = true;
                 }
                 track_block(&mut t, b, batch.base_idx, batch.watermark, &batch.routed);
                 o.watermark = batch.watermark;
@@ -1472,9 +1491,9 @@ fn shard(
                 }
             }
             ToShard::End { watermark } => {
-                if b == 0 {
+                if !restored {
                     // No packet at all: the attempts stay as they were.
-                    t.restore(&take_carried(&t), None, 0);
+                    t.restore(&take_carried(&t), None, b);
                 }
                 // One round per partition, every shard taking part in each
                 // (with nothing, for partitions it does not own): the output
@@ -1487,10 +1506,17 @@ fn shard(
                         Some(c) => {
                             let mut held = Vec::new();
                             t.carry_partition(part, &mut held);
+                            let mut all = c.lock().unwrap_or_else(|p| p.into_inner());
                             if !held.is_empty() {
-                                let mut all = c.lock().unwrap_or_else(|p| p.into_inner());
-                                all[part] = held;
+                                all.by_part[part] = held;
                             }
+                            // What the next run's input must not start
+                            // before (the same for every shard).
+                            all.until = if restored {
+                                watermark
+                            } else {
+                                watermark.max(until)
+                            };
                         }
                         None => t.flush_partition(part, watermark),
                     }

@@ -20,7 +20,7 @@
 //!
 //! | table | holds |
 //! |---|---|
-//! | `meta` | schema version, activation clock (first event time), clock, current window, population baseline, counters |
+//! | `meta` | schema version, activation clock (first event time), clock, current window, population baseline, counters, the latest packet time of the run that left `pending` |
 //! | `hosts` | address, first and last minute seen alive, how (bit set) |
 //! | `sources` | address, the source's state as JSON (current window, history, sequential test, last alert, learned flag) |
 //! | `scanners` | learned sanctioned scanners (derived from `sources`, for listing) |
@@ -648,6 +648,9 @@ impl StateDb {
             );
         }
         a.carried = self.carried()?;
+        if let Some(v) = self.meta("carried_until")? {
+            a.carried_until = v.parse().map_err(|e| self.damaged("carried_until", e))?;
+        }
         a.recount_evidence();
         Ok(a)
     }
@@ -829,6 +832,8 @@ impl StateDb {
                 m.execute(params!["first_ts", f.to_string()]).map_err(e)?;
             }
             m.execute(params!["clock", a.clock.to_string()])
+                .map_err(e)?;
+            m.execute(params!["carried_until", a.carried_until.to_string()])
                 .map_err(e)?;
             m.execute(params!["window", a.window.to_string()])
                 .map_err(e)?;

@@ -671,9 +671,11 @@ fn undecided_attempts_are_carried_to_the_next_run_once() {
     let mut db = StateDb::open(dir.path()).unwrap();
     let mut a = Analytics::new(cfg());
     a.carried = carried.clone();
+    a.carried_until = 5 * D + 4_000_000_000;
     db.save(&a).unwrap();
     let mut b = StateDb::open(dir.path()).unwrap().load(cfg()).unwrap();
     assert_eq!(b.carried, carried);
+    assert_eq!(b.carried_until, a.carried_until);
     // The next run took them: its checkpoints have none.
     b.carried.clear();
     db.save(&b).unwrap();

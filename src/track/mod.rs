@@ -365,7 +365,7 @@ pub struct TrackStats {
     /// Attempts of the run before not taken up (see [`Tracker::restore`]).
     pub carried_refused: u64,
     /// Attempts of the run before whose timeout ran out before this run's
-    /// first packet, decided at once `at_capture_end` (in `carried_in`).
+    /// first packet, decided at once `unanswered` (in `carried_in`).
     pub carried_expired: u64,
 }
 
@@ -1859,8 +1859,9 @@ impl Tracker {
                 into.push(Carried::of(&a));
             }
         }
+        // (Two entries whose flow hashes collide: one timer took the
+        // other's entry.)
         let mut rest: Vec<Attempt> = table.into_attempts().collect();
-        debug_assert!(rest.is_empty(), "{} entries without a timer", rest.len());
         rest.sort_unstable_by_key(|a| a.key);
         into.extend(rest.iter().map(Carried::of));
     }
@@ -1871,22 +1872,21 @@ impl Tracker {
     }
 
     /// Take up the attempts a run before left undecided ([`Carried`]):
-    /// those of this shard's partitions, before this run's first packet
-    /// (`start`, the time of the input's first packet; `None` when it has
-    /// none: they are then kept as they were). Those still within their
-    /// timeout at `start` are decided as if the runs were one: answered,
-    /// rejected or timed out by this run's packets and timers. Those whose
-    /// timeout ran out before it (the sensor was down longer) are decided
-    /// now, `unanswered` and `at_capture_end`, as the run before would
-    /// have without a state: their answer, if any, was never seen. Those
-    /// later than `start` (a state saved after this capture: captures
-    /// replayed out of order, a clock set back) cannot be placed in this
-    /// run's time and are refused, as are attempts whose fields no tracker
-    /// makes and those beyond a partition's cap (a lower
-    /// `tracker.max_pending` than the run before): counted in
-    /// `carried_refused`. Events go in block `block`'s timer phase. Call it
-    /// on a new tracker, before any packet.
-    pub fn restore(&mut self, carried: &[Carried], start: Option<i64>, block: u64) {
+    /// those of this shard's partitions, before this run's first packet.
+    /// `start`: the time of that packet, and the latest packet time of the
+    /// run before (`None` when this input has no packet: the attempts are
+    /// then kept as they were). Those still within their timeout at the
+    /// start are decided as if the runs were one: answered, rejected or
+    /// timed out by this run's packets and timers. Those whose timeout ran
+    /// out before it are decided now, `unanswered`, as one run would have
+    /// (nothing answered them before the next packet). An input that starts
+    /// before the run before ended (the same capture replayed again, an
+    /// older one, a clock set back) cannot take any up: all are refused, as
+    /// are attempts whose fields no tracker makes and those beyond a
+    /// partition's cap (a lower `tracker.max_pending` than the run before):
+    /// counted in `carried_refused`. Events go in block `block`'s timer
+    /// phase. Call it on a new tracker, before any packet.
+    pub fn restore(&mut self, carried: &[Carried], start: Option<(i64, i64)>, block: u64) {
         for c in carried {
             let part = partition_of(&c.key);
             if self.parts[part].is_none() {
@@ -1896,8 +1896,8 @@ impl Tracker {
                 self.stats.carried_refused += 1;
                 continue;
             };
-            if let Some(start) = start {
-                if a.last_ts > start {
+            if let Some((start, until)) = start {
+                if start < until || a.last_ts > start {
                     self.stats.carried_refused += 1;
                     continue;
                 }
@@ -1910,7 +1910,7 @@ impl Tracker {
                     };
                     self.stats.carried_in += 1;
                     self.stats.carried_expired += 1;
-                    self.finish(a, deadline, order, true);
+                    self.finish(a, deadline, order, false);
                     continue;
                 }
             }

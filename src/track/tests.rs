@@ -1346,9 +1346,9 @@ mod merge {
 /// Attempts carried from a run before: those within their timeout at the
 /// new input's start are taken up (a SYN-ACK of this run answers one; an
 /// unanswered one times out as in one run), those past it are decided at
-/// once `at_capture_end`, those later than the start (a state from after
-/// this capture) and those no tracker makes are refused; and what a run
-/// leaves comes out in its eviction order.
+/// once as one run would have, those later than the start and those no
+/// tracker makes are refused, and all are when the input starts before
+/// the run before ended; what a run leaves comes out in its eviction order.
 #[test]
 fn carried_attempts_are_taken_up_decided_or_refused() {
     let carry = |t: &mut Tracker| {
@@ -1394,9 +1394,19 @@ fn carried_attempts_are_taken_up_decided_or_refused() {
     bad.probe = 9;
     saved.push(bad);
 
-    // The next input starts at 60 s: `expired` timed out at 40 s.
+    // A capture that starts before the run before ended takes none up.
+    let mut again = Tracker::new(TrackConfig::default(), 0, 1);
+    again.restore(&saved, Some((0, 200 * S)), 0);
+    assert_eq!(
+        (again.stats.carried_in, again.stats.carried_refused),
+        (0, 5)
+    );
+    assert!(again.is_empty());
+    // The next input starts at 60 s (a hand-made state: the run before
+    // ended at 55 s, `later` is from after that start and refused):
+    // `expired` timed out at 40 s.
     let mut next = Tracker::new(TrackConfig::default(), 0, 1);
-    next.restore(&saved, Some(60 * S), 0);
+    next.restore(&saved, Some((60 * S, 55 * S)), 0);
     let st = next.stats.clone();
     assert_eq!(
         (
@@ -1426,7 +1436,7 @@ fn carried_attempts_are_taken_up_decided_or_refused() {
     assert_eq!(
         got,
         [
-            (expired, Reason::Unanswered, true, 40 * S),
+            (expired, Reason::Unanswered, false, 40 * S),
             (silent, Reason::Unanswered, false, 90 * S),
         ]
     );
