@@ -105,8 +105,9 @@ impl Sources {
     /// buckets of the probe's first slots (see the tracker's
     /// `PREFETCH_SLOTS`: in a full table many entries sit a few past their
     /// home; prefetching the home bucket alone left the analytics 8–13%
-    /// slower on the 5M flood with every source judged). Computed from hashbrown's layout, which it does not promise: a
-    /// wrong guess only wastes the prefetch.
+    /// slower on the 5M flood with every source judged). Computed from
+    /// hashbrown's layout, which it does not promise: a wrong guess only
+    /// wastes the prefetch.
     #[inline]
     pub(crate) fn prefetch(&self, a: &Addr) {
         if let Some((ctrl, bucket)) = self.home(a) {

@@ -289,8 +289,9 @@ struct ShardBatch {
     base_idx: u64,
     /// Latest timestamp of all blocks before this one.
     watermark: i64,
-    /// The block's first record's timestamp (every block sent has one): for
-    /// block 0, when this run's input starts (see `Tracker::restore`).
+    /// The block's first record's timestamp, `i64::MIN` for a live
+    /// sensor's idle tick (no record): for the first block with records,
+    /// when this run's input starts (see `Tracker::restore`).
     first_ts: i64,
     routed: Routed,
 }
@@ -531,8 +532,8 @@ pub fn run(
     let (rec_pool_tx, rec_pool_rx) = bounded::<Vec<Record>>(QUEUE_DEPTH * 2 + 2);
 
     // With a state directory, the attempts still undecided at the end go
-    // to the next run through it (`track::Carried`), and those the run
-    // before left are taken up here, before the first packet.
+    // to the next run through it (`track::Carried`), and each shard takes
+    // up those the run before left with its first block that has packets.
     let mut analysis = analysis;
     let carry = analysis
         .as_ref()
@@ -1491,8 +1492,10 @@ fn shard(
                 }
             }
             ToShard::End { watermark } => {
-                if !restored {
-                    // No packet at all: the attempts stay as they were.
+                if !restored && carry.is_some() {
+                    // No packet at all: the attempts stay as they were, for
+                    // the next run. (A read-only state keeps them on disk:
+                    // with no time to decide them in, they are left there.)
                     t.restore(&take_carried(&t), None, b);
                 }
                 // One round per partition, every shard taking part in each

@@ -1834,9 +1834,9 @@ impl Tracker {
     }
 
     /// End of input with a state directory: partition `part`'s attempts
-    /// (nothing if another shard owns it) go into `into` undecided, in
-    /// canonical order (by deadline, then key), for the next run to take up;
-    /// nothing is emitted for them. Held ICMP errors are counted unmatched,
+    /// (nothing if another shard owns it) go into `into` undecided, in the
+    /// order of their timers, for the next run to take up; nothing is
+    /// emitted for them. Held ICMP errors are counted unmatched,
     /// as [`Tracker::flush_partition`] counts them.
     pub fn carry_partition(&mut self, part: usize, into: &mut Vec<Carried>) {
         let Some(p) = self.parts[part].as_mut() else {
