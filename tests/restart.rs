@@ -132,17 +132,23 @@ fn split_pcap(src: &Path, k: usize, a: &Path, b: &Path) -> usize {
     n
 }
 
-/// Replay `files` in turn through one state directory with `threads`
-/// threads; the events of all runs, sorted, and each run's summary.
-fn pieces(dir: &Path, files: &[&Path], threads: &[&str]) -> (Vec<String>, Vec<String>) {
-    let state = dir.join(format!("state-{}", files.len()));
+/// Replay `files` in turn through one state directory (`tag` names it)
+/// with `threads` threads and `extra` arguments; the events of all runs,
+/// sorted, and each run's summary.
+fn pieces(
+    dir: &Path,
+    tag: &str,
+    files: &[&Path],
+    threads: &[&str],
+    extra: &[&str],
+) -> (Vec<String>, Vec<String>) {
+    let state = dir.join(format!("state-{tag}"));
     let (mut events, mut summaries) = (Vec::new(), Vec::new());
     for (i, f) in files.iter().enumerate() {
-        let ev = dir.join(format!("events-{}-{i}", files.len()));
-        let o = scanwatch(&[
-            "replay",
-            "--threads",
-            threads[i % threads.len()],
+        let ev = dir.join(format!("events-{tag}-{i}"));
+        let mut args = vec!["replay", "--threads", threads[i % threads.len()]];
+        args.extend(extra);
+        args.extend([
             "--state",
             p(&state),
             "--events",
@@ -151,12 +157,9 @@ fn pieces(dir: &Path, files: &[&Path], threads: &[&str]) -> (Vec<String>, Vec<St
             "/dev/null",
             p(f),
         ]);
-        events.extend(
-            std::fs::read_to_string(&ev)
-                .unwrap()
-                .lines()
-                .map(str::to_owned),
-        );
+        let o = scanwatch(&args);
+        let lines = std::fs::read_to_string(&ev).unwrap();
+        events.extend(lines.lines().map(str::to_owned));
         summaries.push(String::from_utf8_lossy(&o.stderr).into_owned());
     }
     events.sort();
@@ -200,8 +203,8 @@ fn a_capture_replayed_in_pieces_through_one_state_gives_the_events_of_one_run() 
     split_pcap(&whole, first, &a, &rest);
     split_pcap(&rest, n / 2 - first, &b, &c);
 
-    let (once, s1) = pieces(d, &[&whole], &["1"]);
-    let (split, s3) = pieces(d, &[&a, &b, &c], &["1", "3", "2"]);
+    let (once, s1) = pieces(d, "once", &[&whole], &["1"], &[]);
+    let (split, s3) = pieces(d, "pieces", &[&a, &b, &c], &["1", "3", "2"], &[]);
     assert!(once.len() > 1000, "{} events", once.len());
     assert_eq!(split, once, "events of the pieces differ from one run's");
     // Attempts did cross each cut, and the last run keeps its own.
@@ -254,36 +257,9 @@ fn pieces_of_a_flood_at_the_attempt_cap_give_the_events_of_one_run() {
     split_pcap(&rest, 90_000, &b, &c);
     let cfg = d.join("cap.toml");
     std::fs::write(&cfg, "[tracker]\nmax_pending = 6400\n").unwrap();
-    let run = |files: &[&Path], tag: &str| {
-        let state = d.join(format!("state-{tag}"));
-        let (mut events, mut summaries) = (Vec::new(), Vec::new());
-        for (i, f) in files.iter().enumerate() {
-            let ev = d.join(format!("ev-{tag}-{i}"));
-            let threads = ["1", "2"][i % 2];
-            let mut args = vec!["replay", "--config", p(&cfg), "--threads", threads];
-            args.extend([
-                "--state",
-                p(&state),
-                "--events",
-                p(&ev),
-                "--alerts",
-                "/dev/null",
-                p(f),
-            ]);
-            let o = scanwatch(&args);
-            events.extend(
-                std::fs::read_to_string(&ev)
-                    .unwrap()
-                    .lines()
-                    .map(str::to_owned),
-            );
-            summaries.push(String::from_utf8_lossy(&o.stderr).into_owned());
-        }
-        events.sort();
-        (events, summaries)
-    };
-    let (once, s1) = run(&[&whole], "once");
-    let (split, s3) = run(&[&a, &b, &c], "pieces");
+    let cap = ["--config", p(&cfg)];
+    let (once, s1) = pieces(d, "once", &[&whole], &["1"], &cap);
+    let (split, s3) = pieces(d, "pieces", &[&a, &b, &c], &["1", "2"], &cap);
     assert!(
         count(&s1[0], "attempts decided early") > 10_000,
         "{}",

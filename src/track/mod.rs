@@ -1802,16 +1802,9 @@ impl Tracker {
     /// events on before the next, so that the end of a flood does not hold
     /// `max_pending` events at once.
     pub fn flush_partition(&mut self, part: usize, watermark: i64) {
-        let Some(p) = self.parts[part].as_mut() else {
+        let Some((table, _)) = self.empty_partition(part) else {
             return;
         };
-        self.stats.icmp_unmatched += p.orphans.len() as u64;
-        p.orphans.clear();
-        p.orphans.shrink_to_fit();
-        p.orphan_queue = VecDeque::new();
-        p.timers = VecDeque::new();
-        let table = std::mem::take(&mut p.table);
-        self.len -= table.len();
         self.out.reserve(table.len());
         let start = self.out.len();
         for a in table.into_attempts() {
@@ -1839,16 +1832,9 @@ impl Tracker {
     /// emitted for them. Held ICMP errors are counted unmatched,
     /// as [`Tracker::flush_partition`] counts them.
     pub fn carry_partition(&mut self, part: usize, into: &mut Vec<Carried>) {
-        let Some(p) = self.parts[part].as_mut() else {
+        let Some((mut table, timers)) = self.empty_partition(part) else {
             return;
         };
-        self.stats.icmp_unmatched += p.orphans.len() as u64;
-        p.orphans.clear();
-        p.orphans.shrink_to_fit();
-        p.orphan_queue = VecDeque::new();
-        let timers = std::mem::take(&mut p.timers);
-        let mut table = std::mem::take(&mut p.table);
-        self.len -= table.len();
         self.stats.carried_out += table.len() as u64;
         // In the order of their first live timer, the order a full
         // partition evicts them in: restored in it, the next run evicts as
@@ -1864,6 +1850,21 @@ impl Tracker {
         let mut rest: Vec<Attempt> = table.into_attempts().collect();
         rest.sort_unstable_by_key(|a| a.key);
         into.extend(rest.iter().map(Carried::of));
+    }
+
+    /// End of input for partition `part` (`None` if another shard owns
+    /// it): its held ICMP errors counted unmatched and dropped, its table
+    /// and timers handed back, the partition left empty.
+    fn empty_partition(&mut self, part: usize) -> Option<(Attempts, VecDeque<Timer>)> {
+        let p = self.parts[part].as_mut()?;
+        self.stats.icmp_unmatched += p.orphans.len() as u64;
+        p.orphans.clear();
+        p.orphans.shrink_to_fit();
+        p.orphan_queue = VecDeque::new();
+        let timers = std::mem::take(&mut p.timers);
+        let table = std::mem::take(&mut p.table);
+        self.len -= table.len();
+        Some((table, timers))
     }
 
     /// Whether this shard owns partition `part`.
