@@ -398,10 +398,10 @@ impl Attempts {
 
     /// Start loading what a lookup of `hash` in the packed table touches
     /// first: the control bytes where its probe starts, and the buckets of
-    /// the first [`PREFETCH_SLOTS`] slots of the probe. Under a flood every lookup misses the cache twice;
-    /// started a few packets or timers ahead, the misses overlap. Computed
-    /// from hashbrown's layout, which it does not promise: a wrong guess
-    /// only wastes the prefetch.
+    /// the first [`PREFETCH_SLOTS`] slots of the probe. Under a flood every
+    /// lookup misses the cache twice; started a few packets or timers
+    /// ahead, the misses overlap. Computed from hashbrown's layout, which
+    /// it does not promise: a wrong guess only wastes the prefetch.
     #[inline]
     pub(super) fn prefetch(&self, hash: u64) {
         if let Some((ctrl, bucket)) = self.home(hash) {
