@@ -1092,8 +1092,8 @@ fn decode_worker(
             }
         };
         batches.clear();
+        let first_ts = data.recs.first().map_or(i64::MIN, |r| r.ts);
         batches.extend((0..n).map(|_| {
-            let first_ts = data.recs.first().map_or(i64::MIN, |r| r.ts);
             let mut b = pool.try_recv().unwrap_or_else(|_| ShardBatch {
                 block,
                 base_idx,
@@ -1504,22 +1504,23 @@ fn shard(
                 // holds one partition's events (1/64 of `max_pending`), not
                 // all of them, and the order is the same for any number of
                 // shards.
+                if let Some(c) = carry {
+                    // What the next run's input must not start before (the
+                    // same for every shard).
+                    c.lock().unwrap_or_else(|p| p.into_inner()).until = if restored {
+                        watermark
+                    } else {
+                        watermark.max(until)
+                    };
+                }
                 for part in 0..PARTITIONS {
                     match carry {
                         Some(c) => {
                             let mut held = Vec::new();
                             t.carry_partition(part, &mut held);
-                            let mut all = c.lock().unwrap_or_else(|p| p.into_inner());
                             if !held.is_empty() {
-                                all.by_part[part] = held;
+                                c.lock().unwrap_or_else(|p| p.into_inner()).by_part[part] = held;
                             }
-                            // What the next run's input must not start
-                            // before (the same for every shard).
-                            all.until = if restored {
-                                watermark
-                            } else {
-                                watermark.max(until)
-                            };
                         }
                         None => t.flush_partition(part, watermark),
                     }
@@ -1528,8 +1529,8 @@ fn shard(
                     order_shard_events(&mut o.events);
                     t.drain_evidence(&mut o.alive, &mut o.contacts);
                     if part + 1 == PARTITIONS {
-                        // Every attempt is decided now: the last stats
-                        // line must not show them pending.
+                        // Every attempt is decided (or carried) now: the
+                        // last stats line must not show them pending.
                         gauges.pending.fetch_sub(reported, Ordering::Relaxed);
                         let _ = out.send(ToOutput::End(o, t.stats.clone()));
                         return;

@@ -711,7 +711,7 @@ impl StateDb {
                     probe: u8::try_from(v[10]).ok()?,
                     initiator_reset: v[11] != 0,
                 };
-                c.check().map(|()| c)
+                c.is_valid().then_some(c)
             })()
             .ok_or_else(|| self.damaged("pending attempt", format!("{src} -> {dst} {v:?}")))?;
             out.push(c);

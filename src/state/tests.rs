@@ -667,7 +667,7 @@ fn undecided_attempts_are_carried_to_the_next_run_once() {
             initiator_reset: false,
         },
     ];
-    assert!(carried.iter().all(|c| c.check().is_some()));
+    assert!(carried.iter().all(Carried::is_valid));
     let mut db = StateDb::open(dir.path()).unwrap();
     let mut a = Analytics::new(cfg());
     a.carried = carried.clone();

@@ -463,7 +463,7 @@ impl Attempt {
 /// the state keeps it: the next run takes it up where this one left it
 /// ([`Tracker::restore`]), so that a restart (or a capture replayed in
 /// pieces) does not decide a handshake that spans it as a failure. Plain
-/// fields for storage; [`Carried::check`] refuses what no tracker makes.
+/// fields for storage; [`Carried::is_valid`] tells what no tracker makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Carried {
     pub key: FlowKey,
@@ -501,10 +501,10 @@ impl Carried {
         }
     }
 
-    /// The attempt, when its fields are ones a tracker makes (a state file
-    /// can be damaged or written by hand).
-    pub fn check(&self) -> Option<()> {
-        self.attempt().map(|_| ())
+    /// Whether its fields are ones a tracker makes (a state file can be
+    /// damaged or written by hand).
+    pub fn is_valid(&self) -> bool {
+        self.attempt().is_some()
     }
 
     fn attempt(&self) -> Option<Attempt> {
